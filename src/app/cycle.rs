@@ -1,0 +1,168 @@
+//! One discovery pass: inventory → scan → judge, for every target group, against the previous host
+//! states. No store and no HTTP here: the agent commits what this returns, and `scan --once` prints it.
+
+use crate::config::Config;
+use crate::inventory;
+use crate::judge;
+use crate::model::{now, Event, HostState, Outcome, ProbeCounts, ScanRun, Target};
+use crate::scan::{self, Progress};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What one pass produced.
+#[derive(Debug)]
+pub struct Pass {
+    pub run: ScanRun,
+    /// New states of every host that answered now or before (only when the pass completed).
+    pub hosts: Vec<HostState>,
+    /// Hosts that left the inventory (their state is removed).
+    pub removed: Vec<String>,
+    pub events: Vec<Event>,
+    /// Per group: addresses in the inventory, and whether the group was scanned completely.
+    pub groups: Vec<(String, u64, bool)>,
+}
+
+/// The skeleton of a run record before it starts.
+pub fn new_run(config: &Config) -> ScanRun {
+    ScanRun {
+        id: 0,
+        started: now(),
+        finished: None,
+        outcome: Outcome::Running,
+        groups: config.groups.iter().map(|g| g.name.clone()).collect(),
+        targets: 0,
+        ports: 0,
+        probes: ProbeCounts::default(),
+        hosts_up: 0,
+        open_ports: 0,
+        unexpected_ports: 0,
+        errors: Vec::new(),
+    }
+}
+
+/// Run one pass. `run` carries the id the store gave it (0 for `scan --once`). A failed or cancelled
+/// pass returns no host states, so the last good state stays what is served.
+pub async fn discovery(
+    config: &Config,
+    mut run: ScanRun,
+    prev: &BTreeMap<String, HostState>,
+    fd_limit: u64,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Pass {
+    let mut pass = Pass {
+        run: ScanRun::clone(&run),
+        hosts: Vec::new(),
+        removed: Vec::new(),
+        events: Vec::new(),
+        groups: Vec::new(),
+    };
+    let groups = match inventory::expand(&config.groups, config.max_hosts) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "inventory failed; keeping the last known state");
+            run.errors.push(format!("inventory: {e}"));
+            run.outcome = Outcome::Failed;
+            run.finished = Some(now());
+            pass.run = run;
+            return pass;
+        }
+    };
+    run.targets = groups.iter().map(|g| g.addresses.len() as u64).sum();
+    run.ports = groups
+        .iter()
+        .map(|g| g.ports.len() as u64)
+        .max()
+        .unwrap_or(0);
+    let mut hosts = Vec::new();
+    let mut events = Vec::new();
+    let mut in_inventory = HashSet::new();
+    for g in &groups {
+        tracing::info!(
+            group = %g.name,
+            addresses = g.addresses.len(),
+            ports = g.ports.len(),
+            "scanning target group"
+        );
+        let started = std::time::Instant::now();
+        let result = scan::tcp_scan(
+            &g.addresses,
+            g.ports.ports(),
+            &config.tcp,
+            fd_limit,
+            progress.clone(),
+            cancel.clone(),
+        )
+        .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::warn!(group = %g.name, error = %e, "scan of target group stopped");
+                run.errors.push(format!("group {}: {e}", g.name));
+                run.outcome = if matches!(e, scan::Error::Cancelled) {
+                    Outcome::Cancelled
+                } else {
+                    Outcome::Failed
+                };
+                pass.groups
+                    .push((g.name.clone(), g.addresses.len() as u64, false));
+                break;
+            }
+        };
+        let finished = now();
+        for (addr, obs) in g.addresses.iter().zip(&out.hosts) {
+            let target = Target {
+                id: addr.to_string(),
+                address: *addr,
+                group: g.name.clone(),
+            };
+            in_inventory.insert(target.id.clone());
+            let j = judge::judge_host(
+                &target,
+                obs,
+                prev.get(&target.id),
+                &config.policy,
+                run.id,
+                finished,
+            );
+            events.extend(j.events);
+            hosts.extend(j.state);
+        }
+        run.probes.open += out.counts.open;
+        run.probes.closed += out.counts.closed;
+        run.probes.filtered += out.counts.filtered;
+        run.probes.error += out.counts.error;
+        tracing::info!(
+            group = %g.name,
+            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+            open = out.counts.open,
+            closed = out.counts.closed,
+            filtered = out.counts.filtered,
+            errors = out.counts.error,
+            "target group scanned"
+        );
+        pass.groups
+            .push((g.name.clone(), g.addresses.len() as u64, true));
+    }
+    run.finished = Some(now());
+    if run.outcome != Outcome::Running {
+        pass.run = run;
+        return pass;
+    }
+    // Hosts no longer in any group's inventory leave the state, with a last event.
+    for (id, h) in prev {
+        if !in_inventory.contains(id) {
+            events.extend(judge::removed(h, run.id, run.finished.unwrap_or_else(now)));
+            pass.removed.push(id.clone());
+        }
+    }
+    run.outcome = Outcome::Success;
+    run.hosts_up = hosts.iter().filter(|h| h.up).count() as u64;
+    run.open_ports = hosts.iter().map(|h| h.ports.len() as u64).sum();
+    run.unexpected_ports = hosts.iter().map(|h| h.unexpected() as u64).sum();
+    pass.run = run;
+    pass.hosts = hosts;
+    pass.events = events;
+    pass
+}

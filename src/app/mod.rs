@@ -1,0 +1,454 @@
+//! The agent: opens the store, serves the last known state at once, then runs discovery on its
+//! schedule — inventory → scan → judge → store → expose — until SIGTERM/SIGINT; SIGHUP reloads the
+//! configuration (an invalid one keeps the old). The only module that wires stages together.
+
+pub mod cycle;
+pub mod once;
+
+use crate::config::{self, Config, Overrides};
+use crate::expose::{self, metrics::Metrics};
+use crate::judge;
+use crate::model::{now, HostState, Outcome, ScanRun, UnixSeconds};
+use crate::scan::{self, Progress};
+use crate::state::{GroupStatus, StageStatus, State};
+use crate::store::{self, Commit, Store};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often a running scan logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Wait after a failed run before trying again (or the interval, if shorter).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// Most records retention deletes per pass.
+const PRUNE_BUDGET: usize = 10_000;
+
+/// Seconds to wait before the next discovery run: none if the last success is older than the interval
+/// (or there is none), else the rest of the interval; plus `jitter_fraction` (0..1) of the jitter.
+pub fn next_delay(
+    last_success: Option<UnixSeconds>,
+    now: UnixSeconds,
+    interval: Duration,
+    jitter: Duration,
+    jitter_fraction: f64,
+) -> Duration {
+    let jitter = jitter.mul_f64(jitter_fraction.clamp(0.0, 1.0));
+    match last_success {
+        Some(last) if now - last < interval.as_secs_f64() && now >= last => {
+            Duration::from_secs_f64(interval.as_secs_f64() - (now - last)) + jitter
+        }
+        _ => jitter,
+    }
+}
+
+/// A number in 0..1 that differs from call to call (for jitter; not for cryptography).
+fn random_fraction() -> f64 {
+    use std::hash::BuildHasher;
+    let r = std::collections::hash_map::RandomState::new().hash_one(now().to_bits());
+    (r >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Everything the loop owns.
+struct Agent {
+    config: Config,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
+    store: Store,
+    state: Arc<State>,
+    metrics: Metrics,
+    max_port_series: Arc<AtomicUsize>,
+    fd_limit: u64,
+}
+
+/// Run the agent until shutdown.
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
+) -> anyhow::Result<()> {
+    let (shutdown, mut reload) =
+        crate::shutdown::listen().context("cannot install signal handlers")?;
+    let fd_limit = scan::raise_nofile_limit();
+    tracing::info!(
+        version = crate::build::VERSION,
+        config = %config.source,
+        storage = %config.storage.path.display(),
+        fd_limit,
+        "starting stinger"
+    );
+
+    // Bind first: a busy port is an immediate, clear failure.
+    let listener = expose::bind(config.web.listen).await?;
+    let path = config.storage.path.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&path))
+        .await
+        .context("storage task failed")??;
+    let state = Arc::new(State::default());
+    load_state(&store, &state, &config).await?;
+    state.set_ready();
+
+    let max_port_series = Arc::new(AtomicUsize::new(config.web.max_port_series));
+    let (registry, metrics) = expose::metrics::registry(state.clone(), max_port_series.clone());
+    let shared = Arc::new(expose::Shared {
+        state: state.clone(),
+        store: store.clone(),
+        registry,
+        telemetry_path: config.web.telemetry_path.clone(),
+    });
+    tracing::info!(address = %config.web.listen, telemetry_path = %config.web.telemetry_path, "serving");
+    let server = tokio::spawn(expose::serve(listener, shared, shutdown.clone()));
+
+    let mut agent = Agent {
+        config,
+        config_path,
+        overrides,
+        store,
+        state,
+        metrics,
+        max_port_series,
+        fd_limit,
+    };
+    loop {
+        let (last, last_ok) = agent
+            .state
+            .read()
+            .stages
+            .get("discovery")
+            .map_or((None, None), |s| (s.last_success, s.last_ok));
+        let mut delay = next_delay(
+            last,
+            now(),
+            agent.config.discovery_interval,
+            agent.config.jitter,
+            random_fraction(),
+        );
+        if last_ok == Some(false) {
+            // A failed run is retried, but not in a tight loop.
+            delay = delay.max(agent.config.discovery_interval.min(RETRY_AFTER_FAILURE));
+        }
+        tracing::debug!(
+            seconds = delay.as_secs_f64(),
+            "next discovery run scheduled"
+        );
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(()) = reload.recv() => agent.reload().await,
+            _ = tokio::time::sleep(delay) => agent.discovery(&shutdown).await,
+        }
+    }
+
+    tracing::info!("stopping: draining HTTP requests and flushing the store");
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server failed"),
+        Err(_) => tracing::warn!("HTTP server did not drain within 10s"),
+        _ => {}
+    }
+    store::blocking(&agent.store, |s| s.flush()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Fill the in-memory view from the store, so the last known state is served before any scan.
+async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Result<()> {
+    let (hosts, interrupted, recent) = store::blocking(store, |s| {
+        let interrupted = s.mark_interrupted()?;
+        Ok((s.hosts()?, interrupted, s.scans(None, 200)?))
+    })
+    .await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "found scans left running by a stopped process; marked interrupted"
+        );
+    }
+    tracing::info!(hosts = hosts.len(), "loaded the last known state");
+    let mut view = state.write();
+    view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
+    let last_ok = recent.iter().find(|r| r.outcome == Outcome::Success);
+    let last_finished = recent.iter().find(|r| r.finished.is_some());
+    view.stages.insert(
+        "discovery",
+        StageStatus {
+            interval: config.discovery_interval,
+            jitter: config.jitter,
+            last_success: last_ok.and_then(|r| r.finished),
+            last_ok: last_finished.map(|r| r.outcome == Outcome::Success),
+            in_progress: false,
+        },
+    );
+    view.groups = group_status(config, &recent);
+    Ok(())
+}
+
+/// Coverage per group: its inventory size and its last successful scan among `recent` runs.
+fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
+    let sizes = crate::inventory::expand(&config.groups, config.max_hosts)
+        .map(|gs| {
+            gs.into_iter()
+                .map(|g| (g.name, g.addresses.len() as u64))
+                .collect()
+        })
+        .unwrap_or_else(|_| BTreeMap::new());
+    config
+        .groups
+        .iter()
+        .map(|g| {
+            let last = recent
+                .iter()
+                .find(|r| r.outcome == Outcome::Success && r.groups.contains(&g.name));
+            GroupStatus {
+                name: g.name.clone(),
+                targets: sizes.get(&g.name).copied().unwrap_or(0),
+                last_success: last.and_then(|r| r.finished),
+                last_duration: last
+                    .and_then(|r| r.finished.map(|f| f - r.started))
+                    .unwrap_or(0.0),
+            }
+        })
+        .collect()
+}
+
+impl Agent {
+    async fn discovery(&mut self, shutdown: &CancellationToken) {
+        let store = self.store.clone();
+        let skeleton = cycle::new_run(&self.config);
+        let run = match store::blocking(&store, move |s| s.begin_run(skeleton)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a new scan run; skipping this run");
+                self.metrics.error("store", e.kind());
+                self.set_stage(|s| s.last_ok = Some(false));
+                return;
+            }
+        };
+        tracing::info!(scan_id = run.id, groups = ?run.groups, "discovery run started");
+        let progress = Arc::new(Progress::default());
+        self.state.set_progress(Some(progress.clone()));
+        self.set_stage(|s| s.in_progress = true);
+        let reporter = tokio::spawn(report_progress(progress.clone(), run.id));
+        let prev = self.state.read().hosts.clone();
+        let pass = cycle::discovery(
+            &self.config,
+            run,
+            &prev,
+            self.fd_limit,
+            progress,
+            shutdown.child_token(),
+        )
+        .await;
+        reporter.abort();
+        self.state.set_progress(None);
+        self.commit(pass).await;
+    }
+
+    /// Store a pass atomically, then publish it to the view and the metrics.
+    async fn commit(&mut self, pass: cycle::Pass) {
+        let run = pass.run.clone();
+        let ok = run.outcome == Outcome::Success;
+        let commit = Commit {
+            run: Some(run.clone()),
+            hosts: pass.hosts.clone(),
+            removed_hosts: pass.removed.clone(),
+            events: pass.events.clone(),
+        };
+        let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
+        let seconds = run.finished.unwrap_or_else(now) - run.started;
+        self.metrics.run("discovery", run.outcome.as_str(), seconds);
+        self.metrics.probes(&run.probes);
+        if let Err(e) = stored {
+            tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
+            self.metrics.error("store", e.kind());
+            self.set_stage(|s| {
+                s.in_progress = false;
+                s.last_ok = Some(false);
+            });
+            return;
+        }
+        if !ok {
+            for e in &run.errors {
+                let kind = if run.outcome == Outcome::Cancelled {
+                    "cancelled"
+                } else {
+                    "scan"
+                };
+                self.metrics.error("discovery", kind);
+                tracing::warn!(scan_id = run.id, error = %e, "discovery run did not complete");
+            }
+        }
+        {
+            let mut view = self.state.write();
+            if ok {
+                for id in &pass.removed {
+                    view.hosts.remove(id);
+                }
+                for h in pass.hosts {
+                    view.hosts.insert(h.id.clone(), h);
+                }
+            }
+            let finished = run.finished.unwrap_or_else(now);
+            for (name, targets, complete) in &pass.groups {
+                if let Some(g) = view.groups.iter_mut().find(|g| &g.name == name) {
+                    g.targets = *targets;
+                    if ok && *complete {
+                        g.last_success = Some(finished);
+                        g.last_duration = seconds;
+                    }
+                }
+            }
+            if let Some(s) = view.stages.get_mut("discovery") {
+                s.in_progress = false;
+                s.last_ok = Some(ok);
+                if ok {
+                    s.last_success = Some(finished);
+                }
+            }
+        }
+        tracing::info!(
+            scan_id = run.id,
+            outcome = run.outcome.as_str(),
+            seconds = format!("{seconds:.2}"),
+            targets = run.targets,
+            hosts_up = run.hosts_up,
+            open_ports = run.open_ports,
+            unexpected_ports = run.unexpected_ports,
+            events = pass.events.len(),
+            "discovery run finished"
+        );
+        self.prune().await;
+    }
+
+    async fn prune(&self) {
+        let t = now();
+        let scans_before = t - self.config.storage.scan_retention.as_secs_f64();
+        let events_before = t - self.config.storage.event_retention.as_secs_f64();
+        match store::blocking(&self.store, move |s| {
+            s.prune(scans_before, events_before, PRUNE_BUDGET)
+        })
+        .await
+        {
+            Ok((0, 0)) => {}
+            Ok((scans, events)) => tracing::info!(scans, events, "retention removed old records"),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention failed; will try again after the next scan");
+                self.metrics.error("store", e.kind());
+            }
+        }
+    }
+
+    fn set_stage(&self, f: impl FnOnce(&mut StageStatus)) {
+        if let Some(s) = self.state.write().stages.get_mut("discovery") {
+            f(s);
+        }
+    }
+
+    /// SIGHUP: load and validate the file again; apply it, or keep the old one and say why.
+    async fn reload(&mut self) {
+        let new = match config::load(self.config_path.as_deref(), &self.overrides) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+                self.metrics.error("config", "reload");
+                return;
+            }
+        };
+        if new.storage.path != self.config.storage.path || new.web != self.config.web {
+            tracing::warn!(
+                "storage and web settings change only on restart; the rest is applied now"
+            );
+        }
+        self.max_port_series
+            .store(new.web.max_port_series, Ordering::Relaxed);
+        // Re-judge the known state under the new policy so verdicts change at once.
+        let t = now();
+        let mut changed: Vec<HostState> = Vec::new();
+        let mut events = Vec::new();
+        for h in self.state.read().hosts.values() {
+            let j = judge::rejudge(h, &new.policy, t);
+            if !j.events.is_empty() {
+                events.extend(j.events);
+                changed.extend(j.state);
+            }
+        }
+        let commit = Commit {
+            run: None,
+            hosts: changed.clone(),
+            removed_hosts: Vec::new(),
+            events,
+        };
+        if let Err(e) = store::blocking(&self.store, move |s| s.commit(&commit)).await {
+            tracing::error!(error = %e, "cannot store re-judged verdicts; keeping the running configuration");
+            self.metrics.error("store", e.kind());
+            return;
+        }
+        let recent = store::blocking(&self.store, |s| s.scans(None, 200))
+            .await
+            .unwrap_or_default();
+        {
+            let mut view = self.state.write();
+            for h in changed.iter() {
+                view.hosts.insert(h.id.clone(), h.clone());
+            }
+            view.groups = group_status(&new, &recent);
+            if let Some(s) = view.stages.get_mut("discovery") {
+                s.interval = new.discovery_interval;
+                s.jitter = new.jitter;
+            }
+        }
+        tracing::info!(
+            config = %new.source,
+            verdicts_changed = changed.len(),
+            "configuration reloaded"
+        );
+        self.config = new;
+    }
+}
+
+async fn report_progress(progress: Arc<Progress>, scan_id: u64) {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let done = progress.done.load(Ordering::Relaxed);
+        let total = progress.total.load(Ordering::Relaxed);
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        tracing::info!(
+            scan_id,
+            done,
+            total,
+            percent = format!("{:.1}", progress.ratio() * 100.0),
+            open = progress.open.load(Ordering::Relaxed),
+            probes_per_second = rate as u64,
+            "discovery progress"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_resumes_the_interval_after_a_restart() {
+        let i = Duration::from_secs(900);
+        let j = Duration::from_secs(30);
+        // Never scanned: now (plus jitter).
+        assert_eq!(next_delay(None, 1000.0, i, j, 0.0), Duration::ZERO);
+        assert_eq!(next_delay(None, 1000.0, i, j, 1.0), j);
+        // Scanned 100 s ago: wait the remaining 800 s.
+        assert_eq!(
+            next_delay(Some(900.0), 1000.0, i, j, 0.0),
+            Duration::from_secs(800)
+        );
+        // Overdue: now.
+        assert_eq!(next_delay(Some(0.0), 1000.0, i, j, 0.0), Duration::ZERO);
+        // A clock that went backwards does not postpone the scan for ever.
+        assert_eq!(next_delay(Some(5000.0), 1000.0, i, j, 0.0), Duration::ZERO);
+        let f = random_fraction();
+        assert!((0.0..1.0).contains(&f));
+    }
+}

@@ -1,0 +1,263 @@
+//! The config file as written: serde structs mirroring the TOML (unknown keys are errors), with the
+//! defaults of the embedded `default.toml`. Values that have a syntax of their own — CIDRs, port
+//! lists, durations — are parsed here, so their errors carry the file's line and column.
+
+use crate::ports::{PortList, PortMatcher, PortSpecError};
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The embedded default configuration (also the documentation of every key).
+pub const DEFAULT_TOML: &str = include_str!("../data/default.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub targets: Vec<TargetFile>,
+    #[serde(default)]
+    pub schedule: ScheduleFile,
+    #[serde(default)]
+    pub scan: ScanFile,
+    #[serde(default)]
+    pub policy: PolicyFile,
+    #[serde(default)]
+    pub storage: StorageFile,
+    #[serde(default)]
+    pub web: WebFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    pub name: String,
+    /// CIDRs or single addresses.
+    pub cidrs: Vec<IpNetwork>,
+    #[serde(default)]
+    pub exclude: Vec<IpNetwork>,
+    #[serde(default = "default_ports")]
+    pub ports: PortsField,
+}
+
+fn default_ports() -> PortsField {
+    PortsField::top1000()
+}
+
+/// A TCP port list (`top1000`, `1-1024,8080`), kept with its spelling for printing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortsField(pub PortList);
+
+impl PortsField {
+    pub fn top1000() -> PortsField {
+        PortsField(PortList::top1000())
+    }
+}
+
+impl TryFrom<String> for PortsField {
+    type Error = PortSpecError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        PortList::parse(&s).map(PortsField)
+    }
+}
+
+impl From<PortsField> for String {
+    fn from(p: PortsField) -> String {
+        p.0.spec().to_string()
+    }
+}
+
+/// Policy port specs (`22`, `53/udp`, `8000-8100/tcp`), kept as written for printing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct PortSpecs {
+    pub specs: Vec<String>,
+    pub matcher: PortMatcher,
+}
+
+impl TryFrom<Vec<String>> for PortSpecs {
+    type Error = PortSpecError;
+    fn try_from(specs: Vec<String>) -> Result<Self, Self::Error> {
+        let matcher = PortMatcher::parse(&specs)?;
+        Ok(PortSpecs { specs, matcher })
+    }
+}
+
+impl From<PortSpecs> for Vec<String> {
+    fn from(p: PortSpecs) -> Vec<String> {
+        p.specs
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleFile {
+    /// How often the discovery scan runs.
+    #[serde(with = "humantime_serde")]
+    pub discovery: Duration,
+    /// Random delay added to each start, so many agents do not scan in lockstep.
+    #[serde(with = "humantime_serde")]
+    pub jitter: Duration,
+}
+
+impl Default for ScheduleFile {
+    fn default() -> Self {
+        ScheduleFile {
+            discovery: Duration::from_secs(15 * 60),
+            jitter: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanFile {
+    pub tcp: TcpFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpFile {
+    pub concurrency: usize,
+    pub max_rate: u64,
+    pub max_host_rate: u64,
+    #[serde(with = "humantime_serde")]
+    pub initial_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub min_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    pub retries: u32,
+    pub max_hosts: u64,
+}
+
+impl Default for TcpFile {
+    fn default() -> Self {
+        use crate::scan::defaults as d;
+        TcpFile {
+            concurrency: d::CONCURRENCY,
+            max_rate: 0,
+            max_host_rate: 0,
+            initial_timeout: d::INITIAL_TIMEOUT,
+            min_timeout: d::MIN_TIMEOUT,
+            max_timeout: d::MAX_TIMEOUT,
+            retries: d::RETRIES,
+            max_hosts: 65536,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyFile {
+    /// Ports expected on every host unless a rule says otherwise.
+    pub expected: PortSpecs,
+    pub rules: Vec<RuleFile>,
+}
+
+impl Default for PolicyFile {
+    fn default() -> Self {
+        let specs: Vec<String> = ["22/tcp", "80/tcp", "443/tcp"].map(String::from).to_vec();
+        PolicyFile {
+            expected: PortSpecs::try_from(specs).unwrap_or_default(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub name: String,
+    #[serde(default)]
+    pub cidrs: Vec<IpNetwork>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub allow: PortSpecs,
+    #[serde(default)]
+    pub deny: PortSpecs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageFile {
+    pub path: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub scan_retention: Duration,
+    #[serde(with = "humantime_serde")]
+    pub event_retention: Duration,
+}
+
+impl Default for StorageFile {
+    fn default() -> Self {
+        StorageFile {
+            path: PathBuf::from("./stinger-data"),
+            scan_retention: Duration::from_secs(30 * 86400),
+            event_retention: Duration::from_secs(90 * 86400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebFile {
+    /// `host:port`, `[v6]:port` or `:port` (all interfaces).
+    pub listen_address: String,
+    pub telemetry_path: String,
+    /// Most `stinger_open_port_info` series exported; the rest are counted as dropped.
+    pub max_port_series: usize,
+}
+
+impl Default for WebFile {
+    fn default() -> Self {
+        WebFile {
+            listen_address: "0.0.0.0:7864".into(),
+            telemetry_path: "/metrics".into(),
+            max_port_series: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_to_the_serde_defaults() {
+        let parsed: FileConfig = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(parsed.schedule, ScheduleFile::default());
+        assert_eq!(parsed.scan, ScanFile::default());
+        assert_eq!(parsed.policy, PolicyFile::default());
+        assert_eq!(parsed.storage, StorageFile::default());
+        assert_eq!(parsed.web, WebFile::default());
+        assert_eq!(parsed.targets.len(), 1);
+        assert_eq!(parsed.targets[0].ports.0.len(), 1000);
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let e =
+            toml::from_str::<FileConfig>("[[targets]]\nname = \"a\"\ncidrs = [\"10.0.0.0/33\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("line 3"), "{e}");
+        let e = toml::from_str::<FileConfig>("[web]\nlisten = \":1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `listen`"), "{e}");
+        let e = toml::from_str::<FileConfig>("[schedule]\ndiscovery = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn prints_back_to_toml_that_parses_the_same() {
+        let parsed: FileConfig = toml::from_str(DEFAULT_TOML).unwrap();
+        let printed = toml::to_string_pretty(&parsed).unwrap();
+        let again: FileConfig = toml::from_str(&printed).unwrap();
+        assert_eq!(parsed, again);
+    }
+}

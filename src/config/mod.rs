@@ -1,0 +1,536 @@
+//! Configuration: read the TOML file (or the embedded default), lay command-line overrides over it,
+//! validate everything at once, and build the typed per-stage configs. Nothing binds a socket or opens
+//! the store until this has succeeded; a bad file names the file, the key and what is wrong.
+
+pub mod cli;
+pub mod file;
+
+use crate::inventory::TargetGroup;
+use crate::judge::{Policy, Rule};
+use crate::scan::TcpSettings;
+use file::{FileConfig, PortsField, TargetFile, DEFAULT_TOML};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Embedded,
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Embedded => f.write_str("the embedded default configuration"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Values given on the command line; each replaces the file's key of the same name.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen_address: Option<String>,
+    pub telemetry_path: Option<String>,
+    pub storage_path: Option<PathBuf>,
+    pub concurrency: Option<usize>,
+    pub max_rate: Option<u64>,
+    pub retries: Option<u32>,
+    /// Replace the target groups with one group `cli` of these CIDRs (`scan --target`).
+    pub targets: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Replace every group's port list (`scan --ports`).
+    pub ports: Option<String>,
+}
+
+/// One problem found while loading, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: Source,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration in {}:", self.source)?;
+        for p in &self.problems {
+            if p.key.is_empty() {
+                write!(f, "\n  - {}", p.message)?;
+            } else {
+                write!(f, "\n  - {}: {}", p.key, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    pub scan_retention: Duration,
+    pub event_retention: Duration,
+}
+
+/// Web settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    pub telemetry_path: String,
+    pub max_port_series: usize,
+}
+
+/// The validated configuration, as typed per-stage configs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Source,
+    /// The effective file configuration (after overrides), for `check-config` to print.
+    pub file: FileConfig,
+    pub groups: Vec<TargetGroup>,
+    pub max_hosts: u64,
+    pub discovery_interval: Duration,
+    pub jitter: Duration,
+    pub tcp: TcpSettings,
+    pub policy: Policy,
+    pub storage: StorageConfig,
+    pub web: WebConfig,
+}
+
+impl Config {
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.file)
+            .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
+}
+
+/// Load the file at `path` (or the embedded default), apply overrides, validate, build.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let source = path.map_or(Source::Embedded, |p| Source::File(p.to_path_buf()));
+    let fail = |problems: Vec<Problem>| ConfigError {
+        source: source.clone(),
+        problems,
+    };
+    let text = match path {
+        None => DEFAULT_TOML.to_string(),
+        Some(p) => std::fs::read_to_string(p).map_err(|e| {
+            fail(vec![Problem {
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?,
+    };
+    let file: FileConfig = toml::from_str(&text).map_err(|e| {
+        fail(vec![Problem {
+            key: String::new(),
+            message: e.to_string().trim_end().to_string(),
+        }])
+    })?;
+    build(source.clone(), file, overrides).map_err(fail)
+}
+
+/// Parse a config from a string (tests and `check-config` of generated configs).
+pub fn from_str(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let source = Source::File(PathBuf::from("<string>"));
+    let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+        source: source.clone(),
+        problems: vec![Problem {
+            key: String::new(),
+            message: e.to_string(),
+        }],
+    })?;
+    build(source.clone(), file, overrides).map_err(|problems| ConfigError { source, problems })
+}
+
+/// Parse `host:port`, `[v6]:port` or `:port` (all IPv4 interfaces).
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("{s:?} is not an address to listen on; use IP:PORT, [IPv6]:PORT or :PORT")
+    })
+}
+
+fn apply_overrides(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Problem>) {
+    if let Some(v) = &o.listen_address {
+        file.web.listen_address = v.clone();
+    }
+    if let Some(v) = &o.telemetry_path {
+        file.web.telemetry_path = v.clone();
+    }
+    if let Some(v) = &o.storage_path {
+        file.storage.path = v.clone();
+    }
+    if let Some(v) = o.concurrency {
+        file.scan.tcp.concurrency = v;
+    }
+    if let Some(v) = o.max_rate {
+        file.scan.tcp.max_rate = v;
+    }
+    if let Some(v) = o.retries {
+        file.scan.tcp.retries = v;
+    }
+    let ports = match &o.ports {
+        Some(spec) => match PortsField::try_from(spec.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push(Problem {
+                    key: "--ports".into(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        },
+        None => None,
+    };
+    if !o.targets.is_empty() {
+        let mut nets = |list: &[String], flag: &str| {
+            list.iter()
+                .filter_map(|s| match s.parse() {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        problems.push(Problem {
+                            key: flag.into(),
+                            message: format!("{s:?} is not an address or CIDR: {e}"),
+                        });
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let cidrs = nets(&o.targets, "--target");
+        let exclude = nets(&o.exclude, "--exclude");
+        file.targets = vec![TargetFile {
+            name: "cli".into(),
+            cidrs,
+            exclude,
+            ports: ports.clone().unwrap_or_else(PortsField::top1000),
+        }];
+    } else if !o.exclude.is_empty() {
+        problems.push(Problem {
+            key: "--exclude".into(),
+            message: "only applies together with --target".into(),
+        });
+    }
+    if let Some(p) = ports {
+        for t in &mut file.targets {
+            t.ports = p.clone();
+        }
+    }
+}
+
+fn build(
+    source: Source,
+    mut file: FileConfig,
+    overrides: &Overrides,
+) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut problem = |key: String, message: String| problems.push(Problem { key, message });
+    let mut override_problems = Vec::new();
+    apply_overrides(&mut file, overrides, &mut override_problems);
+    for p in override_problems {
+        problem(p.key, p.message);
+    }
+
+    if file.targets.is_empty() {
+        problem(
+            "targets".into(),
+            "no target groups; add at least one [[targets]] with a name and cidrs".into(),
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, t) in file.targets.iter().enumerate() {
+        let key = format!("targets[{i}]");
+        if t.name.trim().is_empty() {
+            problem(format!("{key}.name"), "must not be empty".into());
+        } else if !names.insert(t.name.clone()) {
+            problem(
+                format!("{key}.name"),
+                format!(
+                    "{:?} is used by another target group; names must be unique",
+                    t.name
+                ),
+            );
+        }
+        if t.cidrs.is_empty() {
+            problem(
+                format!("{key}.cidrs"),
+                "lists no addresses; give CIDRs or single addresses".into(),
+            );
+        }
+        if t.ports.0.is_empty() {
+            problem(format!("{key}.ports"), "lists no ports".into());
+        }
+    }
+    let s = &file.schedule;
+    if s.discovery < Duration::from_secs(1) {
+        problem(
+            "schedule.discovery".into(),
+            "must be at least 1s (e.g. \"15m\")".into(),
+        );
+    }
+    if s.jitter > s.discovery {
+        problem(
+            "schedule.jitter".into(),
+            "must not exceed schedule.discovery".into(),
+        );
+    }
+    let t = &file.scan.tcp;
+    if t.concurrency == 0 {
+        problem("scan.tcp.concurrency".into(), "must be at least 1".into());
+    }
+    if t.min_timeout.is_zero() || t.initial_timeout.is_zero() {
+        problem(
+            "scan.tcp.min_timeout".into(),
+            "timeouts must be above zero".into(),
+        );
+    }
+    if t.min_timeout > t.max_timeout {
+        problem(
+            "scan.tcp.min_timeout".into(),
+            format!(
+                "{} is above scan.tcp.max_timeout ({})",
+                humantime::format_duration(t.min_timeout),
+                humantime::format_duration(t.max_timeout)
+            ),
+        );
+    }
+    if t.retries > 10 {
+        problem("scan.tcp.retries".into(), "must be 10 or less".into());
+    }
+    if t.max_hosts == 0 {
+        problem("scan.tcp.max_hosts".into(), "must be at least 1".into());
+    }
+    for (i, r) in file.policy.rules.iter().enumerate() {
+        let key = format!("policy.rules[{i}]");
+        if r.name.trim().is_empty()
+            || r.name == crate::judge::policy::GLOBAL
+            || r.name == crate::judge::policy::DEFAULT
+        {
+            problem(
+                format!("{key}.name"),
+                "must be set and not `global` or `default` (verdicts use those names)".into(),
+            );
+        }
+        if r.allow.matcher.is_empty() && r.deny.matcher.is_empty() {
+            problem(
+                format!("{key}"),
+                "has neither allow nor deny ports, so it can never decide".into(),
+            );
+        }
+        for g in &r.groups {
+            if !file.targets.iter().any(|t| &t.name == g) {
+                problem(
+                    format!("{key}.groups"),
+                    format!("names target group {g:?}, which is not configured"),
+                );
+            }
+        }
+    }
+    let listen = match parse_listen_address(&file.web.listen_address) {
+        Ok(a) => Some(a),
+        Err(m) => {
+            problem("web.listen_address".into(), m);
+            None
+        }
+    };
+    let tp = &file.web.telemetry_path;
+    if !tp.starts_with('/') || tp == "/" || tp.starts_with("/api/") || tp.starts_with("/-/") {
+        problem(
+            "web.telemetry_path".into(),
+            format!("{tp:?} must start with / and not clash with /, /api/ or /-/"),
+        );
+    }
+    if file.storage.path.as_os_str().is_empty() {
+        problem("storage.path".into(), "must not be empty".into());
+    }
+    let (Some(listen), true) = (listen, problems.is_empty()) else {
+        return Err(problems);
+    };
+
+    let groups = file
+        .targets
+        .iter()
+        .map(|t| TargetGroup {
+            name: t.name.clone(),
+            include: t.cidrs.clone(),
+            exclude: t.exclude.clone(),
+            ports: t.ports.0.clone(),
+        })
+        .collect();
+    let policy = Policy {
+        rules: file
+            .policy
+            .rules
+            .iter()
+            .map(|r| Rule {
+                name: r.name.clone(),
+                cidrs: r.cidrs.clone(),
+                groups: r.groups.clone(),
+                allow: r.allow.matcher.clone(),
+                deny: r.deny.matcher.clone(),
+            })
+            .collect(),
+        expected: file.policy.expected.matcher.clone(),
+    };
+    let t = &file.scan.tcp;
+    Ok(Config {
+        source,
+        groups,
+        max_hosts: t.max_hosts,
+        discovery_interval: file.schedule.discovery,
+        jitter: file.schedule.jitter,
+        tcp: TcpSettings {
+            concurrency: t.concurrency,
+            max_rate: t.max_rate,
+            max_host_rate: t.max_host_rate,
+            initial_timeout: t.initial_timeout,
+            min_timeout: t.min_timeout,
+            max_timeout: t.max_timeout,
+            retries: t.retries,
+        },
+        policy,
+        storage: StorageConfig {
+            path: file.storage.path.clone(),
+            scan_retention: file.storage.scan_retention,
+            event_retention: file.storage.event_retention,
+        },
+        web: WebConfig {
+            listen,
+            telemetry_path: file.web.telemetry_path.clone(),
+            max_port_series: file.web.max_port_series,
+        },
+        file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_useful() {
+        let c = load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.source, Source::Embedded);
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].include[0].to_string(), "127.0.0.1/32");
+        assert_eq!(c.groups[0].ports.len(), 1000);
+        assert_eq!(c.web.listen.port(), 7864);
+        assert_eq!(c.storage.path, PathBuf::from("./stinger-data"));
+        let v = c.policy.verdict(
+            "127.0.0.1".parse().unwrap(),
+            "loopback",
+            crate::model::Protocol::Tcp,
+            443,
+        );
+        assert_eq!(v.0, crate::model::Verdict::Expected);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_key() {
+        let text = r#"
+            [[targets]]
+            name = "a"
+            cidrs = []
+            [[targets]]
+            name = "a"
+            cidrs = ["127.0.0.1"]
+            [scan.tcp]
+            concurrency = 0
+            min_timeout = "5s"
+            max_timeout = "1s"
+            [web]
+            listen_address = "localhost"
+            telemetry_path = "metrics"
+            [[policy.rules]]
+            name = "r"
+            groups = ["nope"]
+            allow = ["22"]
+        "#;
+        let e = from_str(text, &Overrides::default()).unwrap_err();
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "targets[0].cidrs",
+            "targets[1].name",
+            "scan.tcp.concurrency",
+            "scan.tcp.min_timeout",
+            "web.listen_address",
+            "web.telemetry_path",
+            "policy.rules[0].groups",
+        ] {
+            assert!(keys.contains(&k), "missing {k} in {keys:?}");
+        }
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("invalid configuration in <string>:"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn cli_overrides_replace_targets_and_ports() {
+        let o = Overrides {
+            targets: vec!["127.0.3.0/30".into()],
+            exclude: vec!["127.0.3.1".into()],
+            ports: Some("1-10".into()),
+            listen_address: Some(":9999".into()),
+            ..Default::default()
+        };
+        let c = load(None, &o).unwrap();
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].name, "cli");
+        assert_eq!(c.groups[0].exclude.len(), 1);
+        assert_eq!(c.groups[0].ports.len(), 10);
+        assert_eq!(c.web.listen.to_string(), "0.0.0.0:9999");
+        let bad = Overrides {
+            targets: vec!["nonsense".into()],
+            ..Default::default()
+        };
+        let e = load(None, &bad).unwrap_err().to_string();
+        assert!(e.contains("--target") && e.contains("nonsense"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_and_unparsable_files_name_the_file() {
+        let e = load(
+            Some(Path::new("/nonexistent/stinger.toml")),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/nonexistent/stinger.toml") && e.contains("cannot read"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "[[targets]]\nname = \"x\"\ncidrs = [\"300.1.1.1\"]\n").unwrap();
+        let e = load(Some(&p), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.toml") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn the_effective_config_prints_as_loadable_toml() {
+        let c = load(None, &Overrides::default()).unwrap();
+        let again = from_str(&c.to_toml(), &Overrides::default()).unwrap();
+        assert_eq!(again.file, c.file);
+    }
+}

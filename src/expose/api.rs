@@ -1,0 +1,404 @@
+//! The JSON detail API under `/api/v1/` (documented in `openapi.yaml` beside this file): hosts/VMs with
+//! filters and cursor paging, one host in full, scan runs, and history changes. Hosts come from the
+//! in-memory view; runs and changes from the store. Every bad query parameter gets a 400 naming the
+//! parameter and the accepted form.
+
+use super::Shared;
+use crate::model::{Event, EventKind, HostState, UnixSeconds, Verdict};
+use crate::store::{self, schema, EventQuery};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// A client error: which parameter, what is wrong, what is accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadRequest {
+    pub parameter: String,
+    pub message: String,
+    pub expected: &'static str,
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": format!("invalid query parameter {:?}: {}", self.parameter, self.message),
+            "parameter": self.parameter,
+            "expected": self.expected,
+        });
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    }
+}
+
+pub(crate) fn not_found(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
+}
+
+fn server_error(e: store::Error) -> Response {
+    tracing::error!(error = %e, "API store read failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": format!("the store could not answer: {e}") })),
+    )
+        .into_response()
+}
+
+/// Query parameters, parsed strictly: unknown or repeated parameters are errors too.
+struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    fn parse(raw: Option<String>, allowed: &[&'static str]) -> Result<Params, BadRequest> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+            .map_err(|e| BadRequest {
+                parameter: String::new(),
+                message: format!("the query string is not URL-encoded: {e}"),
+                expected: "name=value pairs joined by &",
+            })?;
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if !allowed.contains(&k.as_str()) {
+                return Err(BadRequest {
+                    parameter: k.clone(),
+                    message: "unknown parameter".into(),
+                    expected:
+                        "one of the parameters this endpoint documents (see /api/v1/openapi.yaml)",
+                });
+            }
+            if pairs[..i].iter().any(|(k2, _)| k2 == k) {
+                return Err(BadRequest {
+                    parameter: k.clone(),
+                    message: "given more than once".into(),
+                    expected: "each parameter at most once",
+                });
+            }
+        }
+        Ok(Params { pairs })
+    }
+
+    fn get<T>(
+        &self,
+        name: &str,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, BadRequest> {
+        match self.pairs.iter().find(|(k, _)| k == name) {
+            None => Ok(None),
+            Some((_, v)) => parse(v).map(Some).ok_or_else(|| BadRequest {
+                parameter: name.to_string(),
+                message: format!("{v:?} is not valid"),
+                expected,
+            }),
+        }
+    }
+
+    fn limit(&self) -> Result<usize, BadRequest> {
+        Ok(self
+            .get("limit", "an integer from 1 to 1000", |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n))
+            })?
+            .unwrap_or(100))
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// RFC 3339 (`2026-11-24T10:00:00Z`) or Unix seconds.
+pub fn parse_time(v: &str) -> Option<UnixSeconds> {
+    if let Ok(t) = v.parse::<f64>() {
+        return t.is_finite().then_some(t);
+    }
+    humantime::parse_rfc3339_weak(v)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+}
+
+const TIME_FORM: &str = "RFC 3339 (2026-11-24T10:00:00Z) or Unix seconds";
+
+/// One host as listed.
+#[derive(Serialize)]
+struct VmSummary<'a> {
+    id: &'a str,
+    address: String,
+    group: &'a str,
+    up: bool,
+    open_ports: usize,
+    unexpected_ports: usize,
+    ports: &'a [crate::model::PortFinding],
+    last_scan: UnixSeconds,
+    last_scan_id: u64,
+}
+
+impl<'a> VmSummary<'a> {
+    fn of(h: &'a HostState) -> Self {
+        VmSummary {
+            id: &h.id,
+            address: h.address.to_string(),
+            group: &h.group,
+            up: h.up,
+            open_ports: h.ports.len(),
+            unexpected_ports: h.unexpected(),
+            ports: &h.ports,
+            last_scan: h.last_scan,
+            last_scan_id: h.last_scan_id,
+        }
+    }
+}
+
+pub async fn vms(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    match list_vms(&s, q) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
+    let p = Params::parse(
+        q,
+        &[
+            "cidr",
+            "port",
+            "project",
+            "unexpected",
+            "min_cvss",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let cidr = p.get("cidr", "an address or CIDR, e.g. 10.0.0.0/24", |v| {
+        v.parse::<IpNetwork>().ok()
+    })?;
+    let port = p.get("port", "a port number from 1 to 65535", |v| {
+        v.parse::<u16>().ok().filter(|&n| n > 0)
+    })?;
+    let project = p.get("project", "a project name or id", |v| {
+        (!v.is_empty()).then(|| v.to_string())
+    })?;
+    let unexpected = p.get("unexpected", "true or false", parse_bool)?;
+    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
+        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
+    })?;
+    let limit = p.limit()?;
+    let cursor = p.get("cursor", "the next_cursor of a previous page", |v| {
+        Some(v.to_string())
+    })?;
+
+    let view = s.state.read();
+    let mut out = Vec::new();
+    let mut next = None;
+    let start = match &cursor {
+        Some(c) => std::ops::Bound::Excluded(c.clone()),
+        None => std::ops::Bound::Unbounded,
+    };
+    for (id, h) in view.hosts.range((start, std::ops::Bound::Unbounded)) {
+        let keep = cidr.is_none_or(|c| c.contains(h.address))
+            && port.is_none_or(|port| h.ports.iter().any(|f| f.port == port))
+            // CIDR targets belong to no project and have no CVSS yet: these filters match nothing.
+            && project.is_none()
+            && min_cvss.is_none()
+            && unexpected.is_none_or(|u| (h.unexpected() > 0) == u);
+        if !keep {
+            continue;
+        }
+        if out.len() == limit {
+            next = out.last().map(|v: &VmSummary<'_>| v.id.to_string());
+            break;
+        }
+        let _ = id;
+        out.push(VmSummary::of(h));
+    }
+    Ok(Json(json!({ "vms": out, "next_cursor": next })).into_response())
+}
+
+pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let host = s.state.read().hosts.get(&id).cloned();
+    let Some(host) = host else {
+        return not_found(&format!(
+            "no host or VM with id {id:?} in the current state"
+        ));
+    };
+    let q = EventQuery {
+        host: Some(id.clone()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let events = match store::blocking(&s.store, move |st| st.events(&q)).await {
+        Ok(e) => e,
+        Err(e) => return server_error(e),
+    };
+    // The most recent 50 changes, newest first.
+    let recent: Vec<Event> = events.into_iter().rev().take(50).map(|(_, e)| e).collect();
+    let unexpected: Vec<_> = host
+        .ports
+        .iter()
+        .filter(|p| p.verdict == Verdict::Unexpected)
+        .collect();
+    Json(json!({
+        "vm": VmSummary::of(&host),
+        "first_seen": host.first_seen,
+        "last_seen": host.last_seen,
+        "unexpected": unexpected,
+        "recent_changes": recent,
+    }))
+    .into_response()
+}
+
+pub async fn scans(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let parsed = Params::parse(q, &["limit", "before"]).and_then(|p| {
+        Ok((
+            p.limit()?,
+            p.get("before", "a scan id (continue below it)", |v| {
+                v.parse::<u64>().ok()
+            })?,
+        ))
+    });
+    let (limit, before) = match parsed {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    match store::blocking(&s.store, move |st| st.scans(before, limit)).await {
+        Ok(runs) => {
+            let next = (runs.len() == limit)
+                .then(|| runs.last().map(|r| r.id))
+                .flatten();
+            Json(json!({ "scans": runs, "next_before": next })).into_response()
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+pub async fn scan(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return BadRequest {
+            parameter: "id".into(),
+            message: format!("{id:?} is not a scan id"),
+            expected: "a positive integer",
+        }
+        .into_response();
+    };
+    match store::blocking(&s.store, move |st| st.scan(id)).await {
+        Ok(Some(run)) => Json(json!({ "scan": run })).into_response(),
+        Ok(None) => not_found(&format!("no scan with id {id}")),
+        Err(e) => server_error(e),
+    }
+}
+
+pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let query = match parse_changes(q) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let limit = query.limit;
+    match store::blocking(&s.store, move |st| st.events(&query)).await {
+        Ok(events) => {
+            let next = (events.len() == limit)
+                .then(|| events.last().map(|(k, _)| schema::to_hex(k)))
+                .flatten();
+            let changes: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
+            Json(json!({ "changes": changes, "next_cursor": next })).into_response()
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
+    let p = Params::parse(q, &["since", "until", "vm", "kind", "limit", "cursor"])?;
+    let since = p.get("since", TIME_FORM, parse_time)?;
+    let until = p.get("until", TIME_FORM, parse_time)?;
+    if let (Some(a), Some(b)) = (since, until) {
+        if a > b {
+            return Err(BadRequest {
+                parameter: "until".into(),
+                message: "is before since".into(),
+                expected: TIME_FORM,
+            });
+        }
+    }
+    Ok(EventQuery {
+        since,
+        until,
+        host: p.get("vm", "a host or VM id", |v| {
+            (!v.is_empty()).then(|| v.to_string())
+        })?,
+        kind: p.get(
+            "kind",
+            "port_opened, port_closed, host_appeared, host_disappeared or verdict_changed",
+            EventKind::parse,
+        )?,
+        after: p.get("cursor", "the next_cursor of a previous page", |v| {
+            schema::from_hex(v).filter(|k| k.len() == schema::EVENT_KEY_LEN)
+        })?,
+        limit: p.limit()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_strict_and_name_the_culprit() {
+        let e = Params::parse(Some("port=1&bogus=2".into()), &["port"])
+            .err()
+            .unwrap();
+        assert_eq!(e.parameter, "bogus");
+        let e = Params::parse(Some("port=1&port=2".into()), &["port"])
+            .err()
+            .unwrap();
+        assert_eq!(e.parameter, "port");
+        let p = Params::parse(Some("limit=0".into()), &["limit"])
+            .ok()
+            .unwrap();
+        assert_eq!(p.limit().unwrap_err().parameter, "limit");
+    }
+
+    #[test]
+    fn changes_queries_parse_times_kinds_and_cursors() {
+        let q = parse_changes(Some(
+            "since=2026-11-24T10:00:00Z&until=1800000000&kind=port_closed".into(),
+        ))
+        .ok()
+        .unwrap();
+        assert_eq!(q.since, Some(1_795_514_400.0));
+        assert_eq!(q.kind, Some(EventKind::PortClosed));
+        assert_eq!(
+            parse_changes(Some("kind=opened".into()))
+                .err()
+                .unwrap()
+                .parameter,
+            "kind"
+        );
+        assert_eq!(
+            parse_changes(Some("since=yesterday".into()))
+                .err()
+                .unwrap()
+                .parameter,
+            "since"
+        );
+        assert_eq!(
+            parse_changes(Some("cursor=abc".into()))
+                .err()
+                .unwrap()
+                .parameter,
+            "cursor"
+        );
+        assert_eq!(
+            parse_changes(Some("since=20&until=10".into()))
+                .err()
+                .unwrap()
+                .parameter,
+            "until"
+        );
+    }
+}

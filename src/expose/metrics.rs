@@ -1,0 +1,347 @@
+//! Prometheus metrics: event counters and histograms updated as work happens, plus a collector that
+//! builds the state metrics (hosts, ports, coverage, stage health) fresh on every scrape from the
+//! in-memory [`State`] — never from RocksDB, never by scanning. Per-port series are capped by a
+//! series budget; what the budget drops is counted.
+
+use crate::model::{now, Verdict};
+use crate::state::State;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub stage: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub stage: String,
+    pub kind: String,
+}
+
+/// Counters and histograms the stages update.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub scan_duration: Family<StageLabels, Histogram>,
+    pub probes: Family<ResultLabels, Counter>,
+    pub runs: Family<RunLabels, Counter>,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub series_dropped: Counter,
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 s … ~4.5 h: a loopback scan takes seconds, a large cloud hours.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 15,
+    ))
+}
+
+impl Metrics {
+    pub fn error(&self, stage: &str, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                stage: stage.into(),
+                kind: kind.into(),
+            })
+            .inc();
+    }
+
+    pub fn run(&self, stage: &str, outcome: &str, seconds: f64) {
+        self.runs
+            .get_or_create(&RunLabels {
+                stage: stage.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.scan_duration
+            .get_or_create(&StageLabels {
+                stage: stage.into(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn probes(&self, counts: &crate::model::ProbeCounts) {
+        for (result, n) in [
+            ("open", counts.open),
+            ("closed", counts.closed),
+            ("filtered", counts.filtered),
+            ("error", counts.error),
+        ] {
+            self.probes
+                .get_or_create(&ResultLabels {
+                    result: result.into(),
+                })
+                .inc_by(n);
+        }
+    }
+}
+
+/// Build the registry: event metrics plus the state collector.
+pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Registry, Metrics) {
+    let mut reg = Registry::with_prefix("stinger");
+    let m = Metrics {
+        scan_duration: Family::new_with_constructor(duration_histogram),
+        probes: Family::default(),
+        runs: Family::default(),
+        errors: Family::default(),
+        series_dropped: Counter::default(),
+    };
+    reg.register_with_unit(
+        "scan_duration",
+        "Duration of finished scan runs, by stage",
+        Unit::Seconds,
+        m.scan_duration.clone(),
+    );
+    reg.register(
+        "scan_probes",
+        "TCP probes sent, by result (open, closed, filtered = no answer, error = local failure)",
+        m.probes.clone(),
+    );
+    for result in ["open", "closed", "filtered", "error"] {
+        // Create every result's series up front, so rate() works from the first scrape.
+        let _ = m.probes.get_or_create(&ResultLabels {
+            result: result.into(),
+        });
+    }
+    reg.register(
+        "scan_runs",
+        "Finished scan runs, by stage and outcome",
+        m.runs.clone(),
+    );
+    reg.register("errors", "Errors, by stage and kind", m.errors.clone());
+    reg.register(
+        "metrics_series_dropped",
+        "Per-port series left out of a scrape because web.max_port_series was reached",
+        m.series_dropped.clone(),
+    );
+    reg.register_collector(Box::new(StateCollector {
+        state,
+        dropped: m.series_dropped.clone(),
+        max_port_series,
+    }));
+    (reg, m)
+}
+
+/// Builds the state metrics on each scrape.
+#[derive(Debug)]
+struct StateCollector {
+    state: Arc<State>,
+    dropped: Counter,
+    max_port_series: Arc<AtomicUsize>,
+}
+
+/// Encode one gauge family from (labels, value) pairs.
+fn gauges<L: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    rows: impl IntoIterator<Item = (L, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut fam = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(v).encode(fam.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let t = now();
+        gauges(
+            &mut enc,
+            "build_info",
+            "Stinger's version and git revision; always 1",
+            None,
+            [(
+                [
+                    ("version", crate::build::VERSION),
+                    ("revision", crate::build::REVISION),
+                ],
+                1.0,
+            )],
+        )?;
+        let view = self.state.read();
+        let secs = Some(&Unit::Seconds);
+
+        gauges(
+            &mut enc,
+            "state_hosts",
+            "Hosts known in the stored state (answered at least once)",
+            None,
+            [(Vec::<(&str, &str)>::new(), view.hosts.len() as f64)],
+        )?;
+        let host_rows = |f: fn(&crate::model::HostState) -> f64| {
+            view.hosts
+                .values()
+                .map(move |h| ([("host", h.id.as_str()), ("group", h.group.as_str())], f(h)))
+        };
+        gauges(
+            &mut enc,
+            "host_open_ports",
+            "Open TCP ports found on the host at its last scan",
+            None,
+            host_rows(|h| h.ports.len() as f64),
+        )?;
+        gauges(
+            &mut enc,
+            "host_unexpected_ports",
+            "Open ports on the host that the port policy does not expect",
+            None,
+            host_rows(|h| h.unexpected() as f64),
+        )?;
+        gauges(
+            &mut enc,
+            "host_last_scan_timestamp",
+            "When the last scan covering the host finished, in Unix seconds",
+            secs,
+            host_rows(|h| h.last_scan),
+        )?;
+
+        // Per-port info series, unexpected ports first so the budget never hides them.
+        let budget = self.max_port_series.load(Ordering::Relaxed);
+        let mut ports: Vec<_> = view
+            .hosts
+            .values()
+            .flat_map(|h| h.ports.iter().map(move |p| (h, p)))
+            .collect();
+        ports.sort_by_key(|(_, p)| p.verdict == Verdict::Expected);
+        let dropped = ports.len().saturating_sub(budget);
+        if dropped > 0 {
+            self.dropped.inc_by(dropped as u64);
+        }
+        let port_strings: Vec<(String, String)> = ports
+            .iter()
+            .take(budget)
+            .map(|(h, p)| (h.address.to_string(), p.port.to_string()))
+            .collect();
+        gauges(
+            &mut enc,
+            "open_port_info",
+            "One series per open port with the policy's verdict and deciding rule; always 1",
+            None,
+            ports
+                .iter()
+                .zip(&port_strings)
+                .map(|((h, p), (addr, port))| {
+                    (
+                        [
+                            ("host", h.id.as_str()),
+                            ("address", addr.as_str()),
+                            ("group", h.group.as_str()),
+                            ("protocol", p.protocol.as_str()),
+                            ("port", port.as_str()),
+                            (
+                                "expected",
+                                if p.verdict == Verdict::Expected {
+                                    "true"
+                                } else {
+                                    "false"
+                                },
+                            ),
+                            ("rule", p.rule.as_str()),
+                        ],
+                        1.0,
+                    )
+                }),
+        )?;
+
+        let group = |g: &crate::state::GroupStatus| [("group", g.name.clone())];
+        gauges(
+            &mut enc,
+            "targets",
+            "Addresses in the inventory, by target group",
+            None,
+            view.groups.iter().map(|g| (group(g), g.targets as f64)),
+        )?;
+        gauges(
+            &mut enc,
+            "targets_scanned",
+            "Addresses of the group whose last successful scan is within the discovery interval",
+            None,
+            view.groups.iter().map(|g| {
+                let n = if view.group_is_fresh(g, t) {
+                    g.targets
+                } else {
+                    0
+                };
+                (group(g), n as f64)
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "group_last_scan_timestamp",
+            "When the last successful scan of the group finished, in Unix seconds (0 = never)",
+            secs,
+            view.groups
+                .iter()
+                .map(|g| (group(g), g.last_success.unwrap_or(0.0))),
+        )?;
+
+        let stage = |s: &&str| [("stage", s.to_string())];
+        gauges(
+            &mut enc,
+            "scan_run_success",
+            "Whether the last finished run of the stage succeeded (1) or not (0)",
+            None,
+            view.stages
+                .iter()
+                .filter_map(|(s, st)| st.last_ok.map(|ok| (stage(s), if ok { 1.0 } else { 0.0 }))),
+        )?;
+        gauges(
+            &mut enc,
+            "scan_last_success_timestamp",
+            "When the stage last finished successfully, in Unix seconds (0 = never)",
+            secs,
+            view.stages
+                .iter()
+                .map(|(s, st)| (stage(s), st.last_success.unwrap_or(0.0))),
+        )?;
+        gauges(
+            &mut enc,
+            "scan_interval",
+            "Configured interval between runs of the stage",
+            secs,
+            view.stages
+                .iter()
+                .map(|(s, st)| (stage(s), st.interval.as_secs_f64())),
+        )?;
+        gauges(
+            &mut enc,
+            "scan_in_progress",
+            "Whether a run of the stage is in progress",
+            None,
+            view.stages
+                .iter()
+                .map(|(s, st)| (stage(s), if st.in_progress { 1.0 } else { 0.0 })),
+        )?;
+        let ratio = self.state.progress().map_or(0.0, |p| p.ratio());
+        gauges(
+            &mut enc,
+            "scan_progress_ratio",
+            "Fraction of the running discovery scan's probes done (0 when idle)",
+            None,
+            [([("stage", "discovery")], ratio)],
+        )?;
+        Ok(())
+    }
+}

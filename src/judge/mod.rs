@@ -1,0 +1,291 @@
+//! Judge stage: what it means. Pure functions from an observation, the previous state and the policy
+//! to the new host state (every open port with its verdict and deciding rule) and the history events
+//! between the two (port opened/closed, host appeared/disappeared, verdict changed).
+
+pub mod policy;
+
+pub use policy::{Policy, Rule};
+
+use crate::model::{
+    Event, EventKind, HostObservation, HostState, PortFinding, Protocol, Target, UnixSeconds,
+};
+
+/// The judged result for one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// The host's new state; `None` when it has never answered and so is not worth keeping.
+    pub state: Option<HostState>,
+    pub events: Vec<Event>,
+}
+
+fn event(
+    kind: EventKind,
+    host: &HostState,
+    time: UnixSeconds,
+    scan_id: u64,
+    port: Option<&PortFinding>,
+) -> Event {
+    Event {
+        time,
+        kind,
+        host: host.id.clone(),
+        address: host.address,
+        group: host.group.clone(),
+        port: port.map(|p| p.port),
+        protocol: port.map(|p| p.protocol),
+        verdict: port.map(|p| p.verdict),
+        rule: port.map(|p| p.rule.clone()),
+        scan_id,
+    }
+}
+
+/// Judge one host's observation against the policy and its previous state.
+pub fn judge_host(
+    target: &Target,
+    obs: &HostObservation,
+    prev: Option<&HostState>,
+    policy: &Policy,
+    scan_id: u64,
+    now: UnixSeconds,
+) -> Judged {
+    let up = obs.is_up();
+    if !up && prev.is_none() {
+        return Judged {
+            state: None,
+            events: Vec::new(),
+        };
+    }
+    let ports: Vec<PortFinding> = obs
+        .open
+        .iter()
+        .map(|&port| {
+            let (verdict, rule) =
+                policy.verdict(target.address, &target.group, Protocol::Tcp, port);
+            let since = prev
+                .and_then(|p| {
+                    p.ports
+                        .iter()
+                        .find(|f| f.port == port && f.protocol == Protocol::Tcp)
+                })
+                .map_or(now, |f| f.since);
+            PortFinding {
+                port,
+                protocol: Protocol::Tcp,
+                verdict,
+                rule: rule.to_string(),
+                since,
+            }
+        })
+        .collect();
+    let state = HostState {
+        id: target.id.clone(),
+        address: target.address,
+        group: target.group.clone(),
+        up,
+        ports,
+        first_seen: prev.map_or(now, |p| p.first_seen),
+        last_seen: if up {
+            now
+        } else {
+            prev.map_or(now, |p| p.last_seen)
+        },
+        last_scan: now,
+        last_scan_id: scan_id,
+    };
+    let events = diff(prev, &state, scan_id, now);
+    Judged {
+        state: Some(state),
+        events,
+    }
+}
+
+/// Events between a host's previous and new state.
+pub fn diff(
+    prev: Option<&HostState>,
+    new: &HostState,
+    scan_id: u64,
+    now: UnixSeconds,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let was_up = prev.is_some_and(|p| p.up);
+    if new.up && !was_up {
+        events.push(event(EventKind::HostAppeared, new, now, scan_id, None));
+    }
+    let old_ports: &[PortFinding] = prev.map_or(&[], |p| &p.ports);
+    for p in &new.ports {
+        match old_ports
+            .iter()
+            .find(|o| o.port == p.port && o.protocol == p.protocol)
+        {
+            None => events.push(event(EventKind::PortOpened, new, now, scan_id, Some(p))),
+            Some(o) if o.verdict != p.verdict || o.rule != p.rule => {
+                events.push(event(EventKind::VerdictChanged, new, now, scan_id, Some(p)))
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old_ports {
+        if !new
+            .ports
+            .iter()
+            .any(|p| p.port == o.port && p.protocol == o.protocol)
+        {
+            events.push(event(EventKind::PortClosed, new, now, scan_id, Some(o)));
+        }
+    }
+    if was_up && !new.up {
+        events.push(event(EventKind::HostDisappeared, new, now, scan_id, None));
+    }
+    events
+}
+
+/// Events for a host that left the inventory: its ports close and it disappears.
+pub fn removed(prev: &HostState, scan_id: u64, now: UnixSeconds) -> Vec<Event> {
+    let gone = HostState {
+        up: false,
+        ports: Vec::new(),
+        ..prev.clone()
+    };
+    diff(Some(prev), &gone, scan_id, now)
+}
+
+/// Re-judge a stored state under a new policy (after a config reload): same ports, new verdicts.
+pub fn rejudge(prev: &HostState, policy: &Policy, now: UnixSeconds) -> Judged {
+    let mut state = prev.clone();
+    for p in &mut state.ports {
+        let (verdict, rule) = policy.verdict(state.address, &state.group, p.protocol, p.port);
+        p.verdict = verdict;
+        p.rule = rule.to_string();
+    }
+    let events = diff(Some(prev), &state, prev.last_scan_id, now);
+    Judged {
+        state: Some(state),
+        events,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Verdict;
+    use crate::ports::PortMatcher;
+
+    fn target() -> Target {
+        Target {
+            id: "127.0.0.9".into(),
+            address: "127.0.0.9".parse().unwrap(),
+            group: "lo".into(),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            rules: vec![],
+            expected: PortMatcher::parse(&["22"]).unwrap(),
+        }
+    }
+
+    fn obs(open: &[u16]) -> HostObservation {
+        HostObservation {
+            open: open.to_vec(),
+            closed: 10,
+            ..Default::default()
+        }
+    }
+
+    fn kinds(j: &Judged) -> Vec<(EventKind, Option<u16>)> {
+        j.events.iter().map(|e| (e.kind, e.port)).collect()
+    }
+
+    #[test]
+    fn a_new_host_appears_with_its_ports_judged() {
+        let j = judge_host(&target(), &obs(&[22, 6379]), None, &policy(), 1, 100.0);
+        let s = j.state.as_ref().unwrap();
+        assert_eq!(s.ports[0].verdict, Verdict::Expected);
+        assert_eq!(s.ports[0].rule, "global");
+        assert_eq!(s.ports[1].verdict, Verdict::Unexpected);
+        assert_eq!(s.unexpected(), 1);
+        assert_eq!(
+            kinds(&j),
+            [
+                (EventKind::HostAppeared, None),
+                (EventKind::PortOpened, Some(22)),
+                (EventKind::PortOpened, Some(6379))
+            ]
+        );
+    }
+
+    #[test]
+    fn changes_between_scans_become_events_and_keep_since() {
+        let first = judge_host(&target(), &obs(&[22, 80]), None, &policy(), 1, 100.0);
+        let prev = first.state.unwrap();
+        let j = judge_host(
+            &target(),
+            &obs(&[22, 443]),
+            Some(&prev),
+            &policy(),
+            2,
+            200.0,
+        );
+        assert_eq!(
+            kinds(&j),
+            [
+                (EventKind::PortOpened, Some(443)),
+                (EventKind::PortClosed, Some(80))
+            ]
+        );
+        let s = j.state.unwrap();
+        assert_eq!(
+            s.ports[0].since, 100.0,
+            "22 stayed open since the first scan"
+        );
+        assert_eq!(s.ports[1].since, 200.0);
+        assert_eq!(s.first_seen, 100.0);
+    }
+
+    #[test]
+    fn silent_hosts_are_not_kept_but_known_ones_disappear() {
+        let silent = HostObservation {
+            filtered: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            judge_host(&target(), &silent, None, &policy(), 1, 1.0).state,
+            None
+        );
+        let prev = judge_host(&target(), &obs(&[22]), None, &policy(), 1, 1.0)
+            .state
+            .unwrap();
+        let j = judge_host(&target(), &silent, Some(&prev), &policy(), 2, 2.0);
+        assert_eq!(
+            kinds(&j),
+            [
+                (EventKind::PortClosed, Some(22)),
+                (EventKind::HostDisappeared, None)
+            ]
+        );
+        let s = j.state.unwrap();
+        assert!(!s.up);
+        assert_eq!(s.last_seen, 1.0);
+        assert_eq!(
+            kinds(&Judged {
+                state: None,
+                events: removed(&prev, 3, 3.0)
+            })
+            .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn rejudging_under_a_new_policy_reports_verdict_changes() {
+        let prev = judge_host(&target(), &obs(&[22, 8080]), None, &policy(), 1, 1.0)
+            .state
+            .unwrap();
+        let mut p = policy();
+        p.expected = PortMatcher::parse(&["22", "8080"]).unwrap();
+        let j = rejudge(&prev, &p, 5.0);
+        assert_eq!(kinds(&j), [(EventKind::VerdictChanged, Some(8080))]);
+        assert_eq!(j.state.unwrap().unexpected(), 0);
+    }
+}

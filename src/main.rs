@@ -1,0 +1,71 @@
+//! The `stinger` binary: parse flags, set up logging, load and validate the configuration (exit 64 on
+//! a bad one, before anything binds or opens the store), then run the agent, `check-config` or
+//! `scan --once`. Errors print as a chain that says what to do.
+
+use clap::Parser;
+use std::process::ExitCode;
+use stinger::app;
+use stinger::config::cli::{Cli, Command};
+use stinger::config::{self, Config};
+
+/// EX_USAGE: the configuration or flags are wrong.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    stinger::telemetry::init(&cli.log_level, cli.log_format);
+    let overrides = cli.overrides();
+    let is_scan = matches!(cli.command, Some(Command::Scan(_)));
+    let config = match config::load(cli.config_file.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stinger: {e}");
+            return ExitCode::from(if is_scan { 2 } else { EXIT_CONFIG });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stinger: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(&config),
+        Some(Command::Scan(args)) => runtime.block_on(scan_once(&config, args.output)),
+        None | Some(Command::Run) => {
+            match runtime.block_on(app::run(config, cli.config_file.clone(), overrides)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("stinger: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(config: &Config) -> ExitCode {
+    eprintln!("stinger: configuration from {} is valid", config.source);
+    print!("{}", config.to_toml());
+    ExitCode::SUCCESS
+}
+
+async fn scan_once(config: &Config, output: config::cli::Output) -> ExitCode {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    let report = app::once::scan_once(config, cancel).await;
+    print!("{}", report.render(output));
+    for e in &report.pass.run.errors {
+        eprintln!("stinger: {e}");
+    }
+    ExitCode::from(app::once::exit_code(&report))
+}

@@ -1,0 +1,80 @@
+//! Scan stage: how to look. The native async TCP connect scanner discovers open ports on the
+//! addresses the inventory hands it — and on no other address.
+//!
+//! [`tcp::scan`] runs one rectangular job (addresses × ports) and reports per-host observations;
+//! [`Progress`] is shared with the caller so long scans show progress in logs and metrics.
+
+pub mod tcp;
+mod timing;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use tcp::{scan as tcp_scan, Settings as TcpSettings};
+
+/// Live counters of a running scan, readable from other tasks while it runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+    pub open: AtomicU64,
+    pub closed: AtomicU64,
+    pub filtered: AtomicU64,
+    pub errors: AtomicU64,
+    /// Times a probe could not get a file descriptor or local port and had to wait.
+    pub resource_waits: AtomicU64,
+}
+
+impl Progress {
+    /// Fraction of probes done, 0..=1.
+    pub fn ratio(&self) -> f64 {
+        let total = self.total.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0.0;
+        }
+        (self.done.load(Ordering::Relaxed) as f64 / total as f64).min(1.0)
+    }
+}
+
+/// Scanner errors (a failed probe is counted, not an error; these stop a job).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("scan cancelled by shutdown")]
+    Cancelled,
+    #[error("a scan worker failed: {0}")]
+    Worker(String),
+}
+
+impl Error {
+    /// Stable label for `stinger_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Cancelled => "cancelled",
+            Error::Worker(_) => "worker",
+        }
+    }
+}
+
+/// Raise the soft open-file limit to the hard limit so many connects can be in flight; returns the
+/// resulting soft limit (the scanner sizes its concurrency to fit under it).
+pub fn raise_nofile_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit; scan concurrency will be lower");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
+    }
+}
+
+/// Default probe timeouts and limits, shared by the config defaults and the tests.
+pub mod defaults {
+    use super::Duration;
+    pub const CONCURRENCY: usize = 5000;
+    pub const RETRIES: u32 = 1;
+    pub const INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(3);
+}

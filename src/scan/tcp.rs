@@ -1,0 +1,460 @@
+//! Native async TCP connect scanner (tokio): one job is addresses × ports. A fixed pool of workers
+//! pulls probe numbers from an atomic counter (no queue, no task per probe), in port-major order with
+//! likely-open ports first, so load spreads over hosts and round-trip samples arrive early. Probes
+//! classify as open / closed / filtered (no answer within the RTT-derived timeout, after retries) /
+//! error; only timed-out probes are retried. Sockets close with SO_LINGER 0 (a reset, no TIME_WAIT).
+
+use super::timing::{Pacer, TimeoutBounds, Timing};
+use super::{Error, Progress};
+use crate::model::{HostObservation, ProbeCounts};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpSocket;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Scanner settings (config `[scan.tcp]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Most connects in flight at once (further capped by the open-file limit).
+    pub concurrency: usize,
+    /// Probes per second over all hosts; 0 = unlimited.
+    pub max_rate: u64,
+    /// Probes per second to any one host; 0 = unlimited.
+    pub max_host_rate: u64,
+    /// Timeout for a host until one of its answers has been timed.
+    pub initial_timeout: Duration,
+    /// Bounds of the RTT-derived timeout.
+    pub min_timeout: Duration,
+    pub max_timeout: Duration,
+    /// Extra attempts for a probe that timed out (never for one that was answered).
+    pub retries: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        use super::defaults as d;
+        Settings {
+            concurrency: d::CONCURRENCY,
+            max_rate: 0,
+            max_host_rate: 0,
+            initial_timeout: d::INITIAL_TIMEOUT,
+            min_timeout: d::MIN_TIMEOUT,
+            max_timeout: d::MAX_TIMEOUT,
+            retries: d::RETRIES,
+        }
+    }
+}
+
+/// What one job found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Index-aligned with the addresses given.
+    pub hosts: Vec<HostObservation>,
+    pub counts: ProbeCounts,
+    /// Measured smoothed RTT per host (None where nothing answered).
+    pub srtt: Vec<Option<Duration>>,
+}
+
+/// File descriptors kept free for the rest of the agent (HTTP server, RocksDB, logs).
+const FD_RESERVE: u64 = 256;
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Open,
+    Closed,
+    /// No answer in time: retried, then counted as filtered.
+    TimedOut,
+    /// An ICMP unreachable or similar: filtered, not retried.
+    Unreachable,
+    /// No file descriptor or local port right now: wait and try the same probe again.
+    NoResources,
+    Error,
+}
+
+struct Shared {
+    addrs: Vec<IpAddr>,
+    ports: Vec<u16>,
+    total: u64,
+    next: AtomicU64,
+    timing: Timing,
+    origin: Instant,
+    global_pacer: Option<Pacer>,
+    host_pacers: Vec<Pacer>,
+    retries: u32,
+    open: Mutex<Vec<(u32, u16)>>,
+    closed: Vec<AtomicU32>,
+    filtered: Vec<AtomicU32>,
+    errors: Vec<AtomicU32>,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    workers: AtomicUsize,
+}
+
+/// Scan every address on every port. `fd_limit` is the process' open-file limit (see
+/// [`super::raise_nofile_limit`]). Returns [`Error::Cancelled`] if `cancel` fires first.
+pub async fn scan(
+    addresses: &[IpAddr],
+    ports: &[u16],
+    settings: &Settings,
+    fd_limit: u64,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<Output, Error> {
+    let mut ordered = ports.to_vec();
+    ordered.sort_by_key(|&p| crate::ports::rank(p));
+    ordered.dedup();
+    let total = addresses.len() as u64 * ordered.len() as u64;
+    progress.total.fetch_add(total, Ordering::Relaxed);
+    let n = addresses.len();
+    let shared = Arc::new(Shared {
+        addrs: addresses.to_vec(),
+        ports: ordered,
+        total,
+        next: AtomicU64::new(0),
+        timing: Timing::new(
+            n,
+            TimeoutBounds {
+                initial: settings.initial_timeout,
+                min: settings.min_timeout,
+                max: settings.max_timeout,
+            },
+        ),
+        origin: Instant::now(),
+        global_pacer: Pacer::new(settings.max_rate),
+        host_pacers: if settings.max_host_rate > 0 {
+            (0..n)
+                .filter_map(|_| Pacer::new(settings.max_host_rate))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        retries: settings.retries,
+        open: Mutex::new(Vec::new()),
+        closed: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        filtered: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        errors: (0..n).map(|_| AtomicU32::new(0)).collect(),
+        progress,
+        cancel: cancel.clone(),
+        workers: AtomicUsize::new(0),
+    });
+
+    let fd_budget = fd_limit.saturating_sub(FD_RESERVE).max(1);
+    let workers = (settings.concurrency.max(1) as u64)
+        .min(total)
+        .min(fd_budget) as usize;
+    if (settings.concurrency as u64) > fd_budget {
+        tracing::warn!(
+            concurrency = settings.concurrency,
+            fd_limit,
+            using = workers,
+            "open-file limit caps scan concurrency; raise the hard limit (LimitNOFILE) for faster scans"
+        );
+    }
+    shared.workers.store(workers, Ordering::Relaxed);
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        set.spawn(worker(shared.clone()));
+    }
+    let finished = async {
+        while let Some(r) = set.join_next().await {
+            if let Err(e) = r {
+                return Err(Error::Worker(e.to_string()));
+            }
+        }
+        Ok(())
+    };
+    tokio::select! {
+        r = finished => r?,
+        _ = cancel.cancelled() => return Err(Error::Cancelled),
+    }
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(collect(&shared))
+}
+
+fn collect(s: &Shared) -> Output {
+    let mut hosts: Vec<HostObservation> = (0..s.addrs.len())
+        .map(|h| HostObservation {
+            open: Vec::new(),
+            closed: s.closed[h].load(Ordering::Relaxed),
+            filtered: s.filtered[h].load(Ordering::Relaxed),
+            errors: s.errors[h].load(Ordering::Relaxed),
+        })
+        .collect();
+    let open = match s.open.lock() {
+        Ok(v) => v.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let mut counts = ProbeCounts {
+        open: open.len() as u64,
+        ..Default::default()
+    };
+    for (h, port) in open {
+        hosts[h as usize].open.push(port);
+    }
+    for h in &mut hosts {
+        h.open.sort_unstable();
+        counts.closed += h.closed as u64;
+        counts.filtered += h.filtered as u64;
+        counts.error += h.errors as u64;
+    }
+    let srtt = (0..s.addrs.len()).map(|h| s.timing.srtt(h)).collect();
+    Output {
+        hosts,
+        counts,
+        srtt,
+    }
+}
+
+async fn worker(s: Arc<Shared>) {
+    let n = s.addrs.len() as u64;
+    loop {
+        if s.cancel.is_cancelled() {
+            return;
+        }
+        let i = s.next.fetch_add(1, Ordering::Relaxed);
+        if i >= s.total {
+            return;
+        }
+        let (h, p) = ((i % n) as usize, (i / n) as usize);
+        if let Some(pacer) = &s.global_pacer {
+            if let Some(at) = pacer.reserve(s.origin) {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+        if let Some(pacer) = s.host_pacers.get(h) {
+            if let Some(at) = pacer.reserve(s.origin) {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+        let addr = SocketAddr::new(s.addrs[h], s.ports[p]);
+        let mut attempts = 0;
+        let mut retire = false;
+        let result = loop {
+            match probe(&s, h, addr).await {
+                Probe::TimedOut if attempts < s.retries => attempts += 1,
+                Probe::NoResources => {
+                    s.progress.resource_waits.fetch_add(1, Ordering::Relaxed);
+                    // Degrade instead of failing: this worker retires after its probe (while others
+                    // remain), lowering concurrency until descriptors suffice.
+                    retire = true;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                r => break r,
+            }
+        };
+        s.record(h, addr.port(), result);
+        if retire
+            && s.workers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                    (w > 1).then(|| w - 1)
+                })
+                .is_ok()
+        {
+            tracing::debug!("scan worker retired after running out of descriptors");
+            return;
+        }
+    }
+}
+
+impl Shared {
+    fn record(&self, h: usize, port: u16, r: Probe) {
+        let p = &self.progress;
+        match r {
+            Probe::Open => {
+                match self.open.lock() {
+                    Ok(mut v) => v.push((h as u32, port)),
+                    Err(poisoned) => poisoned.into_inner().push((h as u32, port)),
+                }
+                p.open.fetch_add(1, Ordering::Relaxed);
+            }
+            Probe::Closed => {
+                self.closed[h].fetch_add(1, Ordering::Relaxed);
+                p.closed.fetch_add(1, Ordering::Relaxed);
+            }
+            Probe::TimedOut | Probe::Unreachable => {
+                self.filtered[h].fetch_add(1, Ordering::Relaxed);
+                p.filtered.fetch_add(1, Ordering::Relaxed);
+            }
+            Probe::Error | Probe::NoResources => {
+                self.errors[h].fetch_add(1, Ordering::Relaxed);
+                p.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        p.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Errors that mean "this machine is out of something right now", not "the target said no".
+fn is_resource_error(e: &io::Error) -> bool {
+    // Linux errno values: ENOMEM 12, ENFILE 23, EMFILE 24, ENOBUFS 105.
+    matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105))
+        || e.kind() == io::ErrorKind::AddrNotAvailable
+}
+
+fn classify(r: io::Result<tokio::net::TcpStream>) -> Probe {
+    match r {
+        Ok(_stream) => Probe::Open, // dropped here: linger 0 sends a reset.
+        Err(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused => Probe::Closed,
+            io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::TimedOut => Probe::Unreachable,
+            _ if is_resource_error(&e) => Probe::NoResources,
+            _ => Probe::Error,
+        },
+    }
+}
+
+async fn probe(s: &Shared, h: usize, addr: SocketAddr) -> Probe {
+    let sock = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    };
+    let sock = match sock {
+        Ok(sock) => sock,
+        Err(e) if is_resource_error(&e) => return Probe::NoResources,
+        Err(_) => return Probe::Error,
+    };
+    // A failure here only costs a TIME_WAIT entry; the probe is still valid.
+    let _ = sock.set_zero_linger();
+    let start = Instant::now();
+    let connect = sock.connect(addr);
+    tokio::pin!(connect);
+    let answered = |r: io::Result<tokio::net::TcpStream>| {
+        let result = classify(r);
+        if matches!(result, Probe::Open | Probe::Closed) {
+            s.timing.observe(h, start.elapsed());
+        }
+        result
+    };
+    let (mut timeout, mut measured) = s.timing.timeout(h);
+    loop {
+        if measured {
+            return match tokio::time::timeout_at(start + timeout, &mut connect).await {
+                Ok(r) => answered(r),
+                Err(_) => Probe::TimedOut,
+            };
+        }
+        // Started before this host was timed: wait with the initial timeout, but re-arm as soon as
+        // its first answer gives a measured one.
+        let notified = s.timing.first_sample(h).notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        (timeout, measured) = s.timing.timeout(h);
+        if measured {
+            continue;
+        }
+        tokio::select! {
+            r = &mut connect => return answered(r),
+            _ = tokio::time::sleep_until(start + timeout) => return Probe::TimedOut,
+            _ = &mut notified => (timeout, measured) = s.timing.timeout(h),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn settings() -> Settings {
+        Settings {
+            concurrency: 64,
+            initial_timeout: Duration::from_millis(500),
+            ..Settings::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finds_exactly_the_listeners() {
+        // Two hosts on loopback, each with its own listeners.
+        let a: IpAddr = "127.0.77.1".parse().unwrap();
+        let b: IpAddr = "127.0.77.2".parse().unwrap();
+        let la = TcpListener::bind((a, 0)).unwrap();
+        let lb = TcpListener::bind((b, 0)).unwrap();
+        let (pa, pb) = (
+            la.local_addr().unwrap().port(),
+            lb.local_addr().unwrap().port(),
+        );
+        let ports = vec![pa, pb];
+        let progress = Arc::new(Progress::default());
+        let out = scan(
+            &[a, b],
+            &ports,
+            &settings(),
+            4096,
+            progress.clone(),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.hosts[0].open, vec![pa]);
+        assert_eq!(out.hosts[1].open, vec![pb]);
+        assert_eq!(out.counts.open, 2);
+        assert_eq!(out.counts.closed, 2);
+        assert_eq!(progress.done.load(Ordering::Relaxed), 4);
+        assert!((progress.ratio() - 1.0).abs() < f64::EPSILON);
+        assert!(out.srtt[0].is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancellation_stops_a_scan() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let r = scan(
+            &["127.0.77.3".parse().unwrap()],
+            &(1..=2000).collect::<Vec<_>>(),
+            &settings(),
+            4096,
+            Arc::new(Progress::default()),
+            cancel,
+        )
+        .await;
+        assert!(matches!(r, Err(Error::Cancelled)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tiny_descriptor_budget_still_completes() {
+        // fd_limit below the reserve: one worker does all the work.
+        let l = TcpListener::bind("127.0.77.4:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let out = scan(
+            &["127.0.77.4".parse().unwrap()],
+            &[port, 1, 2, 3],
+            &settings(),
+            10,
+            Arc::new(Progress::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.hosts[0].open, vec![port]);
+        assert_eq!(out.hosts[0].closed, 3);
+    }
+
+    #[test]
+    fn errors_classify() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(Err(refused)), Probe::Closed);
+        assert_eq!(
+            classify(Err(io::Error::from_raw_os_error(24))),
+            Probe::NoResources
+        );
+        assert_eq!(
+            classify(Err(io::Error::from_raw_os_error(113))),
+            Probe::Unreachable
+        );
+        assert_eq!(
+            classify(Err(io::Error::from(io::ErrorKind::PermissionDenied))),
+            Probe::Error
+        );
+    }
+}

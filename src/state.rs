@@ -1,0 +1,95 @@
+//! The agent's in-memory view of what the store holds: latest host states, per-group coverage and
+//! per-stage health. Written by the cycle after each commit (and loaded from the store at start-up),
+//! read by /metrics and the API — so a scrape never touches RocksDB and never waits for a scan.
+
+use crate::model::{HostState, UnixSeconds};
+use crate::scan::Progress;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+/// Coverage of one target group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupStatus {
+    pub name: String,
+    /// Addresses in the inventory.
+    pub targets: u64,
+    /// Finish time of the last successful scan of the group.
+    pub last_success: Option<UnixSeconds>,
+    /// How long that scan took (part of the allowed age of a "recent" scan).
+    pub last_duration: f64,
+}
+
+/// Health of one stage (`discovery`; later stages add theirs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageStatus {
+    pub interval: Duration,
+    pub jitter: Duration,
+    pub last_success: Option<UnixSeconds>,
+    /// Whether the last finished run succeeded (None before any run).
+    pub last_ok: Option<bool>,
+    pub in_progress: bool,
+}
+
+/// Everything /metrics and the API read.
+#[derive(Debug, Default)]
+pub struct View {
+    pub hosts: BTreeMap<String, HostState>,
+    pub groups: Vec<GroupStatus>,
+    pub stages: BTreeMap<&'static str, StageStatus>,
+}
+
+impl View {
+    /// Whether a group's last good scan is within its interval (plus jitter and the scan's own
+    /// duration): the coverage metric `stinger_targets_scanned` counts only such groups' targets.
+    pub fn group_is_fresh(&self, g: &GroupStatus, now: UnixSeconds) -> bool {
+        let Some(last) = g.last_success else {
+            return false;
+        };
+        let allowed = self.stages.get("discovery").map_or(f64::INFINITY, |s| {
+            s.interval.as_secs_f64() + s.jitter.as_secs_f64() + g.last_duration + 60.0
+        });
+        now - last <= allowed
+    }
+}
+
+/// The shared state, one per agent.
+#[derive(Debug, Default)]
+pub struct State {
+    view: RwLock<View>,
+    /// Progress of the scan running now, if any.
+    progress: RwLock<Option<Arc<Progress>>>,
+    ready: AtomicBool,
+}
+
+impl State {
+    pub fn read(&self) -> RwLockReadGuard<'_, View> {
+        // A writer that panicked leaves the last view it wrote; serving it beats failing every read.
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_progress(&self, p: Option<Arc<Progress>>) {
+        *self.progress.write().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    pub fn progress(&self) -> Option<Arc<Progress>> {
+        self.progress
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ready once the store is open and the last known state is loaded.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}

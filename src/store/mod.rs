@@ -1,0 +1,590 @@
+//! Store stage: what is remembered, in RocksDB. Latest state per host, every scan run and the history
+//! events, each in its own column family (see [`schema`]). One scan's results are written in one
+//! WriteBatch, so a crash never leaves half a scan; the WAL makes every committed batch survive a
+//! killed process. Calls block: async callers go through `spawn_blocking`.
+
+pub mod schema;
+
+use crate::model::{Event, EventKind, HostState, Outcome, ScanRun, UnixSeconds};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
+use schema::*;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the store at {path}: {message}; {hint}")]
+    Open {
+        path: PathBuf,
+        message: String,
+        hint: &'static str,
+    },
+    #[error("the store at {path} has schema version {found}, but this stinger reads version {expected}; run a stinger that matches it, or point --storage.path at a new directory")]
+    Schema {
+        path: PathBuf,
+        found: String,
+        expected: u32,
+    },
+    #[error("store operation failed: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("could not encode a {what} record: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    /// Stable label for `stinger_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Open { .. } => "open",
+            Error::Schema { .. } => "schema",
+            Error::Db(_) => "db",
+            Error::Encode { .. } => "encode",
+            Error::Task(_) => "task",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything one finished scan changes, written atomically.
+#[derive(Debug, Default)]
+pub struct Commit {
+    pub run: Option<ScanRun>,
+    pub hosts: Vec<HostState>,
+    pub removed_hosts: Vec<String>,
+    pub events: Vec<Event>,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub since: Option<UnixSeconds>,
+    pub until: Option<UnixSeconds>,
+    pub host: Option<String>,
+    pub kind: Option<EventKind>,
+    /// Continue after this event key (from a previous page).
+    pub after: Option<Vec<u8>>,
+    pub limit: usize,
+}
+
+/// A handle on the open database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn open_hint(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("lock") {
+        "is another stinger process using this --storage.path? Stop it or choose another directory"
+    } else if m.contains("permission") || m.contains("read-only") {
+        "check that the user running stinger can write to this directory"
+    } else if m.contains("no such file") || m.contains("not a directory") {
+        "check that the parent directory exists and the path is a directory"
+    } else {
+        "check the path and the disk; the RocksDB message above says more"
+    }
+}
+
+fn decode<T: DeserializeOwned>(cf: &str, key: &[u8], value: &[u8]) -> Option<T> {
+    match serde_json::from_slice(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(cf, key = %to_hex(key), error = %e, "skipping a corrupt stored record");
+            None
+        }
+    }
+}
+
+fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|source| Error::Encode { what, source })
+}
+
+impl Store {
+    /// Open (or create) the store at `path`, checking its schema version.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_log_file_size(4 << 20);
+        opts.set_max_total_wal_size(64 << 20);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            let message = e.to_string();
+            Error::Open {
+                path: path.to_path_buf(),
+                hint: open_hint(&message),
+                message,
+            }
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        // Every name in ALL_CFS is created at open, so this only fails on a programming error.
+        self.db.cf_handle(name).ok_or_else(|| Error::Open {
+            path: self.path.clone(),
+            message: format!("column family {name} is missing"),
+            hint: "the store is damaged or was written by another program",
+        })
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let meta = self.cf(CF_META)?;
+        match self.db.get_cf(meta, META_SCHEMA)? {
+            None => {
+                self.db
+                    .put_cf(meta, META_SCHEMA, SCHEMA_VERSION.to_string())?;
+                Ok(())
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string().as_bytes() => Ok(()),
+            Some(v) => Err(Error::Schema {
+                path: self.path.clone(),
+                found: String::from_utf8_lossy(&v).into_owned(),
+                expected: SCHEMA_VERSION,
+            }),
+        }
+    }
+
+    /// The latest state of every known host.
+    pub fn hosts(&self) -> Result<Vec<HostState>> {
+        let cf = self.cf(CF_HOSTS)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            out.extend(decode::<HostState>(CF_HOSTS, &k, &v));
+        }
+        Ok(out)
+    }
+
+    /// Allocate the next scan-run id and record the run as running.
+    pub fn begin_run(&self, mut run: ScanRun) -> Result<ScanRun> {
+        let meta = self.cf(CF_META)?;
+        let last = self
+            .db
+            .get_cf(meta, META_LAST_RUN)?
+            .and_then(|v| decode_u64(&v))
+            .unwrap_or(0);
+        run.id = last + 1;
+        run.outcome = Outcome::Running;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta, META_LAST_RUN, run_key(run.id));
+        batch.put_cf(self.cf(CF_SCANS)?, run_key(run.id), encode("scan", &run)?);
+        self.db.write(batch)?;
+        Ok(run)
+    }
+
+    /// Write one scan's results in a single batch.
+    pub fn commit(&self, c: &Commit) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        if let Some(run) = &c.run {
+            batch.put_cf(self.cf(CF_SCANS)?, run_key(run.id), encode("scan", run)?);
+        }
+        let hosts = self.cf(CF_HOSTS)?;
+        for h in &c.hosts {
+            batch.put_cf(hosts, h.id.as_bytes(), encode("host", h)?);
+        }
+        for id in &c.removed_hosts {
+            batch.delete_cf(hosts, id.as_bytes());
+        }
+        let (events, index) = (self.cf(CF_EVENTS)?, self.cf(CF_EVENTS_BY_HOST)?);
+        for (seq, e) in c.events.iter().enumerate() {
+            let key = event_key(e.time, e.scan_id, seq as u32);
+            batch.put_cf(events, key, encode("event", e)?);
+            batch.put_cf(index, host_index_key(&e.host, &key), []);
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Mark runs left "running" by a process that stopped mid-scan as interrupted.
+    pub fn mark_interrupted(&self) -> Result<usize> {
+        let cf = self.cf(CF_SCANS)?;
+        let mut batch = WriteBatch::default();
+        let mut n = 0;
+        for item in self.db.iterator_cf(cf, IteratorMode::End) {
+            let (k, v) = item?;
+            let Some(mut run) = decode::<ScanRun>(CF_SCANS, &k, &v) else {
+                continue;
+            };
+            if run.outcome == Outcome::Running {
+                run.outcome = Outcome::Interrupted;
+                run.errors
+                    .push("the agent stopped before this scan finished".into());
+                batch.put_cf(cf, &k, encode("scan", &run)?);
+                n += 1;
+            } else {
+                break; // runs finish in order; older ones are settled
+            }
+        }
+        self.db.write(batch)?;
+        Ok(n)
+    }
+
+    /// Scan runs, newest first, with ids below `before`.
+    pub fn scans(&self, before: Option<u64>, limit: usize) -> Result<Vec<ScanRun>> {
+        let cf = self.cf(CF_SCANS)?;
+        let start = before.map(|b| run_key(b.saturating_sub(1)));
+        let mode = match &start {
+            Some(k) if before != Some(0) => IteratorMode::From(k, Direction::Reverse),
+            Some(_) => return Ok(Vec::new()),
+            None => IteratorMode::End,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, mode) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            out.extend(decode::<ScanRun>(CF_SCANS, &k, &v));
+        }
+        Ok(out)
+    }
+
+    pub fn scan(&self, id: u64) -> Result<Option<ScanRun>> {
+        let cf = self.cf(CF_SCANS)?;
+        Ok(self
+            .db
+            .get_cf(cf, run_key(id))?
+            .and_then(|v| decode(CF_SCANS, &run_key(id), &v)))
+    }
+
+    /// History events in time order, filtered; returns them with their keys (for paging).
+    pub fn events(&self, q: &EventQuery) -> Result<Vec<(Vec<u8>, Event)>> {
+        let events = self.cf(CF_EVENTS)?;
+        let until = q.until.map(|t| event_key_from(t + 1e-9));
+        let mut from = q
+            .since
+            .map(|t| event_key_from(t).to_vec())
+            .unwrap_or_default();
+        if let Some(after) = &q.after {
+            let mut next = after.clone();
+            next.push(0); // the smallest key after `after`
+            if next > from {
+                from = next;
+            }
+        }
+        let in_range = |k: &[u8]| until.as_ref().is_none_or(|u| k < u.as_slice());
+        let mut out = Vec::new();
+        let keep = |k: Vec<u8>, v: &[u8], out: &mut Vec<(Vec<u8>, Event)>| {
+            if let Some(e) = decode::<Event>(CF_EVENTS, &k, v) {
+                if q.kind.is_none_or(|kind| e.kind == kind) {
+                    out.push((k, e));
+                }
+            }
+        };
+        match &q.host {
+            Some(host) => {
+                let index = self.cf(CF_EVENTS_BY_HOST)?;
+                let prefix = host_index_prefix(host);
+                let mut start = prefix.clone();
+                start.extend_from_slice(&from);
+                for item in self
+                    .db
+                    .iterator_cf(index, IteratorMode::From(&start, Direction::Forward))
+                {
+                    let (k, _) = item?;
+                    if !k.starts_with(&prefix) || out.len() >= q.limit {
+                        break;
+                    }
+                    let ek = &k[prefix.len()..];
+                    if !in_range(ek) {
+                        break;
+                    }
+                    if let Some(v) = self.db.get_cf(events, ek)? {
+                        keep(ek.to_vec(), &v, &mut out);
+                    }
+                }
+            }
+            None => {
+                for item in self
+                    .db
+                    .iterator_cf(events, IteratorMode::From(&from, Direction::Forward))
+                {
+                    let (k, v) = item?;
+                    if !in_range(&k) || out.len() >= q.limit {
+                        break;
+                    }
+                    keep(k.to_vec(), &v, &mut out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete scan runs started before `scans_before` and events older than `events_before`, at
+    /// most `budget` records each per call (retention runs after every scan, so it keeps up).
+    pub fn prune(
+        &self,
+        scans_before: UnixSeconds,
+        events_before: UnixSeconds,
+        budget: usize,
+    ) -> Result<(usize, usize)> {
+        let mut batch = WriteBatch::default();
+        let scans = self.cf(CF_SCANS)?;
+        let mut n_scans = 0;
+        for item in self.db.iterator_cf(scans, IteratorMode::Start) {
+            let (k, v) = item?;
+            let old = decode::<ScanRun>(CF_SCANS, &k, &v)
+                .is_none_or(|r| r.started < scans_before && r.outcome != Outcome::Running);
+            if !old || n_scans >= budget {
+                break;
+            }
+            batch.delete_cf(scans, &k);
+            n_scans += 1;
+        }
+        let (events, index) = (self.cf(CF_EVENTS)?, self.cf(CF_EVENTS_BY_HOST)?);
+        let cutoff = event_key_from(events_before);
+        let mut n_events = 0;
+        for item in self.db.iterator_cf(events, IteratorMode::Start) {
+            let (k, v) = item?;
+            if k.as_ref() >= cutoff.as_slice() || n_events >= budget {
+                break;
+            }
+            if let Some(e) = decode::<Event>(CF_EVENTS, &k, &v) {
+                batch.delete_cf(index, host_index_key(&e.host, &k));
+            }
+            batch.delete_cf(events, &k);
+            n_events += 1;
+        }
+        self.db.write(batch)?;
+        Ok((n_scans, n_events))
+    }
+
+    /// Flush memtables to disk (on shutdown; the WAL already makes commits durable).
+    pub fn flush(&self) -> Result<()> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Run a blocking store call off the async runtime.
+pub async fn blocking<T, F>(store: &Store, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T> + Send + 'static,
+{
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortFinding, ProbeCounts, Protocol, Verdict};
+
+    fn run(started: f64) -> ScanRun {
+        ScanRun {
+            id: 0,
+            started,
+            finished: None,
+            outcome: Outcome::Running,
+            groups: vec!["g".into()],
+            targets: 1,
+            ports: 1,
+            probes: ProbeCounts::default(),
+            hosts_up: 0,
+            open_ports: 0,
+            unexpected_ports: 0,
+            errors: vec![],
+        }
+    }
+
+    fn host(id: &str, port: u16) -> HostState {
+        HostState {
+            id: id.into(),
+            address: id.parse().unwrap(),
+            group: "g".into(),
+            up: true,
+            ports: vec![PortFinding {
+                port,
+                protocol: Protocol::Tcp,
+                verdict: Verdict::Expected,
+                rule: "global".into(),
+                since: 1.0,
+            }],
+            first_seen: 1.0,
+            last_seen: 1.0,
+            last_scan: 1.0,
+            last_scan_id: 1,
+        }
+    }
+
+    fn ev(t: f64, host: &str, kind: EventKind) -> Event {
+        Event {
+            time: t,
+            kind,
+            host: host.into(),
+            address: host.parse().unwrap(),
+            group: "g".into(),
+            port: Some(22),
+            protocol: Some(Protocol::Tcp),
+            verdict: None,
+            rule: None,
+            scan_id: 1,
+        }
+    }
+
+    #[test]
+    fn commits_survive_reopen_and_runs_get_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let r1 = s.begin_run(run(10.0)).unwrap();
+            let mut r2 = s.begin_run(run(20.0)).unwrap();
+            assert_eq!((r1.id, r2.id), (1, 2));
+            r2.outcome = Outcome::Success;
+            s.commit(&Commit {
+                run: Some(r2),
+                hosts: vec![host("127.0.0.1", 22), host("127.0.0.2", 80)],
+                removed_hosts: vec![],
+                events: vec![ev(20.0, "127.0.0.1", EventKind::PortOpened)],
+            })
+            .unwrap();
+            s.commit(&Commit {
+                removed_hosts: vec!["127.0.0.2".into()],
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let hosts = s.hosts().unwrap();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].ports[0].port, 22);
+        // Run 1 never finished: after a restart it is marked interrupted; run 2 is settled.
+        assert_eq!(s.mark_interrupted().unwrap(), 0, "newest run finished");
+        let scans = s.scans(None, 10).unwrap();
+        assert_eq!(scans.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(s.scans(Some(2), 10).unwrap()[0].id, 1);
+        assert_eq!(s.scan(2).unwrap().unwrap().outcome, Outcome::Success);
+        assert!(s.scan(99).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unfinished_run_is_marked_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.begin_run(run(1.0)).unwrap();
+        assert_eq!(s.mark_interrupted().unwrap(), 1);
+        let r = s.scan(1).unwrap().unwrap();
+        assert_eq!(r.outcome, Outcome::Interrupted);
+        assert!(!r.errors.is_empty());
+    }
+
+    #[test]
+    fn events_filter_page_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let events = vec![
+            ev(10.0, "127.0.0.1", EventKind::PortOpened),
+            ev(20.0, "127.0.0.2", EventKind::PortOpened),
+            ev(30.0, "127.0.0.1", EventKind::PortClosed),
+        ];
+        s.commit(&Commit {
+            events,
+            ..Default::default()
+        })
+        .unwrap();
+        let all = |q: EventQuery| s.events(&EventQuery { limit: 100, ..q }).unwrap();
+        assert_eq!(all(EventQuery::default()).len(), 3);
+        let h1 = all(EventQuery {
+            host: Some("127.0.0.1".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            h1.iter().map(|(_, e)| e.time).collect::<Vec<_>>(),
+            [10.0, 30.0]
+        );
+        let closed = all(EventQuery {
+            kind: Some(EventKind::PortClosed),
+            ..Default::default()
+        });
+        assert_eq!(closed.len(), 1);
+        let window = all(EventQuery {
+            since: Some(15.0),
+            until: Some(20.0),
+            ..Default::default()
+        });
+        assert_eq!(window.len(), 1);
+        assert_eq!(window[0].1.host, "127.0.0.2");
+        // Paging: one at a time, continuing after the last key.
+        let first = s
+            .events(&EventQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        let second = s
+            .events(&EventQuery {
+                limit: 1,
+                after: Some(first[0].0.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(second[0].1.time, 20.0);
+        // Retention removes old events from both the log and the host index.
+        assert_eq!(s.prune(0.0, 25.0, 100).unwrap(), (0, 2));
+        assert_eq!(all(EventQuery::default()).len(), 1);
+        assert_eq!(
+            all(EventQuery {
+                host: Some("127.0.0.2".into()),
+                ..Default::default()
+            })
+            .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_locked_store_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Store::open(dir.path()).unwrap();
+        let e = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("another stinger process"), "{e}");
+    }
+
+    #[test]
+    fn a_foreign_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let meta = s.cf(CF_META).unwrap();
+            s.db.put_cf(meta, META_SCHEMA, "99").unwrap();
+        }
+        let e = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+}
