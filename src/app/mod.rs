@@ -27,8 +27,8 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 /// Most records retention deletes per pass.
 const PRUNE_BUDGET: usize = 10_000;
 
-/// Seconds to wait before the next discovery run: none if the last success is older than the interval
-/// (or there is none), else the rest of the interval; plus `jitter_fraction` (0..1) of the jitter.
+/// How long to wait before the next discovery run: nothing on a first start (no success yet); the rest
+/// of the interval after a recent success; else just `jitter_fraction` (0..1) of the jitter.
 pub fn next_delay(
     last_success: Option<UnixSeconds>,
     now: UnixSeconds,
@@ -41,6 +41,7 @@ pub fn next_delay(
         Some(last) if now - last < interval.as_secs_f64() && now >= last => {
             Duration::from_secs_f64(interval.as_secs_f64() - (now - last)) + jitter
         }
+        None => Duration::ZERO,
         _ => jitter,
     }
 }
@@ -99,7 +100,10 @@ pub async fn run(
         registry,
         telemetry_path: config.web.telemetry_path.clone(),
     });
-    tracing::info!(address = %config.web.listen, telemetry_path = %config.web.telemetry_path, "serving");
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.web.listen.to_string(), |a| a.to_string());
+    tracing::info!(%address, telemetry_path = %config.web.telemetry_path, "serving");
     let server = tokio::spawn(expose::serve(listener, shared, shutdown.clone()));
 
     let mut agent = Agent {
@@ -438,14 +442,15 @@ mod tests {
         let j = Duration::from_secs(30);
         // Never scanned: now (plus jitter).
         assert_eq!(next_delay(None, 1000.0, i, j, 0.0), Duration::ZERO);
-        assert_eq!(next_delay(None, 1000.0, i, j, 1.0), j);
+        assert_eq!(next_delay(None, 1000.0, i, j, 1.0), Duration::ZERO);
         // Scanned 100 s ago: wait the remaining 800 s.
         assert_eq!(
             next_delay(Some(900.0), 1000.0, i, j, 0.0),
             Duration::from_secs(800)
         );
-        // Overdue: now.
+        // Overdue: now, plus jitter.
         assert_eq!(next_delay(Some(0.0), 1000.0, i, j, 0.0), Duration::ZERO);
+        assert_eq!(next_delay(Some(0.0), 1000.0, i, j, 1.0), j);
         // A clock that went backwards does not postpone the scan for ever.
         assert_eq!(next_delay(Some(5000.0), 1000.0, i, j, 0.0), Duration::ZERO);
         let f = random_fraction();

@@ -330,7 +330,7 @@ fn build(
         }
         if r.allow.matcher.is_empty() && r.deny.matcher.is_empty() {
             problem(
-                format!("{key}"),
+                key.clone(),
                 "has neither allow nor deny ports, so it can never decide".into(),
             );
         }

@@ -26,7 +26,7 @@ pub struct BadRequest {
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
         let body = json!({
-            "error": format!("invalid query parameter {:?}: {}", self.parameter, self.message),
+            "error": format!("invalid parameter {:?}: {}", self.parameter, self.message),
             "parameter": self.parameter,
             "expected": self.expected,
         });
@@ -215,7 +215,7 @@ fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
             next = out.last().map(|v: &VmSummary<'_>| v.id.to_string());
             break;
         }
-        let _ = id;
+        debug_assert_eq!(id, &h.id);
         out.push(VmSummary::of(h));
     }
     Ok(Json(json!({ "vms": out, "next_cursor": next })).into_response())
@@ -230,7 +230,8 @@ pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
     };
     let q = EventQuery {
         host: Some(id.clone()),
-        limit: 1000,
+        limit: 50,
+        newest_first: true,
         ..Default::default()
     };
     let events = match store::blocking(&s.store, move |st| st.events(&q)).await {
@@ -238,7 +239,7 @@ pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
         Err(e) => return server_error(e),
     };
     // The most recent 50 changes, newest first.
-    let recent: Vec<Event> = events.into_iter().rev().take(50).map(|(_, e)| e).collect();
+    let recent: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
     let unexpected: Vec<_> = host
         .ports
         .iter()
@@ -340,6 +341,7 @@ fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
             schema::from_hex(v).filter(|k| k.len() == schema::EVENT_KEY_LEN)
         })?,
         limit: p.limit()?,
+        newest_first: false,
     })
 }
 

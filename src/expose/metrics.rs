@@ -183,13 +183,12 @@ impl Collector for StateCollector {
         let view = self.state.read();
         let secs = Some(&Unit::Seconds);
 
-        gauges(
-            &mut enc,
+        ConstGauge::new(view.hosts.len() as f64).encode(enc.encode_descriptor(
             "state_hosts",
             "Hosts known in the stored state (answered at least once)",
             None,
-            [(Vec::<(&str, &str)>::new(), view.hosts.len() as f64)],
-        )?;
+            MetricType::Gauge,
+        )?)?;
         let host_rows = |f: fn(&crate::model::HostState) -> f64| {
             view.hosts
                 .values()

@@ -4,6 +4,8 @@
 //! [`tcp::scan`] runs one rectangular job (addresses × ports) and reports per-host observations;
 //! [`Progress`] is shared with the caller so long scans show progress in logs and metrics.
 
+pub mod gmp_xml;
+pub mod nmap_xml;
 pub mod tcp;
 mod timing;
 

@@ -72,6 +72,8 @@ pub struct EventQuery {
     /// Continue after this event key (from a previous page).
     pub after: Option<Vec<u8>>,
     pub limit: usize,
+    /// Newest first (only with `host`; `since`, `until` and `after` still bound the range).
+    pub newest_first: bool,
 }
 
 /// A handle on the open database; cheap to clone.
@@ -307,17 +309,31 @@ impl Store {
                 let index = self.cf(CF_EVENTS_BY_HOST)?;
                 let prefix = host_index_prefix(host);
                 let mut start = prefix.clone();
-                start.extend_from_slice(&from);
-                for item in self
-                    .db
-                    .iterator_cf(index, IteratorMode::From(&start, Direction::Forward))
-                {
+                let mode = if q.newest_first {
+                    // Just past the last possible key of this host within `until`.
+                    match &until {
+                        Some(u) => start.extend_from_slice(u),
+                        None => start.extend_from_slice(&[0xff; EVENT_KEY_LEN + 1]),
+                    }
+                    IteratorMode::From(&start, Direction::Reverse)
+                } else {
+                    start.extend_from_slice(&from);
+                    IteratorMode::From(&start, Direction::Forward)
+                };
+                for item in self.db.iterator_cf(index, mode) {
                     let (k, _) = item?;
                     if !k.starts_with(&prefix) || out.len() >= q.limit {
                         break;
                     }
                     let ek = &k[prefix.len()..];
-                    if !in_range(ek) {
+                    if q.newest_first {
+                        if ek < from.as_slice() {
+                            break;
+                        }
+                        if !in_range(ek) {
+                            continue; // the seek key itself, when `until` is exact
+                        }
+                    } else if !in_range(ek) {
                         break;
                     }
                     if let Some(v) = self.db.get_cf(events, ek)? {
