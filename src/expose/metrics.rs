@@ -38,6 +38,15 @@ pub struct ErrorLabels {
     pub kind: String,
 }
 
+/// The (stage, kind) error series exported from the start.
+pub const KNOWN_ERRORS: [(&str, &str); 5] = [
+    ("discovery", "scan"),
+    ("discovery", "cancelled"),
+    ("store", "db"),
+    ("store", "task"),
+    ("config", "reload"),
+];
+
 /// Counters and histograms the stages update.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -128,6 +137,13 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
         m.runs.clone(),
     );
     reg.register("errors", "Errors, by stage and kind", m.errors.clone());
+    // Known series start at zero, so increase() and alerts see the first error.
+    for (stage, kind) in KNOWN_ERRORS {
+        let _ = m.errors.get_or_create(&ErrorLabels {
+            stage: stage.into(),
+            kind: kind.into(),
+        });
+    }
     reg.register(
         "metrics_series_dropped",
         "Per-port series left out of a scrape because web.max_port_series was reached",

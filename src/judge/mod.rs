@@ -13,7 +13,7 @@ use crate::model::{
 /// The judged result for one host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judged {
-    /// The host's new state; `None` when it has never answered and so is not worth keeping.
+    /// The host's new state; `None` for a host never seen with an open port (nothing to keep).
     pub state: Option<HostState>,
     pub events: Vec<Event>,
 }
@@ -49,7 +49,9 @@ pub fn judge_host(
     now: UnixSeconds,
 ) -> Judged {
     let up = obs.is_up();
-    if !up && prev.is_none() {
+    // A host enters the state with its first open port (resets alone say nothing worth keeping:
+    // a firewall or loopback answers for every address); once known it is followed until removed.
+    if obs.open.is_empty() && prev.is_none() {
         return Judged {
             state: None,
             events: Vec::new(),
@@ -251,6 +253,12 @@ mod tests {
         };
         assert_eq!(
             judge_host(&target(), &silent, None, &policy(), 1, 1.0).state,
+            None
+        );
+        let resets_only = obs(&[]);
+        assert!(resets_only.is_up());
+        assert_eq!(
+            judge_host(&target(), &resets_only, None, &policy(), 1, 1.0).state,
             None
         );
         let prev = judge_host(&target(), &obs(&[22]), None, &policy(), 1, 1.0)
