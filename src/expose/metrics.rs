@@ -173,7 +173,9 @@ fn gauges<L: EncodeLabelSet>(
     unit: Option<&Unit>,
     rows: impl IntoIterator<Item = (L, f64)>,
 ) -> Result<(), std::fmt::Error> {
-    let mut fam = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    // Registered metrics get a full stop from the client; match them.
+    let help = format!("{help}.");
+    let mut fam = enc.encode_descriptor(name, &help, unit, MetricType::Gauge)?;
     for (labels, v) in rows {
         ConstGauge::new(v).encode(fam.encode_family(&labels)?)?;
     }
@@ -201,7 +203,7 @@ impl Collector for StateCollector {
 
         ConstGauge::new(view.hosts.len() as f64).encode(enc.encode_descriptor(
             "state_hosts",
-            "Hosts known in the stored state (answered at least once)",
+            "Hosts known in the stored state (seen with an open port at least once).",
             None,
             MetricType::Gauge,
         )?)?;
