@@ -173,14 +173,17 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     let mut view = state.write();
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
     let last_ok = recent.iter().find(|r| r.outcome == Outcome::Success);
-    let last_finished = recent.iter().find(|r| r.finished.is_some());
+    // Cancelled and interrupted runs say nothing about the scan's health: a stop interrupted them.
+    let last_judged = recent
+        .iter()
+        .find(|r| matches!(r.outcome, Outcome::Success | Outcome::Failed));
     view.stages.insert(
         "discovery",
         StageStatus {
             interval: config.discovery_interval,
             jitter: config.jitter,
             last_success: last_ok.and_then(|r| r.finished),
-            last_ok: last_finished.map(|r| r.outcome == Outcome::Success),
+            last_ok: last_judged.map(|r| r.outcome == Outcome::Success),
             in_progress: false,
         },
     );

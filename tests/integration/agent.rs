@@ -497,3 +497,107 @@ fn a_second_agent_on_the_same_store_fails_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_stops_a_running_scan_promptly_and_records_it_cancelled() {
+    let _l = Listener::new("127.0.66.1:20001");
+    let dir = tempfile::tempdir().unwrap();
+    // Rate-limited over every port: minutes of work unless cancelled.
+    let config = write_config(
+        dir.path(),
+        "[[targets]]\nname = \"c\"\ncidrs = [\"127.0.66.0/30\"]\nports = \"1-65535\"\n\
+         [schedule]\ndiscovery = \"1h\"\njitter = \"0s\"\n[scan.tcp]\nmax_rate = 500\n",
+    );
+    let agent = Agent::start(&config);
+    wait_for("the scan to be under way", Duration::from_secs(30), || {
+        (sample(
+            &agent.metrics(),
+            "stinger_scan_in_progress{stage=\"discovery\"}",
+        ) == Some(1.0))
+        .then_some(())
+    });
+    let started = std::time::Instant::now();
+    assert!(agent.stop().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let again = Agent::start(&config);
+    let scans = again.json("/api/v1/scans");
+    assert_eq!(scans["scans"][0]["outcome"], "cancelled", "{scans}");
+    assert!(
+        again.json("/api/v1/vms")["vms"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a cancelled scan commits no hosts"
+    );
+    // With no success on record, the restarted agent scans again at once.
+    wait_for("a new scan to start", Duration::from_secs(20), || {
+        (sample(
+            &again.metrics(),
+            "stinger_scan_in_progress{stage=\"discovery\"}",
+        ) == Some(1.0))
+        .then_some(())
+    });
+}
+
+#[test]
+fn an_unusable_storage_path_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "x").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[targets]]\nname = \"s\"\ncidrs = [\"127.0.67.1\"]\n[storage]\npath = \"{}\"\n[web]\nlisten_address = \"127.0.0.1:0\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("--config.file")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the store") && err.contains("not-a-directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_landing_page_links_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[targets]]\nname = \"p\"\ncidrs = [\"127.0.68.1\"]\nports = \"20000\"\n",
+    );
+    let agent = Agent::start(&config);
+    let (status, page) = agent.get("/");
+    assert_eq!(status, 200);
+    for link in [
+        "/metrics",
+        "/api/v1/vms",
+        "/api/v1/scans",
+        "/api/v1/changes",
+        "/-/healthy",
+        "/-/ready",
+        "/api/v1/openapi.yaml",
+    ] {
+        assert!(
+            page.contains(&format!("href=\"{link}")),
+            "{link} missing from {page}"
+        );
+    }
+    let (status, spec) = agent.get("/api/v1/openapi.yaml");
+    assert_eq!(status, 200);
+    assert!(spec.contains("/api/v1/changes"));
+    let (status, body) = agent.get("/no/such/thing");
+    assert_eq!(status, 404);
+    assert!(body.contains("error"));
+}
