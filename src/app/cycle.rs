@@ -107,6 +107,14 @@ pub async fn discovery(
                 };
                 pass.groups
                     .push((g.name.clone(), g.addresses.len() as u64, false));
+                // Count what was done before the stop (the progress counters cover the whole run).
+                use std::sync::atomic::Ordering::Relaxed;
+                run.probes = crate::model::ProbeCounts {
+                    open: progress.open.load(Relaxed),
+                    closed: progress.closed.load(Relaxed),
+                    filtered: progress.filtered.load(Relaxed),
+                    error: progress.errors.load(Relaxed),
+                };
                 break;
             }
         };

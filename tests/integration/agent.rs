@@ -510,11 +510,10 @@ fn sigterm_stops_a_running_scan_promptly_and_records_it_cancelled() {
     );
     let agent = Agent::start(&config);
     wait_for("the scan to be under way", Duration::from_secs(30), || {
-        (sample(
-            &agent.metrics(),
-            "stinger_scan_in_progress{stage=\"discovery\"}",
-        ) == Some(1.0))
-        .then_some(())
+        let m = agent.metrics();
+        (sample(&m, "stinger_scan_in_progress{stage=\"discovery\"}") == Some(1.0)
+            && sample(&m, "stinger_scan_progress_ratio{stage=\"discovery\"}")? > 0.0)
+            .then_some(())
     });
     let started = std::time::Instant::now();
     assert!(agent.stop().success());
@@ -524,8 +523,12 @@ fn sigterm_stops_a_running_scan_promptly_and_records_it_cancelled() {
         started.elapsed()
     );
     let again = Agent::start(&config);
-    let scans = again.json("/api/v1/scans");
-    assert_eq!(scans["scans"][0]["outcome"], "cancelled", "{scans}");
+    let first = again.json("/api/v1/scans/1");
+    assert_eq!(first["scan"]["outcome"], "cancelled", "{first}");
+    assert!(
+        first["scan"]["probes"]["closed"].as_u64().unwrap() > 0,
+        "work done before the stop is counted"
+    );
     assert!(
         again.json("/api/v1/vms")["vms"]
             .as_array()
