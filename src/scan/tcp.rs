@@ -7,12 +7,14 @@
 use super::timing::{Pacer, TimeoutBounds, Timing};
 use super::{Error, Progress};
 use crate::model::{HostObservation, ProbeCounts};
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpSocket;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -213,11 +215,21 @@ fn collect(s: &Shared) -> Output {
     }
 }
 
+/// Probes a worker runs between voluntary yields: answered-at-once probes never await, so without
+/// this one worker could keep its runtime thread from everything else (HTTP, timers, other workers).
+const YIELD_EVERY: u32 = 64;
+
 async fn worker(s: Arc<Shared>) {
     let n = s.addrs.len() as u64;
+    let mut since_yield = 0u32;
     loop {
         if s.cancel.is_cancelled() {
             return;
+        }
+        since_yield += 1;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
         }
         let i = s.next.fetch_add(1, Ordering::Relaxed);
         if i >= s.total {
@@ -299,49 +311,79 @@ fn is_resource_error(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::AddrNotAvailable
 }
 
-fn classify(r: io::Result<tokio::net::TcpStream>) -> Probe {
-    match r {
-        Ok(_stream) => Probe::Open, // dropped here: linger 0 sends a reset.
-        Err(e) => match e.kind() {
-            io::ErrorKind::ConnectionRefused => Probe::Closed,
-            io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::TimedOut => Probe::Unreachable,
-            _ if is_resource_error(&e) => Probe::NoResources,
-            _ => Probe::Error,
-        },
+/// Linux EINPROGRESS: a non-blocking connect was started.
+const EINPROGRESS: i32 = 115;
+
+fn classify(e: &io::Error) -> Probe {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => Probe::Closed,
+        io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::TimedOut => Probe::Unreachable,
+        _ if is_resource_error(e) => Probe::NoResources,
+        _ => Probe::Error,
     }
 }
 
-async fn probe(s: &Shared, h: usize, addr: SocketAddr) -> Probe {
-    let sock = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    };
-    let sock = match sock {
-        Ok(sock) => sock,
-        Err(e) if is_resource_error(&e) => return Probe::NoResources,
-        Err(_) => return Probe::Error,
+/// How a connect stands right after `connect()` returned.
+enum Started {
+    Done(Probe),
+    Pending(Socket),
+}
+
+/// Start a non-blocking connect. When the answer came back within the syscall — loopback and other
+/// local paths, where the kernel handles the reset or SYN-ACK before `connect()` returns — it is read
+/// at once (SO_ERROR, getpeername) with no reactor registration, timer or wake-up; only connects
+/// still pending go to the reactor.
+fn start(addr: SocketAddr) -> Started {
+    let ty = Type::STREAM.nonblocking().cloexec();
+    let sock = match Socket::new(Domain::for_address(addr), ty, Some(SockProtocol::TCP)) {
+        Ok(s) => s,
+        Err(e) => return Started::Done(classify(&e)),
     };
     // A failure here only costs a TIME_WAIT entry; the probe is still valid.
-    let _ = sock.set_zero_linger();
-    let start = Instant::now();
-    let connect = sock.connect(addr);
-    tokio::pin!(connect);
-    let answered = |r: io::Result<tokio::net::TcpStream>| {
-        let result = classify(r);
-        if matches!(result, Probe::Open | Probe::Closed) {
-            s.timing.observe(h, start.elapsed());
-        }
-        result
+    let _ = sock.set_linger(Some(Duration::ZERO));
+    match sock.connect(&addr.into()) {
+        Ok(()) => Started::Done(Probe::Open),
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => match sock.take_error() {
+            Ok(Some(e)) | Err(e) => Started::Done(classify(&e)),
+            Ok(None) if sock.peer_addr().is_ok() => Started::Done(Probe::Open),
+            Ok(None) => Started::Pending(sock),
+        },
+        Err(e) => Started::Done(classify(&e)),
+    }
+}
+
+/// Wait (with the host's timeout) for a pending connect to be answered.
+async fn finish(s: &Shared, h: usize, sock: Socket, start: Instant) -> Probe {
+    let stream = match TcpStream::from_std(sock.into()) {
+        Ok(s) => s,
+        Err(e) => return classify(&e),
     };
+    let answer = async {
+        loop {
+            if let Err(e) = stream.writable().await {
+                return classify(&e);
+            }
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => return classify(&e),
+                Ok(None) if stream.peer_addr().is_ok() => return Probe::Open,
+                // A spurious wake-up: clear the readiness and wait again.
+                Ok(None) => {
+                    let _ = stream.try_io(Interest::WRITABLE, || {
+                        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                    });
+                }
+            }
+        }
+    };
+    tokio::pin!(answer);
     let (mut timeout, mut measured) = s.timing.timeout(h);
     loop {
         if measured {
-            return match tokio::time::timeout_at(start + timeout, &mut connect).await {
-                Ok(r) => answered(r),
-                Err(_) => Probe::TimedOut,
-            };
+            return tokio::time::timeout_at(start + timeout, &mut answer)
+                .await
+                .unwrap_or(Probe::TimedOut);
         }
         // Started before this host was timed: wait with the initial timeout, but re-arm as soon as
         // its first answer gives a measured one.
@@ -353,11 +395,23 @@ async fn probe(s: &Shared, h: usize, addr: SocketAddr) -> Probe {
             continue;
         }
         tokio::select! {
-            r = &mut connect => return answered(r),
+            r = &mut answer => return r,
             _ = tokio::time::sleep_until(start + timeout) => return Probe::TimedOut,
             _ = &mut notified => (timeout, measured) = s.timing.timeout(h),
         }
     }
+}
+
+async fn probe(s: &Shared, h: usize, addr: SocketAddr) -> Probe {
+    let begun = Instant::now();
+    let result = match start(addr) {
+        Started::Done(r) => r,
+        Started::Pending(sock) => finish(s, h, sock, begun).await,
+    };
+    if matches!(result, Probe::Open | Probe::Closed) {
+        s.timing.observe(h, begun.elapsed());
+    }
+    result
 }
 
 #[cfg(test)]
@@ -443,17 +497,17 @@ mod tests {
     #[test]
     fn errors_classify() {
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(classify(Err(refused)), Probe::Closed);
+        assert_eq!(classify(&refused), Probe::Closed);
         assert_eq!(
-            classify(Err(io::Error::from_raw_os_error(24))),
+            classify(&io::Error::from_raw_os_error(24)),
             Probe::NoResources
         );
         assert_eq!(
-            classify(Err(io::Error::from_raw_os_error(113))),
+            classify(&io::Error::from_raw_os_error(113)),
             Probe::Unreachable
         );
         assert_eq!(
-            classify(Err(io::Error::from(io::ErrorKind::PermissionDenied))),
+            classify(&io::Error::from(io::ErrorKind::PermissionDenied)),
             Probe::Error
         );
     }
