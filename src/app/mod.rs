@@ -104,7 +104,12 @@ pub async fn run(
         .local_addr()
         .map_or_else(|_| config.web.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, telemetry_path = %config.web.telemetry_path, "serving");
-    let server = tokio::spawn(expose::serve(listener, shared, shutdown.clone()));
+    let server = tokio::spawn(expose::webconfig::serve(
+        listener,
+        expose::router(shared),
+        config.web.config_file.clone(),
+        shutdown.clone(),
+    ));
 
     let mut agent = Agent {
         config,

@@ -27,6 +27,16 @@ pub struct Cli {
     )]
     pub listen_address: Option<String>,
 
+    /// exporter-toolkit web configuration (YAML): TLS and bcrypt basic auth, re-read when it changes
+    /// [config: web.config_file].
+    #[arg(
+        long = "web.config.file",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Web"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
     /// Path under which to expose metrics [config: web.telemetry_path; default /metrics].
     #[arg(
         long = "web.telemetry-path",
@@ -143,6 +153,7 @@ impl Cli {
     pub fn overrides(&self) -> Overrides {
         let mut o = Overrides {
             listen_address: self.listen_address.clone(),
+            web_config_file: self.web_config_file.clone(),
             telemetry_path: self.telemetry_path.clone(),
             storage_path: self.storage_path.clone(),
             concurrency: self.concurrency,

@@ -208,6 +208,9 @@ pub struct WebFile {
     pub telemetry_path: String,
     /// Most `stinger_open_port_info` series exported; the rest are counted as dropped.
     pub max_port_series: usize,
+    /// exporter-toolkit web configuration (TLS, basic auth); none = plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for WebFile {
@@ -216,6 +219,7 @@ impl Default for WebFile {
             listen_address: "0.0.0.0:7864".into(),
             telemetry_path: "/metrics".into(),
             max_port_series: 10_000,
+            config_file: None,
         }
     }
 }

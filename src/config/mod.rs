@@ -35,6 +35,7 @@ impl fmt::Display for Source {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen_address: Option<String>,
+    pub web_config_file: Option<PathBuf>,
     pub telemetry_path: Option<String>,
     pub storage_path: Option<PathBuf>,
     pub concurrency: Option<usize>,
@@ -89,6 +90,8 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+    /// exporter-toolkit web configuration file, validated at load.
+    pub config_file: Option<PathBuf>,
     pub telemetry_path: String,
     pub max_port_series: usize,
 }
@@ -170,6 +173,9 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
 fn apply_overrides(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Problem>) {
     if let Some(v) = &o.listen_address {
         file.web.listen_address = v.clone();
+    }
+    if let Some(v) = &o.web_config_file {
+        file.web.config_file = Some(v.clone());
     }
     if let Some(v) = &o.telemetry_path {
         file.web.telemetry_path = v.clone();
@@ -357,6 +363,11 @@ fn build(
             format!("{tp:?} must start with / and not clash with /, /api/ or /-/"),
         );
     }
+    if let Some(path) = &file.web.config_file {
+        if let Err(e) = crate::expose::webconfig::validate(path) {
+            problem("web.config_file".into(), e.to_string());
+        }
+    }
     if file.storage.path.as_os_str().is_empty() {
         problem("storage.path".into(), "must not be empty".into());
     }
@@ -413,6 +424,7 @@ fn build(
         },
         web: WebConfig {
             listen,
+            config_file: file.web.config_file.clone(),
             telemetry_path: file.web.telemetry_path.clone(),
             max_port_series: file.web.max_port_series,
         },

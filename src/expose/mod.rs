@@ -5,6 +5,7 @@
 pub mod api;
 pub mod metrics;
 pub mod textformat;
+pub mod webconfig;
 
 use crate::state::State;
 use crate::store::Store;
@@ -16,7 +17,6 @@ use axum::Router;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// The OpenAPI description of the JSON API, served at `/api/v1/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("openapi.yaml");
@@ -37,8 +37,6 @@ pub enum Error {
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 impl Error {
@@ -46,7 +44,6 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Bind { .. } => "bind",
-            Error::Serve(_) => "serve",
         }
     }
 }
@@ -77,18 +74,6 @@ pub async fn bind(address: std::net::SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(address)
         .await
         .map_err(|source| Error::Bind { address, source })
-}
-
-/// Serve until `shutdown` fires, then drain open requests.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) -> Result<(), Error> {
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(Error::Serve)
 }
 
 /// Encode the registry in the format the client asked for.

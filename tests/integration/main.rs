@@ -5,3 +5,4 @@ mod agent;
 mod alerts;
 mod once;
 mod util;
+mod web;

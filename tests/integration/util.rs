@@ -82,14 +82,21 @@ impl Drop for Listener {
 
 /// A minimal HTTP/1.1 GET. Returns (status, headers lower-cased, body).
 pub fn http_get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
+    let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+    http_request(addr, path, &headers)
+}
+
+/// A GET with extra request headers.
+pub fn http_request(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -158,10 +165,16 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
 impl Agent {
     /// Start the agent on `config` and wait until it serves.
     pub fn start(config: &Path) -> Agent {
+        Agent::start_with(config, &[])
+    }
+
+    /// Start with extra command-line flags.
+    pub fn start_with(config: &Path, flags: &[&str]) -> Agent {
         let mut child = Command::new(bin())
             .arg("--config.file")
             .arg(config)
             .arg("--log.level=debug")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
