@@ -44,10 +44,44 @@ fn default_ports() -> PortsField {
     PortsField::top1000()
 }
 
-/// A TCP port list (`top1000`, `1-1024,8080`), kept with its spelling for printing.
+/// A TCP port list, as a string (`"top1000"`, `"1-1024,8080"`) or a list (`[22, "8000-8100"]`), kept
+/// with its spelling for printing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "PortsRepr", into = "String")]
 pub struct PortsField(pub PortList);
+
+/// The forms a port list may take in the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortsRepr {
+    Spec(String),
+    List(Vec<PortItem>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortItem {
+    Number(i64),
+    Spec(String),
+}
+
+impl TryFrom<PortsRepr> for PortsField {
+    type Error = PortSpecError;
+    fn try_from(r: PortsRepr) -> Result<Self, Self::Error> {
+        let spec = match r {
+            PortsRepr::Spec(s) => s,
+            PortsRepr::List(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    PortItem::Number(n) => n.to_string(),
+                    PortItem::Spec(s) => s,
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        PortsField::try_from(spec)
+    }
+}
 
 impl PortsField {
     pub fn top1000() -> PortsField {
@@ -255,6 +289,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn port_lists_may_be_strings_or_lists() {
+        let parse = |ports: &str| {
+            toml::from_str::<FileConfig>(&format!(
+                "[[targets]]\nname = \"a\"\ncidrs = [\"127.0.0.1\"]\nports = {ports}\n"
+            ))
+            .map(|c| c.targets[0].ports.0.ports().to_vec())
+        };
+        assert_eq!(parse("\"22,80-81\"").unwrap(), [22, 80, 81]);
+        assert_eq!(parse("[22, \"80-81\"]").unwrap(), [22, 80, 81]);
+        let e = parse("[0]").unwrap_err().to_string();
+        assert!(e.contains("outside 1-65535") && e.contains("line 4"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::model::{now, Verdict};
 use crate::state::State;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -144,11 +144,7 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
             kind: kind.into(),
         });
     }
-    reg.register(
-        "metrics_series_dropped",
-        "Per-port series left out of a scrape because web.max_port_series was reached",
-        m.series_dropped.clone(),
-    );
+    // metrics_series_dropped is encoded by the state collector, after it counts this scrape's drops.
     reg.register_collector(Box::new(StateCollector {
         state,
         dropped: m.series_dropped.clone(),
@@ -246,6 +242,12 @@ impl Collector for StateCollector {
         if dropped > 0 {
             self.dropped.inc_by(dropped as u64);
         }
+        ConstCounter::new(self.dropped.get()).encode(enc.encode_descriptor(
+            "metrics_series_dropped",
+            "Per-port series left out of a scrape because web.max_port_series was reached.",
+            None,
+            MetricType::Counter,
+        )?)?;
         let port_strings: Vec<(String, String)> = ports
             .iter()
             .take(budget)
@@ -360,5 +362,74 @@ impl Collector for StateCollector {
             [([("stage", "discovery")], ratio)],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HostState, PortFinding, Protocol};
+
+    fn host(id: &str, ports: &[(u16, Verdict)]) -> HostState {
+        HostState {
+            id: id.into(),
+            address: id.parse().unwrap(),
+            group: "g".into(),
+            up: true,
+            ports: ports
+                .iter()
+                .map(|&(port, verdict)| PortFinding {
+                    port,
+                    protocol: Protocol::Tcp,
+                    verdict,
+                    rule: "r".into(),
+                    since: 1.0,
+                })
+                .collect(),
+            first_seen: 1.0,
+            last_seen: 1.0,
+            last_scan: 1.0,
+            last_scan_id: 1,
+        }
+    }
+
+    #[test]
+    fn the_series_budget_keeps_unexpected_ports_and_counts_the_rest() {
+        let state = Arc::new(State::default());
+        {
+            let mut v = state.write();
+            for h in [
+                host(
+                    "127.0.0.1",
+                    &[(22, Verdict::Expected), (80, Verdict::Expected)],
+                ),
+                host("127.0.0.2", &[(6379, Verdict::Unexpected)]),
+            ] {
+                v.hosts.insert(h.id.clone(), h);
+            }
+        }
+        let budget = Arc::new(AtomicUsize::new(2));
+        let (reg, m) = registry(state, budget);
+        let text = crate::expose::encode_metrics(&reg, false).unwrap();
+        let ports: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("stinger_open_port_info{"))
+            .collect();
+        assert_eq!(ports.len(), 2, "{text}");
+        assert!(ports
+            .iter()
+            .any(|l| l.contains("port=\"6379\"") && l.contains("expected=\"false\"")));
+        assert_eq!(m.series_dropped.get(), 1);
+        assert!(
+            text.contains("stinger_metrics_series_dropped_total 1"),
+            "{text}"
+        );
+        // Per-host series are not subject to the budget.
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("stinger_host_open_ports{"))
+                .count(),
+            2
+        );
     }
 }

@@ -460,6 +460,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scans_ipv6() {
+        let Ok(l) = TcpListener::bind("[::1]:0") else {
+            eprintln!("no IPv6 loopback here; skipping the IPv6 scan test");
+            return;
+        };
+        let port = l.local_addr().unwrap().port();
+        let out = scan(
+            &["::1".parse().unwrap()],
+            &[port, port.wrapping_add(1).max(1)],
+            &settings(),
+            4096,
+            Arc::new(Progress::default()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.hosts[0].open, vec![port]);
+        assert_eq!(out.hosts[0].closed, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cancellation_stops_a_scan() {
         let cancel = CancellationToken::new();
         cancel.cancel();
