@@ -51,7 +51,7 @@ pub struct Target {
     pub group: String,
 }
 
-/// What the discovery scan saw on one host.
+/// What the scans saw on one host: discovery's TCP results, and nmap's services when it ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostObservation {
     /// Open TCP ports, ascending.
@@ -62,6 +62,57 @@ pub struct HostObservation {
     pub filtered: u32,
     /// Probes that failed locally (e.g. no route, permission).
     pub errors: u32,
+    /// Whether nmap covered this host in this cycle (else services carry over from the last state).
+    pub services_known: bool,
+    /// Services nmap identified, by protocol and port.
+    pub services: Vec<(Protocol, u16, ServiceInfo)>,
+    /// UDP ports nmap found open (a reply came back).
+    pub udp_open: Vec<u16>,
+    /// UDP ports with no reply: open or filtered, never counted as open.
+    pub udp_open_filtered: Vec<u16>,
+    pub os: Vec<OsGuess>,
+}
+
+/// What runs on an open port, as nmap identified it (`-sV`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extrainfo: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpes: Vec<String>,
+    /// `probed` (a probe matched) or `table` (guessed from the port number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// nmap's confidence, 0-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+}
+
+impl ServiceInfo {
+    /// "OpenSSH 9.2p1", for logs and events.
+    pub fn describe(&self) -> String {
+        [&self.name, &self.product, &self.version]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// An operating-system guess from nmap `-O`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsGuess {
+    pub name: String,
+    pub accuracy: u8,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpes: Vec<String>,
 }
 
 impl HostObservation {
@@ -89,6 +140,9 @@ pub struct PortFinding {
     pub rule: String,
     /// When this port was first seen open in its current open spell.
     pub since: UnixSeconds,
+    /// The service nmap identified, if it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceInfo>,
 }
 
 /// Latest known state of one host: what the store keeps per host and the API serves.
@@ -105,6 +159,11 @@ pub struct HostState {
     /// Finish time of the last scan that covered this host.
     pub last_scan: UnixSeconds,
     pub last_scan_id: u64,
+    /// UDP ports that gave no reply (open or filtered); kept apart, never counted as open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp_open_filtered: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub os: Vec<OsGuess>,
 }
 
 impl HostState {
@@ -178,17 +237,20 @@ pub enum EventKind {
     PortClosed,
     HostAppeared,
     HostDisappeared,
-    /// The policy's verdict on an open port changed (e.g. after a config reload).
+    /// The policy's verdict on an open port, or its deciding rule, changed (e.g. after a reload).
     VerdictChanged,
+    /// The service on an open port changed (product or version, as nmap identified it).
+    ServiceChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::PortOpened,
         EventKind::PortClosed,
         EventKind::HostAppeared,
         EventKind::HostDisappeared,
         EventKind::VerdictChanged,
+        EventKind::ServiceChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -198,6 +260,7 @@ impl EventKind {
             EventKind::HostAppeared => "host_appeared",
             EventKind::HostDisappeared => "host_disappeared",
             EventKind::VerdictChanged => "verdict_changed",
+            EventKind::ServiceChanged => "service_changed",
         }
     }
 
@@ -222,5 +285,8 @@ pub struct Event {
     pub verdict: Option<Verdict>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rule: Option<String>,
+    /// The service on the port at the time (for port and service events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<ServiceInfo>,
     pub scan_id: u64,
 }

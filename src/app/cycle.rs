@@ -4,8 +4,11 @@
 use crate::config::Config;
 use crate::inventory;
 use crate::judge;
-use crate::model::{now, Event, HostState, Outcome, ProbeCounts, ScanRun, Target};
-use crate::scan::{self, Progress};
+use crate::model::{
+    now, Event, HostObservation, HostState, OsGuess, Outcome, ProbeCounts, Protocol, ScanRun,
+    ServiceInfo, Target,
+};
+use crate::scan::{self, nmap, nmap_xml, Progress};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +24,126 @@ pub struct Pass {
     pub events: Vec<Event>,
     /// Per group: addresses in the inventory, and whether the group was scanned completely.
     pub groups: Vec<(String, u64, bool)>,
+    /// How service detection went, when it ran.
+    pub services: Option<ServicesReport>,
+}
+
+/// The services stage (nmap) of one pass.
+#[derive(Debug, Default)]
+pub struct ServicesReport {
+    pub started: f64,
+    pub seconds: f64,
+    /// Hosts nmap was asked about, and how many it answered for.
+    pub hosts: usize,
+    pub covered: usize,
+    /// Errors by kind label (a failed batch or host; the rest of the pass goes on).
+    pub errors: Vec<(&'static str, String)>,
+}
+
+/// Ask nmap what runs on every host's open ports and fold the answers into the observations.
+async fn services(
+    observed: &mut [(Target, HostObservation)],
+    settings: &nmap::Settings,
+    caps: &nmap::Capabilities,
+    cancel: &CancellationToken,
+) -> ServicesReport {
+    let started = std::time::Instant::now();
+    let mut report = ServicesReport {
+        started: now(),
+        ..Default::default()
+    };
+    let jobs: Vec<nmap::Job> = observed
+        .iter()
+        .filter(|(_, o)| !o.open.is_empty())
+        .map(|(t, o)| nmap::Job {
+            address: t.address,
+            tcp_ports: o.open.clone(),
+        })
+        .collect();
+    report.hosts = jobs.len();
+    if jobs.is_empty() {
+        return report;
+    }
+    tracing::info!(hosts = jobs.len(), "identifying services with nmap");
+    let progress = Arc::new(nmap::Progress::default());
+    let (found, errors) = nmap::run(&jobs, settings, caps, progress, cancel.child_token()).await;
+    report.errors = errors.iter().map(|e| (e.kind(), e.to_string())).collect();
+    for e in &errors {
+        tracing::warn!(kind = e.kind(), error = %e, "service detection incomplete");
+    }
+    report.covered = found.len();
+    for host in found {
+        let Some((_, obs)) = observed.iter_mut().find(|(t, _)| t.address == host.address) else {
+            continue;
+        };
+        obs.services_known = true;
+        let service = |p: &nmap_xml::Port| {
+            p.service.as_ref().map(|s| ServiceInfo {
+                name: s.name.clone(),
+                product: s.product.clone(),
+                version: s.version.clone(),
+                extrainfo: s.extrainfo.clone(),
+                cpes: s.cpes.clone(),
+                method: s.method.clone(),
+                confidence: s.confidence,
+            })
+        };
+        for p in &host.tcp {
+            if let Some(s) = service(p) {
+                obs.services.push((Protocol::Tcp, p.port, s));
+            }
+        }
+        for p in &host.udp {
+            match p.state {
+                nmap_xml::PortState::Open => {
+                    obs.udp_open.push(p.port);
+                    if let Some(s) = service(p) {
+                        obs.services.push((Protocol::Udp, p.port, s));
+                    }
+                }
+                nmap_xml::PortState::OpenFiltered => obs.udp_open_filtered.push(p.port),
+                _ => {}
+            }
+        }
+        obs.os = host
+            .os
+            .iter()
+            .map(|m| OsGuess {
+                name: m.name.clone(),
+                accuracy: m.accuracy,
+                cpes: m.cpes.clone(),
+            })
+            .collect();
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        hosts = report.hosts,
+        identified = report.covered,
+        errors = report.errors.len(),
+        seconds = format!("{:.2}", report.seconds),
+        "service detection finished"
+    );
+    report
+}
+
+/// Find out whether nmap can run (for the services stage). Missing or too old: one clear warning and
+/// `None`; discovery goes on without services.
+pub async fn nmap_capabilities(config: &Config) -> Option<nmap::Capabilities> {
+    let settings = config.nmap.as_ref()?;
+    match nmap::probe_nmap(settings).await {
+        Ok(caps) => {
+            tracing::info!(
+                version = %caps.version,
+                privileged = caps.privileged,
+                "nmap found: services and versions will be identified"
+            );
+            Some(caps)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "service detection is off; discovery goes on without it");
+            None
+        }
+    }
 }
 
 /// The skeleton of a run record before it starts.
@@ -49,6 +172,7 @@ pub async fn discovery(
     prev: &BTreeMap<String, HostState>,
     fd_limit: u64,
     progress: Arc<Progress>,
+    caps: Option<&nmap::Capabilities>,
     cancel: CancellationToken,
 ) -> Pass {
     let mut pass = Pass {
@@ -57,6 +181,7 @@ pub async fn discovery(
         removed: Vec::new(),
         events: Vec::new(),
         groups: Vec::new(),
+        services: None,
     };
     let groups = match inventory::expand(&config.groups, config.max_hosts) {
         Ok(g) => g,
@@ -75,6 +200,7 @@ pub async fn discovery(
         .map(|g| g.ports.len() as u64)
         .max()
         .unwrap_or(0);
+    let mut observed: Vec<(Target, HostObservation)> = Vec::new();
     let mut hosts = Vec::new();
     let mut events = Vec::new();
     let mut in_inventory = HashSet::new();
@@ -118,24 +244,14 @@ pub async fn discovery(
                 break;
             }
         };
-        let finished = now();
-        for (addr, obs) in g.addresses.iter().zip(&out.hosts) {
+        for (addr, obs) in g.addresses.iter().zip(out.hosts) {
             let target = Target {
                 id: addr.to_string(),
                 address: *addr,
                 group: g.name.clone(),
             };
             in_inventory.insert(target.id.clone());
-            let j = judge::judge_host(
-                &target,
-                obs,
-                prev.get(&target.id),
-                &config.policy,
-                run.id,
-                finished,
-            );
-            events.extend(j.events);
-            hosts.extend(j.state);
+            observed.push((target, obs));
         }
         run.probes.open += out.counts.open;
         run.probes.closed += out.counts.closed;
@@ -153,10 +269,31 @@ pub async fn discovery(
         pass.groups
             .push((g.name.clone(), g.addresses.len() as u64, true));
     }
-    run.finished = Some(now());
     if run.outcome != Outcome::Running {
+        run.finished = Some(now());
         pass.run = run;
         return pass;
+    }
+    if let (Some(settings), Some(caps)) = (&config.nmap, caps) {
+        let report = services(&mut observed, settings, caps, &cancel).await;
+        for (kind, e) in &report.errors {
+            run.errors.push(format!("services ({kind}): {e}"));
+        }
+        pass.services = Some(report);
+    }
+    let finished = now();
+    run.finished = Some(finished);
+    for (target, obs) in &observed {
+        let j = judge::judge_host(
+            target,
+            obs,
+            prev.get(&target.id),
+            &config.policy,
+            run.id,
+            finished,
+        );
+        events.extend(j.events);
+        hosts.extend(j.state);
     }
     // Hosts no longer in any group's inventory leave the state, with a last event.
     for (id, h) in prev {

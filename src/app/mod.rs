@@ -63,6 +63,8 @@ struct Agent {
     metrics: Metrics,
     max_port_series: Arc<AtomicUsize>,
     fd_limit: u64,
+    /// nmap's capabilities, when the services stage can run.
+    nmap: Option<crate::scan::nmap::Capabilities>,
 }
 
 /// Run the agent until shutdown.
@@ -120,7 +122,9 @@ pub async fn run(
         metrics,
         max_port_series,
         fd_limit,
+        nmap: None,
     };
+    agent.nmap = cycle::nmap_capabilities(&agent.config).await;
     loop {
         let (last, last_ok) = agent
             .state
@@ -249,6 +253,7 @@ impl Agent {
             &prev,
             self.fd_limit,
             progress,
+            self.nmap.as_ref(),
             shutdown.child_token(),
         )
         .await;
@@ -268,6 +273,29 @@ impl Agent {
             events: pass.events.clone(),
         };
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
+        if let Some(r) = &pass.services {
+            let ok = r.errors.is_empty();
+            self.metrics
+                .run("services", if ok { "success" } else { "failed" }, r.seconds);
+            for (kind, _) in &r.errors {
+                self.metrics.error("services", kind);
+            }
+            let finished = r.started + r.seconds;
+            let mut view = self.state.write();
+            let interval = self.config.discovery_interval;
+            let jitter = self.config.jitter;
+            let s = view.stages.entry("services").or_insert(StageStatus {
+                interval,
+                jitter,
+                last_success: None,
+                last_ok: None,
+                in_progress: false,
+            });
+            s.last_ok = Some(ok);
+            if ok {
+                s.last_success = Some(finished);
+            }
+        }
         let seconds = run.finished.unwrap_or_else(now) - run.started;
         self.metrics.run("discovery", run.outcome.as_str(), seconds);
         self.metrics.probes(&run.probes);
@@ -415,6 +443,7 @@ impl Agent {
             verdicts_changed = changed.len(),
             "configuration reloaded"
         );
+        self.nmap = cycle::nmap_capabilities(&new).await;
         self.config = new;
     }
 }

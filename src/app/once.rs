@@ -114,12 +114,14 @@ impl Report {
 /// Scan once. Errors (inventory, cancelled) come back as a report whose outcome is not success.
 pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
     let fd_limit = scan::raise_nofile_limit();
+    let caps = cycle::nmap_capabilities(config).await;
     let pass = cycle::discovery(
         config,
         cycle::new_run(config),
         &BTreeMap::new(),
         fd_limit,
         Arc::new(Progress::default()),
+        caps.as_ref(),
         cancel,
     )
     .await;

@@ -148,6 +148,52 @@ impl Default for ScheduleFile {
 #[serde(deny_unknown_fields, default)]
 pub struct ScanFile {
     pub tcp: TcpFile,
+    pub nmap: NmapFile,
+}
+
+/// nmap service detection on the ports discovery found open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NmapFile {
+    pub enabled: bool,
+    pub path: PathBuf,
+    /// `--version-intensity`, 0-9.
+    pub version_intensity: u8,
+    /// `-T`, 0-5.
+    pub timing: u8,
+    #[serde(with = "humantime_serde")]
+    pub host_timeout: Duration,
+    /// Hosts per nmap process.
+    pub batch_hosts: usize,
+    /// nmap processes at once.
+    pub parallel_batches: usize,
+    /// A batch still running after this is killed.
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub stats_every: Duration,
+    /// UDP ports to scan with `-sU` (needs root or CAP_NET_RAW); empty = none.
+    pub udp_ports: String,
+    /// `-O` (needs root or CAP_NET_RAW).
+    pub os_detection: bool,
+}
+
+impl Default for NmapFile {
+    fn default() -> Self {
+        NmapFile {
+            enabled: true,
+            path: PathBuf::from("nmap"),
+            version_intensity: 7,
+            timing: 4,
+            host_timeout: Duration::from_secs(300),
+            batch_hosts: 16,
+            parallel_batches: 2,
+            batch_timeout: Duration::from_secs(900),
+            stats_every: Duration::from_secs(10),
+            udp_ports: String::new(),
+            os_detection: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ pub mod file;
 
 use crate::inventory::TargetGroup;
 use crate::judge::{Policy, Rule};
-use crate::scan::TcpSettings;
+use crate::scan::{nmap, TcpSettings};
 use file::{FileConfig, PortsField, TargetFile, DEFAULT_TOML};
 use std::collections::HashSet;
 use std::fmt;
@@ -107,6 +107,8 @@ pub struct Config {
     pub discovery_interval: Duration,
     pub jitter: Duration,
     pub tcp: TcpSettings,
+    /// nmap service detection; `None` when disabled.
+    pub nmap: Option<nmap::Settings>,
     pub policy: Policy,
     pub storage: StorageConfig,
     pub web: WebConfig,
@@ -323,6 +325,36 @@ fn build(
     if t.max_hosts == 0 {
         problem("scan.tcp.max_hosts".into(), "must be at least 1".into());
     }
+    let n = &file.scan.nmap;
+    if n.version_intensity > 9 {
+        problem(
+            "scan.nmap.version_intensity".into(),
+            "must be 0 to 9".into(),
+        );
+    }
+    if n.timing > 5 {
+        problem(
+            "scan.nmap.timing".into(),
+            "must be 0 to 5 (nmap's -T0 … -T5)".into(),
+        );
+    }
+    if n.batch_hosts == 0 || n.parallel_batches == 0 {
+        problem(
+            "scan.nmap.batch_hosts".into(),
+            "batch_hosts and parallel_batches must be at least 1".into(),
+        );
+    }
+    let udp_ports = if n.udp_ports.trim().is_empty() {
+        Vec::new()
+    } else {
+        match crate::ports::PortList::parse(&n.udp_ports) {
+            Ok(l) => l.ports().to_vec(),
+            Err(e) => {
+                problem("scan.nmap.udp_ports".into(), e.to_string());
+                Vec::new()
+            }
+        }
+    };
     for (i, r) in file.policy.rules.iter().enumerate() {
         let key = format!("policy.rules[{i}]");
         if r.name.trim().is_empty()
@@ -416,6 +448,18 @@ fn build(
             max_timeout: t.max_timeout,
             retries: t.retries,
         },
+        nmap: n.enabled.then(|| nmap::Settings {
+            path: n.path.clone(),
+            version_intensity: n.version_intensity,
+            timing: n.timing,
+            host_timeout: n.host_timeout,
+            batch_hosts: n.batch_hosts,
+            parallel_batches: n.parallel_batches,
+            batch_timeout: n.batch_timeout,
+            udp_ports,
+            os_detection: n.os_detection,
+            stats_every: n.stats_every,
+        }),
         policy,
         storage: StorageConfig {
             path: file.storage.path.clone(),

@@ -171,10 +171,16 @@ fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
             "port",
             "project",
             "unexpected",
+            "service",
             "min_cvss",
             "limit",
             "cursor",
         ],
+    )?;
+    let service = p.get(
+        "service",
+        "a service name as nmap gives it, e.g. ssh or http",
+        |v| (!v.is_empty()).then(|| v.to_ascii_lowercase()),
     )?;
     let cidr = p.get("cidr", "an address or CIDR, e.g. 10.0.0.0/24", |v| {
         v.parse::<IpNetwork>().ok()
@@ -204,6 +210,14 @@ fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
     for (id, h) in view.hosts.range((start, std::ops::Bound::Unbounded)) {
         let keep = cidr.is_none_or(|c| c.contains(h.address))
             && port.is_none_or(|port| h.ports.iter().any(|f| f.port == port))
+            && service.as_deref().is_none_or(|name| {
+                h.ports.iter().any(|f| {
+                    f.service
+                        .as_ref()
+                        .and_then(|s| s.name.as_deref())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+            })
             // CIDR targets belong to no project and have no CVSS yet: these filters match nothing.
             && project.is_none()
             && min_cvss.is_none()
@@ -334,7 +348,7 @@ fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
         })?,
         kind: p.get(
             "kind",
-            "port_opened, port_closed, host_appeared, host_disappeared or verdict_changed",
+            "port_opened, port_closed, host_appeared, host_disappeared, verdict_changed or service_changed",
             EventKind::parse,
         )?,
         after: p.get("cursor", "the next_cursor of a previous page", |v| {

@@ -253,10 +253,20 @@ impl Collector for StateCollector {
             .take(budget)
             .map(|(h, p)| (h.address.to_string(), p.port.to_string()))
             .collect();
+        // Service facts as nmap gave them ("" when unknown); bounded like the ports themselves.
+        fn svc(
+            p: &crate::model::PortFinding,
+            f: fn(&crate::model::ServiceInfo) -> &Option<String>,
+        ) -> &str {
+            p.service
+                .as_ref()
+                .and_then(|s| f(s).as_deref())
+                .unwrap_or("")
+        }
         gauges(
             &mut enc,
             "open_port_info",
-            "One series per open port with the policy's verdict and deciding rule; always 1",
+            "One series per open port with the policy's verdict, deciding rule and the service nmap identified; always 1",
             None,
             ports
                 .iter()
@@ -278,6 +288,9 @@ impl Collector for StateCollector {
                                 },
                             ),
                             ("rule", p.rule.as_str()),
+                            ("service", svc(p, |s| &s.name)),
+                            ("product", svc(p, |s| &s.product)),
+                            ("version", svc(p, |s| &s.version)),
                         ],
                         1.0,
                     )
@@ -384,12 +397,15 @@ mod tests {
                     verdict,
                     rule: "r".into(),
                     since: 1.0,
+                    service: None,
                 })
                 .collect(),
             first_seen: 1.0,
             last_seen: 1.0,
             last_scan: 1.0,
             last_scan_id: 1,
+            udp_open_filtered: vec![],
+            os: vec![],
         }
     }
 

@@ -35,6 +35,7 @@ fn event(
         protocol: port.map(|p| p.protocol),
         verdict: port.map(|p| p.verdict),
         rule: port.map(|p| p.rule.clone()),
+        service: port.and_then(|p| p.service.clone()),
         scan_id,
     }
 }
@@ -57,28 +58,57 @@ pub fn judge_host(
             events: Vec::new(),
         };
     }
-    let ports: Vec<PortFinding> = obs
-        .open
-        .iter()
-        .map(|&port| {
-            let (verdict, rule) =
-                policy.verdict(target.address, &target.group, Protocol::Tcp, port);
-            let since = prev
-                .and_then(|p| {
-                    p.ports
-                        .iter()
-                        .find(|f| f.port == port && f.protocol == Protocol::Tcp)
-                })
-                .map_or(now, |f| f.since);
+    let tcp = obs.open.iter().map(|&p| (Protocol::Tcp, p));
+    let udp = obs.udp_open.iter().map(|&p| (Protocol::Udp, p));
+    let ports: Vec<PortFinding> = tcp
+        .chain(udp)
+        .map(|(protocol, port)| {
+            let (verdict, rule) = policy.verdict(target.address, &target.group, protocol, port);
+            let before = prev.and_then(|p| {
+                p.ports
+                    .iter()
+                    .find(|f| f.port == port && f.protocol == protocol)
+            });
+            // nmap's answer when it covered the host this cycle; else what was known before.
+            let service = if obs.services_known {
+                obs.services
+                    .iter()
+                    .find(|(pr, po, _)| *pr == protocol && *po == port)
+                    .map(|(_, _, s)| s.clone())
+            } else {
+                before.and_then(|f| f.service.clone())
+            };
             PortFinding {
                 port,
-                protocol: Protocol::Tcp,
+                protocol,
                 verdict,
                 rule: rule.to_string(),
-                since,
+                since: before.map_or(now, |f| f.since),
+                service,
             }
         })
         .collect();
+    // A UDP port seen open in an earlier cycle stays open until nmap covers the host again.
+    let carried_udp: Vec<PortFinding> = if obs.services_known {
+        Vec::new()
+    } else {
+        prev.map_or(Vec::new(), |p| {
+            p.ports
+                .iter()
+                .filter(|f| f.protocol == Protocol::Udp && up)
+                .cloned()
+                .collect()
+        })
+    };
+    let mut ports = ports;
+    ports.extend(carried_udp);
+    let (udp_open_filtered, os) = if obs.services_known {
+        (obs.udp_open_filtered.clone(), obs.os.clone())
+    } else {
+        prev.map_or((Vec::new(), Vec::new()), |p| {
+            (p.udp_open_filtered.clone(), p.os.clone())
+        })
+    };
     let state = HostState {
         id: target.id.clone(),
         address: target.address,
@@ -93,6 +123,8 @@ pub fn judge_host(
         },
         last_scan: now,
         last_scan_id: scan_id,
+        udp_open_filtered,
+        os,
     };
     let events = diff(prev, &state, scan_id, now);
     Judged {
@@ -120,10 +152,16 @@ pub fn diff(
             .find(|o| o.port == p.port && o.protocol == p.protocol)
         {
             None => events.push(event(EventKind::PortOpened, new, now, scan_id, Some(p))),
-            Some(o) if o.verdict != p.verdict || o.rule != p.rule => {
-                events.push(event(EventKind::VerdictChanged, new, now, scan_id, Some(p)))
+            Some(o) => {
+                if o.verdict != p.verdict || o.rule != p.rule {
+                    events.push(event(EventKind::VerdictChanged, new, now, scan_id, Some(p)));
+                }
+                if let (Some(a), Some(b)) = (&o.service, &p.service) {
+                    if (&a.name, &a.product, &a.version) != (&b.name, &b.product, &b.version) {
+                        events.push(event(EventKind::ServiceChanged, new, now, scan_id, Some(p)));
+                    }
+                }
             }
-            Some(_) => {}
         }
     }
     for o in old_ports {
@@ -283,6 +321,54 @@ mod tests {
             .len(),
             2
         );
+    }
+
+    #[test]
+    fn services_attach_carry_over_and_their_changes_are_events() {
+        use crate::model::ServiceInfo;
+        let ssh = |v: &str| ServiceInfo {
+            name: Some("ssh".into()),
+            product: Some("OpenSSH".into()),
+            version: Some(v.into()),
+            ..Default::default()
+        };
+        let mut o = obs(&[22]);
+        o.services_known = true;
+        o.services = vec![(Protocol::Tcp, 22, ssh("9.2p1"))];
+        o.udp_open = vec![53];
+        o.udp_open_filtered = vec![123];
+        let first = judge_host(&target(), &o, None, &policy(), 1, 1.0);
+        let s = first.state.unwrap();
+        assert_eq!(s.ports[0].service, Some(ssh("9.2p1")));
+        assert_eq!((s.ports[1].protocol, s.ports[1].port), (Protocol::Udp, 53));
+        assert_eq!(
+            s.ports[1].verdict,
+            Verdict::Unexpected,
+            "53/udp is not in the policy"
+        );
+        assert_eq!(
+            s.udp_open_filtered,
+            [123],
+            "open|filtered is kept apart, not open"
+        );
+        // nmap did not cover the host this time: services and UDP findings carry over.
+        let plain = judge_host(&target(), &obs(&[22]), Some(&s), &policy(), 2, 2.0);
+        let p = plain.state.unwrap();
+        assert_eq!(p.ports[0].service, Some(ssh("9.2p1")));
+        assert!(p
+            .ports
+            .iter()
+            .any(|f| f.protocol == Protocol::Udp && f.port == 53));
+        assert_eq!(p.udp_open_filtered, [123]);
+        assert!(plain.events.is_empty(), "{:?}", plain.events);
+        // A new version is an event.
+        let mut o2 = obs(&[22]);
+        o2.services_known = true;
+        o2.services = vec![(Protocol::Tcp, 22, ssh("9.6p1"))];
+        o2.udp_open = vec![53];
+        let j = judge_host(&target(), &o2, Some(&p), &policy(), 3, 3.0);
+        assert_eq!(kinds(&j), [(EventKind::ServiceChanged, Some(22))]);
+        assert_eq!(j.events[0].service, Some(ssh("9.6p1")));
     }
 
     #[test]

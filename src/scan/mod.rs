@@ -5,6 +5,7 @@
 //! [`Progress`] is shared with the caller so long scans show progress in logs and metrics.
 
 pub mod gmp_xml;
+pub mod nmap;
 pub mod nmap_xml;
 pub mod tcp;
 mod timing;

@@ -188,6 +188,7 @@ fn collect(s: &Shared) -> Output {
             closed: s.closed[h].load(Ordering::Relaxed),
             filtered: s.filtered[h].load(Ordering::Relaxed),
             errors: s.errors[h].load(Ordering::Relaxed),
+            ..Default::default()
         })
         .collect();
     let open = match s.open.lock() {

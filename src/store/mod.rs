@@ -451,11 +451,14 @@ mod tests {
                 verdict: Verdict::Expected,
                 rule: "global".into(),
                 since: 1.0,
+                service: None,
             }],
             first_seen: 1.0,
             last_seen: 1.0,
             last_scan: 1.0,
             last_scan_id: 1,
+            udp_open_filtered: vec![],
+            os: vec![],
         }
     }
 
@@ -470,6 +473,7 @@ mod tests {
             protocol: Some(Protocol::Tcp),
             verdict: None,
             rule: None,
+            service: None,
             scan_id: 1,
         }
     }

@@ -4,5 +4,6 @@
 mod agent;
 mod alerts;
 mod once;
+mod services;
 mod util;
 mod web;

@@ -28,7 +28,7 @@ fn scan_once_finds_the_listeners_and_never_probes_outside_the_targets() {
     let config = write(
         dir.path(),
         "c.toml",
-        "[[targets]]\nname = \"unused\"\ncidrs = [\"127.0.64.200\"]\n[policy]\nexpected = [\"20001\"]\n",
+        "[[targets]]\nname = \"unused\"\ncidrs = [\"127.0.64.200\"]\n[policy]\nexpected = [\"20001\"]\n[scan.nmap]\nenabled = false\n",
     );
     let out = stinger(&[
         "--config.file",

@@ -150,12 +150,18 @@ pub struct Agent {
     log: Arc<Mutex<String>>,
 }
 
-/// Write a config into `dir` (storage inside it, web on a free loopback port).
+/// Write a config into `dir` (storage inside it, web on a free loopback port). nmap is off unless
+/// the body configures `[scan.nmap]`, so tests of the core stay fast and deterministic.
 pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("stinger.toml");
     let storage = dir.join("data");
+    let nmap = if body.contains("[scan.nmap]") {
+        ""
+    } else {
+        "\n[scan.nmap]\nenabled = false\n"
+    };
     let text = format!(
-        "{body}\n[storage]\npath = \"{}\"\n\n[web]\nlisten_address = \"127.0.0.1:0\"\n",
+        "{body}{nmap}\n[storage]\npath = \"{}\"\n\n[web]\nlisten_address = \"127.0.0.1:0\"\n",
         storage.display()
     );
     std::fs::write(&path, text).unwrap();
