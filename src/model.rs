@@ -52,7 +52,7 @@ pub struct Target {
 }
 
 /// What the scans saw on one host: discovery's TCP results, and nmap's services when it ran.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostObservation {
     /// Open TCP ports, ascending.
     pub open: Vec<u16>,
@@ -71,6 +71,33 @@ pub struct HostObservation {
     /// UDP ports with no reply: open or filtered, never counted as open.
     pub udp_open_filtered: Vec<u16>,
     pub os: Vec<OsGuess>,
+    /// Vulnerabilities reported on a port this cycle (nmap's vulners script, Greenbone).
+    pub vulns: Vec<(Protocol, u16, Vulnerability)>,
+}
+
+/// Where a vulnerability finding came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VulnSource {
+    /// nmap's `vulners` NSE script (matches the identified product and version against a database).
+    NmapVulners,
+    /// A Greenbone/OpenVAS report.
+    Greenbone,
+}
+
+/// A known vulnerability on an open port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vulnerability {
+    /// CVE id, e.g. `CVE-2023-38408`.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cvss: Option<f64>,
+    pub source: VulnSource,
+    /// Whether a public exploit is known.
+    #[serde(default)]
+    pub exploit: bool,
+    /// When it was first reported on this port.
+    pub first_seen: UnixSeconds,
 }
 
 /// What runs on an open port, as nmap identified it (`-sV`).
@@ -143,6 +170,15 @@ pub struct PortFinding {
     /// The service nmap identified, if it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vulns: Vec<Vulnerability>,
+}
+
+impl PortFinding {
+    /// Highest CVSS of the port's vulnerabilities.
+    pub fn max_cvss(&self) -> Option<f64> {
+        self.vulns.iter().filter_map(|v| v.cvss).reduce(f64::max)
+    }
 }
 
 /// Latest known state of one host: what the store keeps per host and the API serves.
@@ -167,6 +203,21 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// Highest CVSS over all open ports.
+    pub fn max_cvss(&self) -> Option<f64> {
+        self.ports
+            .iter()
+            .filter_map(PortFinding::max_cvss)
+            .reduce(f64::max)
+    }
+
+    /// Whether any open port carries this vulnerability id (case-insensitive).
+    pub fn has_vuln(&self, id: &str) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.vulns.iter().any(|v| v.id.eq_ignore_ascii_case(id)))
+    }
+
     pub fn unexpected(&self) -> usize {
         self.ports
             .iter()
@@ -241,16 +292,22 @@ pub enum EventKind {
     VerdictChanged,
     /// The service on an open port changed (product or version, as nmap identified it).
     ServiceChanged,
+    /// A vulnerability was reported on an open port for the first time.
+    VulnFound,
+    /// A vulnerability no longer reported on a port that is still open and was scanned again.
+    VulnRemediated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::PortOpened,
         EventKind::PortClosed,
         EventKind::HostAppeared,
         EventKind::HostDisappeared,
         EventKind::VerdictChanged,
         EventKind::ServiceChanged,
+        EventKind::VulnFound,
+        EventKind::VulnRemediated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -261,6 +318,8 @@ impl EventKind {
             EventKind::HostDisappeared => "host_disappeared",
             EventKind::VerdictChanged => "verdict_changed",
             EventKind::ServiceChanged => "service_changed",
+            EventKind::VulnFound => "vuln_found",
+            EventKind::VulnRemediated => "vuln_remediated",
         }
     }
 
@@ -288,5 +347,8 @@ pub struct Event {
     /// The service on the port at the time (for port and service events).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub service: Option<ServiceInfo>,
+    /// The vulnerability, for vuln_found and vuln_remediated.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vuln: Option<Vulnerability>,
     pub scan_id: u64,
 }

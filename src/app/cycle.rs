@@ -6,7 +6,7 @@ use crate::inventory;
 use crate::judge;
 use crate::model::{
     now, Event, HostObservation, HostState, OsGuess, Outcome, ProbeCounts, Protocol, ScanRun,
-    ServiceInfo, Target,
+    ServiceInfo, Target, VulnSource, Vulnerability,
 };
 use crate::scan::{self, nmap, nmap_xml, Progress};
 use std::collections::{BTreeMap, HashSet};
@@ -38,6 +38,22 @@ pub struct ServicesReport {
     pub covered: usize,
     /// Errors by kind label (a failed batch or host; the rest of the pass goes on).
     pub errors: Vec<(&'static str, String)>,
+}
+
+/// The CVEs among vulners' entries (it also lists exploit and advisory ids), one per id.
+fn cves(entries: &[nmap_xml::Vuln]) -> impl Iterator<Item = Vulnerability> + '_ {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .iter()
+        .filter(|v| v.id.starts_with("CVE-") || v.kind.as_deref() == Some("cve"))
+        .filter(move |v| seen.insert(v.id.clone()))
+        .map(|v| Vulnerability {
+            id: v.id.clone(),
+            cvss: v.cvss,
+            source: VulnSource::NmapVulners,
+            exploit: v.is_exploit,
+            first_seen: 0.0, // the judge sets it
+        })
 }
 
 /// Ask nmap what runs on every host's open ports and fold the answers into the observations.
@@ -92,6 +108,8 @@ async fn services(
             if let Some(s) = service(p) {
                 obs.services.push((Protocol::Tcp, p.port, s));
             }
+            obs.vulns
+                .extend(cves(&p.vulns).map(|v| (Protocol::Tcp, p.port, v)));
         }
         for p in &host.udp {
             match p.state {
@@ -310,4 +328,31 @@ pub async fn discovery(
     pass.hosts = hosts;
     pass.events = events;
     pass
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vulners_entries_become_one_cve_each() {
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/nmap/defectdojo-issue4406-vulners.xml"
+        ))
+        .unwrap();
+        let run = nmap_xml::parse(&raw[..], &nmap_xml::Limits::default()).unwrap();
+        let port = run
+            .hosts
+            .iter()
+            .flat_map(|h| &h.ports)
+            .find(|p| !p.vulns.is_empty())
+            .unwrap();
+        let found: Vec<Vulnerability> = cves(&port.vulns).collect();
+        assert_eq!(found.len(), 8, "8 CVE entries among 42 vulners entries");
+        assert!(found
+            .iter()
+            .all(|v| v.id.starts_with("CVE-") && v.cvss.is_some()));
+        assert!(found.iter().all(|v| v.source == VulnSource::NmapVulners));
+    }
 }

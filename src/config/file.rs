@@ -176,6 +176,8 @@ pub struct NmapFile {
     pub udp_ports: String,
     /// `-O` (needs root or CAP_NET_RAW).
     pub os_detection: bool,
+    /// nmap's `vulners` script: CVEs for identified versions (asks vulners.com).
+    pub vulners: bool,
 }
 
 impl Default for NmapFile {
@@ -192,6 +194,7 @@ impl Default for NmapFile {
             stats_every: Duration::from_secs(10),
             udp_ports: String::new(),
             os_detection: false,
+            vulners: false,
         }
     }
 }

@@ -459,6 +459,7 @@ fn build(
             udp_ports,
             os_detection: n.os_detection,
             stats_every: n.stats_every,
+            vulners: n.vulners,
         }),
         policy,
         storage: StorageConfig {

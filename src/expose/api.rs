@@ -135,6 +135,8 @@ struct VmSummary<'a> {
     up: bool,
     open_ports: usize,
     unexpected_ports: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_cvss: Option<f64>,
     ports: &'a [crate::model::PortFinding],
     last_scan: UnixSeconds,
     last_scan_id: u64,
@@ -149,6 +151,7 @@ impl<'a> VmSummary<'a> {
             up: h.up,
             open_ports: h.ports.len(),
             unexpected_ports: h.unexpected(),
+            max_cvss: h.max_cvss(),
             ports: &h.ports,
             last_scan: h.last_scan,
             last_scan_id: h.last_scan_id,
@@ -172,11 +175,15 @@ fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
             "project",
             "unexpected",
             "service",
+            "cve",
             "min_cvss",
             "limit",
             "cursor",
         ],
     )?;
+    let cve = p.get("cve", "a CVE id, e.g. CVE-2023-38408", |v| {
+        (v.len() > 4 && v[..4].eq_ignore_ascii_case("CVE-")).then(|| v.to_string())
+    })?;
     let service = p.get(
         "service",
         "a service name as nmap gives it, e.g. ssh or http",
@@ -218,9 +225,10 @@ fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
                         .is_some_and(|n| n.eq_ignore_ascii_case(name))
                 })
             })
-            // CIDR targets belong to no project and have no CVSS yet: these filters match nothing.
+            // CIDR targets belong to no project: that filter matches nothing until OpenStack.
             && project.is_none()
-            && min_cvss.is_none()
+            && min_cvss.is_none_or(|m| h.max_cvss().is_some_and(|c| c >= m))
+            && cve.as_deref().is_none_or(|id| h.has_vuln(id))
             && unexpected.is_none_or(|u| (h.unexpected() > 0) == u);
         if !keep {
             continue;
@@ -348,7 +356,7 @@ fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
         })?,
         kind: p.get(
             "kind",
-            "port_opened, port_closed, host_appeared, host_disappeared, verdict_changed or service_changed",
+            "port_opened, port_closed, host_appeared, host_disappeared, verdict_changed, service_changed, vuln_found or vuln_remediated",
             EventKind::parse,
         )?,
         after: p.get("cursor", "the next_cursor of a previous page", |v| {

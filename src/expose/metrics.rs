@@ -224,6 +224,16 @@ impl Collector for StateCollector {
         )?;
         gauges(
             &mut enc,
+            "host_max_cvss",
+            "Highest CVSS score of the vulnerabilities reported on the host's open ports (hosts with any)",
+            None,
+            view.hosts.values().filter_map(|h| {
+                h.max_cvss()
+                    .map(|c| ([("host", h.id.as_str()), ("group", h.group.as_str())], c))
+            }),
+        )?;
+        gauges(
+            &mut enc,
             "host_last_scan_timestamp",
             "When the last scan covering the host finished, in Unix seconds",
             secs,
@@ -398,6 +408,7 @@ mod tests {
                     rule: "r".into(),
                     since: 1.0,
                     service: None,
+                    vulns: vec![],
                 })
                 .collect(),
             first_seen: 1.0,

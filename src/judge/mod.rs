@@ -8,6 +8,7 @@ pub use policy::{Policy, Rule};
 
 use crate::model::{
     Event, EventKind, HostObservation, HostState, PortFinding, Protocol, Target, UnixSeconds,
+    Vulnerability,
 };
 
 /// The judged result for one host.
@@ -36,6 +37,7 @@ fn event(
         verdict: port.map(|p| p.verdict),
         rule: port.map(|p| p.rule.clone()),
         service: port.and_then(|p| p.service.clone()),
+        vuln: None,
         scan_id,
     }
 }
@@ -78,6 +80,24 @@ pub fn judge_host(
             } else {
                 before.and_then(|f| f.service.clone())
             };
+            // Vulnerabilities follow the same rule; each keeps the time it was first seen.
+            let vulns = if obs.services_known {
+                obs.vulns
+                    .iter()
+                    .filter(|(pr, po, _)| *pr == protocol && *po == port)
+                    .map(|(_, _, v)| {
+                        let first = before
+                            .and_then(|f| f.vulns.iter().find(|o| o.id == v.id))
+                            .map_or(now, |o| o.first_seen);
+                        Vulnerability {
+                            first_seen: first,
+                            ..v.clone()
+                        }
+                    })
+                    .collect()
+            } else {
+                before.map_or(Vec::new(), |f| f.vulns.clone())
+            };
             PortFinding {
                 port,
                 protocol,
@@ -85,6 +105,7 @@ pub fn judge_host(
                 rule: rule.to_string(),
                 since: before.map_or(now, |f| f.since),
                 service,
+                vulns,
             }
         })
         .collect();
@@ -147,6 +168,25 @@ pub fn diff(
     }
     let old_ports: &[PortFinding] = prev.map_or(&[], |p| &p.ports);
     for p in &new.ports {
+        // Vulnerabilities that appeared, and those gone from a port that is still open.
+        let before: &[Vulnerability] = old_ports
+            .iter()
+            .find(|o| o.port == p.port && o.protocol == p.protocol)
+            .map_or(&[], |o| &o.vulns);
+        for v in &p.vulns {
+            if !before.iter().any(|b| b.id == v.id) {
+                let mut e = event(EventKind::VulnFound, new, now, scan_id, Some(p));
+                e.vuln = Some(v.clone());
+                events.push(e);
+            }
+        }
+        for b in before {
+            if !p.vulns.iter().any(|v| v.id == b.id) {
+                let mut e = event(EventKind::VulnRemediated, new, now, scan_id, Some(p));
+                e.vuln = Some(b.clone());
+                events.push(e);
+            }
+        }
         match old_ports
             .iter()
             .find(|o| o.port == p.port && o.protocol == p.protocol)
@@ -369,6 +409,48 @@ mod tests {
         let j = judge_host(&target(), &o2, Some(&p), &policy(), 3, 3.0);
         assert_eq!(kinds(&j), [(EventKind::ServiceChanged, Some(22))]);
         assert_eq!(j.events[0].service, Some(ssh("9.6p1")));
+    }
+
+    #[test]
+    fn vulnerabilities_found_and_remediated_are_events() {
+        use crate::model::{VulnSource, Vulnerability};
+        let cve = |id: &str, cvss: f64| Vulnerability {
+            id: id.into(),
+            cvss: Some(cvss),
+            source: VulnSource::NmapVulners,
+            exploit: false,
+            first_seen: 0.0,
+        };
+        let mut o = obs(&[22]);
+        o.services_known = true;
+        o.vulns = vec![
+            (Protocol::Tcp, 22, cve("CVE-2023-38408", 9.8)),
+            (Protocol::Tcp, 22, cve("CVE-2021-41617", 7.0)),
+        ];
+        let first = judge_host(&target(), &o, None, &policy(), 1, 10.0);
+        let s = first.state.unwrap();
+        assert_eq!(s.max_cvss(), Some(9.8));
+        assert!(s.has_vuln("cve-2021-41617"));
+        assert_eq!(s.ports[0].vulns[0].first_seen, 10.0);
+        let found = first
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::VulnFound);
+        assert_eq!(found.count(), 2);
+        // Patched: one CVE is gone from a port that is still open.
+        let mut o2 = obs(&[22]);
+        o2.services_known = true;
+        o2.vulns = vec![(Protocol::Tcp, 22, cve("CVE-2021-41617", 7.0))];
+        let j = judge_host(&target(), &o2, Some(&s), &policy(), 2, 20.0);
+        assert_eq!(kinds(&j), [(EventKind::VulnRemediated, Some(22))]);
+        assert_eq!(j.events[0].vuln.as_ref().unwrap().id, "CVE-2023-38408");
+        let s2 = j.state.unwrap();
+        assert_eq!(s2.ports[0].vulns[0].first_seen, 10.0, "first seen is kept");
+        assert_eq!(s2.max_cvss(), Some(7.0));
+        // Not rescanned by nmap this cycle: the known vulnerabilities stay.
+        let j = judge_host(&target(), &obs(&[22]), Some(&s2), &policy(), 3, 30.0);
+        assert!(j.events.is_empty());
+        assert_eq!(j.state.unwrap().max_cvss(), Some(7.0));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Settings {
     pub os_detection: bool,
     /// `--stats-every`: how often nmap reports progress (logged at info).
     pub stats_every: Duration,
+    /// Run nmap's `vulners` script: CVEs for the identified versions (it asks vulners.com, so the
+    /// agent's host needs to reach it).
+    pub vulners: bool,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             udp_ports: Vec::new(),
             os_detection: false,
             stats_every: Duration::from_secs(10),
+            vulners: false,
         }
     }
 }
@@ -316,6 +320,10 @@ fn args(s: &Settings, caps: &Capabilities, tcp_ports: &[u16], ipv6: bool) -> Vec
     }
     if ipv6 {
         a.push("-6".into());
+    }
+    if s.vulners {
+        a.push("--script".into());
+        a.push("vulners".into());
     }
     a.push("-p".into());
     a.push(port_spec(tcp_ports, udp));
@@ -1123,6 +1131,14 @@ mod tests {
             "-n -Pn -sT -sV --version-intensity 7 -T4 --host-timeout 300s --stats-every 1s \
              -p T:22,80-82,443 -oX - -iL -"
         );
+
+        let v = Settings {
+            vulners: true,
+            ..settings()
+        };
+        assert!(args(&v, &caps(false), &[22], false)
+            .join(" ")
+            .contains("--script vulners -p T:22"));
 
         let a = args(&s, &caps(true), &[22], true).join(" ");
         assert!(a.contains(" -sU -O -6 -p T:22,U:53,161 -oX - -iL -"), "{a}");

@@ -452,6 +452,7 @@ mod tests {
                 rule: "global".into(),
                 since: 1.0,
                 service: None,
+                vulns: vec![],
             }],
             first_seen: 1.0,
             last_seen: 1.0,
@@ -474,6 +475,7 @@ mod tests {
             verdict: None,
             rule: None,
             service: None,
+            vuln: None,
             scan_id: 1,
         }
     }

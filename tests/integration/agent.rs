@@ -203,6 +203,7 @@ fn scan_judge_store_expose_end_to_end_and_restart() {
     );
     assert!(ids(&agent.json("/api/v1/vms?project=demo")).is_empty());
     assert!(ids(&agent.json("/api/v1/vms?min_cvss=5")).is_empty());
+    assert!(ids(&agent.json("/api/v1/vms?cve=CVE-2023-38408")).is_empty());
     let page1 = agent.json("/api/v1/vms?limit=1");
     assert_eq!(ids(&page1), ["127.0.60.1"]);
     let cursor = page1["next_cursor"].as_str().unwrap();
@@ -240,6 +241,7 @@ fn scan_judge_store_expose_end_to_end_and_restart() {
         ("/api/v1/vms?cidr=10.0.0.0/33", "cidr"),
         ("/api/v1/vms?unexpected=maybe", "unexpected"),
         ("/api/v1/vms?min_cvss=11", "min_cvss"),
+        ("/api/v1/vms?cve=heartbleed", "cve"),
         ("/api/v1/vms?limit=0", "limit"),
         ("/api/v1/vms?colour=red", "colour"),
         ("/api/v1/vms?port=1&port=2", "port"),
