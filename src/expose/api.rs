@@ -271,6 +271,8 @@ pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
         "vm": VmSummary::of(&host),
         "first_seen": host.first_seen,
         "last_seen": host.last_seen,
+        "udp_open_filtered": host.udp_open_filtered,
+        "os": host.os,
         "unexpected": unexpected,
         "recent_changes": recent,
     }))

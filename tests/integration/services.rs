@@ -125,3 +125,25 @@ fn nmap_names_services_and_version_changes_become_events() {
     );
     assert!(agent.log().contains("nmap found"));
 }
+
+#[test]
+fn a_missing_nmap_is_one_warning_and_discovery_goes_on() {
+    let _l = Listener::new("127.0.72.1:20001");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[targets]]\nname = \"nonmap\"\ncidrs = [\"127.0.72.1\"]\nports = \"20000-20002\"\n\
+         [scan.nmap]\nenabled = true\npath = \"/nonexistent/nmap\"\n",
+    );
+    let agent = Agent::start(&config);
+    agent.wait_successes(1);
+    let v = agent.json("/api/v1/vms/127.0.72.1");
+    assert_eq!(v["vm"]["ports"][0]["port"], 20001);
+    assert!(v["vm"]["ports"][0]["service"].is_null());
+    let log = agent.log();
+    assert!(
+        log.contains("service detection is off") && log.contains("/nonexistent/nmap"),
+        "{log}"
+    );
+    assert_eq!(log.matches("service detection is off").count(), 1);
+}
