@@ -60,6 +60,8 @@ pub struct State {
     view: RwLock<View>,
     /// Progress of the scan running now, if any.
     progress: RwLock<Option<Arc<Progress>>>,
+    /// Progress of the nmap services stage running now, if any.
+    services_progress: RwLock<Option<Arc<crate::scan::nmap::Progress>>>,
     ready: AtomicBool,
 }
 
@@ -75,6 +77,20 @@ impl State {
 
     pub fn set_progress(&self, p: Option<Arc<Progress>>) {
         *self.progress.write().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    pub fn set_services_progress(&self, p: Option<Arc<crate::scan::nmap::Progress>>) {
+        *self
+            .services_progress
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    pub fn services_progress(&self) -> Option<Arc<crate::scan::nmap::Progress>> {
+        self.services_progress
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn progress(&self) -> Option<Arc<Progress>> {

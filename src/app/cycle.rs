@@ -61,6 +61,7 @@ async fn services(
     observed: &mut [(Target, HostObservation)],
     settings: &nmap::Settings,
     caps: &nmap::Capabilities,
+    progress: Arc<nmap::Progress>,
     cancel: &CancellationToken,
 ) -> ServicesReport {
     let started = std::time::Instant::now();
@@ -81,7 +82,6 @@ async fn services(
         return report;
     }
     tracing::info!(hosts = jobs.len(), "identifying services with nmap");
-    let progress = Arc::new(nmap::Progress::default());
     let (found, errors) = nmap::run(&jobs, settings, caps, progress, cancel.child_token()).await;
     report.errors = errors.iter().map(|e| (e.kind(), e.to_string())).collect();
     for e in &errors {
@@ -182,17 +182,34 @@ pub fn new_run(config: &Config) -> ScanRun {
     }
 }
 
+/// What a pass runs with besides the configuration: limits, capabilities, live progress, cancellation.
+pub struct Context<'a> {
+    /// The process' open-file limit (sizes scan concurrency).
+    pub fd_limit: u64,
+    /// nmap's capabilities; `None` turns the services stage off.
+    pub nmap: Option<&'a nmap::Capabilities>,
+    /// Discovery's live counters.
+    pub progress: Arc<Progress>,
+    /// The services stage's live progress.
+    pub nmap_progress: Arc<nmap::Progress>,
+    pub cancel: CancellationToken,
+}
+
 /// Run one pass. `run` carries the id the store gave it (0 for `scan --once`). A failed or cancelled
 /// pass returns no host states, so the last good state stays what is served.
 pub async fn discovery(
     config: &Config,
     mut run: ScanRun,
     prev: &BTreeMap<String, HostState>,
-    fd_limit: u64,
-    progress: Arc<Progress>,
-    caps: Option<&nmap::Capabilities>,
-    cancel: CancellationToken,
+    ctx: Context<'_>,
 ) -> Pass {
+    let Context {
+        fd_limit,
+        nmap: caps,
+        progress,
+        nmap_progress,
+        cancel,
+    } = ctx;
     let mut pass = Pass {
         run: ScanRun::clone(&run),
         hosts: Vec::new(),
@@ -293,7 +310,7 @@ pub async fn discovery(
         return pass;
     }
     if let (Some(settings), Some(caps)) = (&config.nmap, caps) {
-        let report = services(&mut observed, settings, caps, &cancel).await;
+        let report = services(&mut observed, settings, caps, nmap_progress, &cancel).await;
         for (kind, e) in &report.errors {
             run.errors.push(format!("services ({kind}): {e}"));
         }

@@ -246,19 +246,21 @@ impl Agent {
         self.state.set_progress(Some(progress.clone()));
         self.set_stage(|s| s.in_progress = true);
         let reporter = tokio::spawn(report_progress(progress.clone(), run.id));
+        let nmap_progress = Arc::new(crate::scan::nmap::Progress::default());
+        self.state
+            .set_services_progress(Some(nmap_progress.clone()));
         let prev = self.state.read().hosts.clone();
-        let pass = cycle::discovery(
-            &self.config,
-            run,
-            &prev,
-            self.fd_limit,
+        let ctx = cycle::Context {
+            fd_limit: self.fd_limit,
+            nmap: self.nmap.as_ref(),
             progress,
-            self.nmap.as_ref(),
-            shutdown.child_token(),
-        )
-        .await;
+            nmap_progress,
+            cancel: shutdown.child_token(),
+        };
+        let pass = cycle::discovery(&self.config, run, &prev, ctx).await;
         reporter.abort();
         self.state.set_progress(None);
+        self.state.set_services_progress(None);
         self.commit(pass).await;
     }
 

@@ -115,16 +115,14 @@ impl Report {
 pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
     let fd_limit = scan::raise_nofile_limit();
     let caps = cycle::nmap_capabilities(config).await;
-    let pass = cycle::discovery(
-        config,
-        cycle::new_run(config),
-        &BTreeMap::new(),
+    let ctx = cycle::Context {
         fd_limit,
-        Arc::new(Progress::default()),
-        caps.as_ref(),
+        nmap: caps.as_ref(),
+        progress: Arc::new(Progress::default()),
+        nmap_progress: Arc::new(crate::scan::nmap::Progress::default()),
         cancel,
-    )
-    .await;
+    };
+    let pass = cycle::discovery(config, cycle::new_run(config), &BTreeMap::new(), ctx).await;
     Report { pass }
 }
 

@@ -376,13 +376,20 @@ impl Collector for StateCollector {
                 .iter()
                 .map(|(s, st)| (stage(s), if st.in_progress { 1.0 } else { 0.0 })),
         )?;
-        let ratio = self.state.progress().map_or(0.0, |p| p.ratio());
+        let discovery = self.state.progress().map_or(0.0, |p| p.ratio());
+        let services = self
+            .state
+            .services_progress()
+            .map_or(0.0, |p| (p.percent() / 100.0).clamp(0.0, 1.0));
         gauges(
             &mut enc,
             "scan_progress_ratio",
-            "Fraction of the running discovery scan's probes done (0 when idle)",
+            "How far the running stage is, 0 to 1 (discovery: probes done; services: nmap's own estimate); 0 when idle",
             None,
-            [([("stage", "discovery")], ratio)],
+            [
+                ([("stage", "discovery")], discovery),
+                ([("stage", "services")], services),
+            ],
         )?;
         Ok(())
     }
