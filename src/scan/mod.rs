@@ -4,6 +4,7 @@
 //! [`tcp::scan`] runs one rectangular job (addresses × ports) and reports per-host observations;
 //! [`Progress`] is shared with the caller so long scans show progress in logs and metrics.
 
+pub mod gmp;
 pub mod gmp_xml;
 pub mod nmap;
 pub mod nmap_xml;
