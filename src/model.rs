@@ -96,6 +96,9 @@ pub struct Vulnerability {
     /// Whether a public exploit is known.
     #[serde(default)]
     pub exploit: bool,
+    /// What the scanner calls it (Greenbone's NVT name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When it was first reported on this port.
     pub first_seen: UnixSeconds,
 }
@@ -200,22 +203,25 @@ pub struct HostState {
     pub udp_open_filtered: Vec<u16>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub os: Vec<OsGuess>,
+    /// Vulnerabilities not tied to a port (Greenbone's `general/tcp` results).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vulns: Vec<Vulnerability>,
 }
 
 impl HostState {
-    /// Highest CVSS over all open ports.
-    pub fn max_cvss(&self) -> Option<f64> {
-        self.ports
-            .iter()
-            .filter_map(PortFinding::max_cvss)
-            .reduce(f64::max)
+    /// Every vulnerability on the host: per port, then host-wide.
+    pub fn all_vulns(&self) -> impl Iterator<Item = &Vulnerability> {
+        self.ports.iter().flat_map(|p| &p.vulns).chain(&self.vulns)
     }
 
-    /// Whether any open port carries this vulnerability id (case-insensitive).
+    /// Highest CVSS of the host's vulnerabilities.
+    pub fn max_cvss(&self) -> Option<f64> {
+        self.all_vulns().filter_map(|v| v.cvss).reduce(f64::max)
+    }
+
+    /// Whether the host carries this vulnerability id (case-insensitive).
     pub fn has_vuln(&self, id: &str) -> bool {
-        self.ports
-            .iter()
-            .any(|p| p.vulns.iter().any(|v| v.id.eq_ignore_ascii_case(id)))
+        self.all_vulns().any(|v| v.id.eq_ignore_ascii_case(id))
     }
 
     pub fn unexpected(&self) -> usize {
@@ -260,10 +266,13 @@ pub struct ProbeCounts {
     pub error: u64,
 }
 
-/// One run of the discovery stage, as recorded in the store.
+/// One run of a stage (discovery, or vulnerabilities from Greenbone), as recorded in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanRun {
     pub id: u64,
+    /// `discovery` (with services) or `vulnerabilities`.
+    #[serde(default = "discovery_stage")]
+    pub stage: String,
     pub started: UnixSeconds,
     pub finished: Option<UnixSeconds>,
     pub outcome: Outcome,
@@ -278,6 +287,10 @@ pub struct ScanRun {
     pub open_ports: u64,
     pub unexpected_ports: u64,
     pub errors: Vec<String>,
+}
+
+fn discovery_stage() -> String {
+    "discovery".to_string()
 }
 
 /// Kinds of history events.

@@ -62,6 +62,8 @@ pub struct State {
     progress: RwLock<Option<Arc<Progress>>>,
     /// Progress of the nmap services stage running now, if any.
     services_progress: RwLock<Option<Arc<crate::scan::nmap::Progress>>>,
+    /// Progress of the Greenbone task running now, if any.
+    gmp_progress: RwLock<Option<Arc<crate::scan::gmp::Progress>>>,
     ready: AtomicBool,
 }
 
@@ -88,6 +90,17 @@ impl State {
 
     pub fn services_progress(&self) -> Option<Arc<crate::scan::nmap::Progress>> {
         self.services_progress
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_gmp_progress(&self, p: Option<Arc<crate::scan::gmp::Progress>>) {
+        *self.gmp_progress.write().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    pub fn gmp_progress(&self) -> Option<Arc<crate::scan::gmp::Progress>> {
+        self.gmp_progress
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

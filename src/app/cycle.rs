@@ -52,6 +52,7 @@ fn cves(entries: &[nmap_xml::Vuln]) -> impl Iterator<Item = Vulnerability> + '_ 
             cvss: v.cvss,
             source: VulnSource::NmapVulners,
             exploit: v.is_exploit,
+            name: None,
             first_seen: 0.0, // the judge sets it
         })
 }
@@ -168,6 +169,7 @@ pub async fn nmap_capabilities(config: &Config) -> Option<nmap::Capabilities> {
 pub fn new_run(config: &Config) -> ScanRun {
     ScanRun {
         id: 0,
+        stage: "discovery".into(),
         started: now(),
         finished: None,
         outcome: Outcome::Running,

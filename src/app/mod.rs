@@ -4,6 +4,7 @@
 
 pub mod cycle;
 pub mod once;
+pub mod vulns;
 
 use crate::config::{self, Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
@@ -65,6 +66,8 @@ struct Agent {
     fd_limit: u64,
     /// nmap's capabilities, when the services stage can run.
     nmap: Option<crate::scan::nmap::Capabilities>,
+    /// A Greenbone run is under way (its result arrives on the loop's channel).
+    vulns_running: bool,
 }
 
 /// Run the agent until shutdown.
@@ -123,8 +126,10 @@ pub async fn run(
         max_port_series,
         fd_limit,
         nmap: None,
+        vulns_running: false,
     };
     agent.nmap = cycle::nmap_capabilities(&agent.config).await;
+    let (vuln_tx, mut vuln_rx) = tokio::sync::mpsc::channel::<vulns::Finished>(1);
     loop {
         let (last, last_ok) = agent
             .state
@@ -147,9 +152,14 @@ pub async fn run(
             seconds = delay.as_secs_f64(),
             "next discovery run scheduled"
         );
+        let vuln_delay = agent.vulnerabilities_due();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(()) = reload.recv() => agent.reload().await,
+            Some(done) = vuln_rx.recv() => agent.apply_vulnerabilities(done).await,
+            _ = tokio::time::sleep(vuln_delay.unwrap_or(Duration::MAX)), if vuln_delay.is_some() => {
+                agent.start_vulnerabilities(&vuln_tx, &shutdown).await
+            }
             _ = tokio::time::sleep(delay) => agent.discovery(&shutdown).await,
         }
     }
@@ -181,21 +191,34 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     tracing::info!(hosts = hosts.len(), "loaded the last known state");
     let mut view = state.write();
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
-    let last_ok = recent.iter().find(|r| r.outcome == Outcome::Success);
-    // Cancelled and interrupted runs say nothing about the scan's health: a stop interrupted them.
-    let last_judged = recent
-        .iter()
-        .find(|r| matches!(r.outcome, Outcome::Success | Outcome::Failed));
+    let stage_status = |stage: &str, interval: Duration| {
+        let runs = || recent.iter().filter(move |r| r.stage == stage);
+        // Cancelled and interrupted runs say nothing about the stage's health: a stop ended them.
+        let judged = runs().find(|r| matches!(r.outcome, Outcome::Success | Outcome::Failed));
+        StageStatus {
+            interval,
+            jitter: config.jitter,
+            last_success: runs()
+                .find(|r| r.outcome == Outcome::Success)
+                .and_then(|r| r.finished),
+            last_ok: judged.map(|r| r.outcome == Outcome::Success),
+            in_progress: false,
+        }
+    };
     view.stages.insert(
         "discovery",
-        StageStatus {
-            interval: config.discovery_interval,
-            jitter: config.jitter,
-            last_success: last_ok.and_then(|r| r.finished),
-            last_ok: last_judged.map(|r| r.outcome == Outcome::Success),
-            in_progress: false,
-        },
+        stage_status("discovery", config.discovery_interval),
     );
+    if let Some((_, interval)) = &config.gmp {
+        view.stages.insert(
+            "vulnerabilities",
+            stage_status("vulnerabilities", *interval),
+        );
+    }
+    let recent: Vec<ScanRun> = recent
+        .into_iter()
+        .filter(|r| r.stage == "discovery")
+        .collect();
     view.groups = group_status(config, &recent);
     Ok(())
 }
@@ -381,6 +404,118 @@ impl Agent {
         }
     }
 
+    /// When the next Greenbone run is due: `None` when the stage is off or running, or before the
+    /// first successful discovery (there is nothing to ask about yet).
+    fn vulnerabilities_due(&self) -> Option<Duration> {
+        let (_, interval) = self.config.gmp.as_ref()?;
+        if self.vulns_running {
+            return None;
+        }
+        let view = self.state.read();
+        view.stages.get("discovery")?.last_success?;
+        let stage = view.stages.get("vulnerabilities")?;
+        let mut delay = next_delay(stage.last_success, now(), *interval, Duration::ZERO, 0.0);
+        if stage.last_ok == Some(false) {
+            delay = delay.max((*interval).min(RETRY_AFTER_FAILURE * 10));
+        }
+        Some(delay)
+    }
+
+    /// Start a Greenbone run in the background for the hosts with open ports.
+    async fn start_vulnerabilities(
+        &mut self,
+        done: &tokio::sync::mpsc::Sender<vulns::Finished>,
+        shutdown: &CancellationToken,
+    ) {
+        let Some((settings, _)) = self.config.gmp.clone() else {
+            return;
+        };
+        let hosts = vulns::targets(&self.state.read().hosts);
+        let mut skeleton = cycle::new_run(&self.config);
+        skeleton.stage = "vulnerabilities".into();
+        skeleton.groups = Vec::new();
+        let run = match store::blocking(&self.store, move |s| s.begin_run(skeleton)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a Greenbone run; skipping it");
+                self.metrics.error("store", e.kind());
+                return;
+            }
+        };
+        tracing::info!(
+            scan_id = run.id,
+            hosts = hosts.len(),
+            "Greenbone run started"
+        );
+        let progress = Arc::new(crate::scan::gmp::Progress::default());
+        self.state.set_gmp_progress(Some(progress.clone()));
+        if let Some(s) = self.state.write().stages.get_mut("vulnerabilities") {
+            s.in_progress = true;
+        }
+        self.vulns_running = true;
+        let (tx, cancel) = (done.clone(), shutdown.child_token());
+        tokio::spawn(async move {
+            let finished = vulns::run(settings, hosts, run, progress, cancel).await;
+            // The loop is gone only at shutdown; the run then stays "running" and is marked
+            // interrupted at the next start.
+            let _ = tx.send(finished).await;
+        });
+    }
+
+    /// Merge a finished Greenbone run into the current state and store it.
+    async fn apply_vulnerabilities(&mut self, done: vulns::Finished) {
+        self.vulns_running = false;
+        self.state.set_gmp_progress(None);
+        let t = now();
+        let run = done.run;
+        let mut changed = Vec::new();
+        let mut events = Vec::new();
+        {
+            let view = self.state.read();
+            for (addr, list) in &done.findings {
+                if let Some(h) = view.hosts.values().find(|h| h.address == *addr) {
+                    let j = judge::apply_report(h, list, run.id, t);
+                    events.extend(j.events);
+                    changed.extend(j.state);
+                }
+            }
+        }
+        let commit = Commit {
+            run: Some(run.clone()),
+            hosts: changed.clone(),
+            removed_hosts: Vec::new(),
+            events,
+        };
+        let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
+        let ok = run.outcome == Outcome::Success && stored.is_ok();
+        let seconds = run.finished.unwrap_or(t) - run.started;
+        self.metrics
+            .run("vulnerabilities", run.outcome.as_str(), seconds);
+        if let Some((kind, _)) = &done.error {
+            self.metrics.error("vulnerabilities", kind);
+        }
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store the Greenbone results; keeping the known state");
+            self.metrics.error("store", e.kind());
+        }
+        let mut view = self.state.write();
+        if ok {
+            for h in changed {
+                view.hosts.insert(h.id.clone(), h);
+            }
+        }
+        if let Some(s) = view.stages.get_mut("vulnerabilities") {
+            s.in_progress = false;
+            // A cancelled run (shutdown) says nothing about gvmd's health.
+            if run.outcome != Outcome::Cancelled {
+                s.last_ok = Some(ok);
+            }
+            if ok {
+                s.last_success = Some(run.finished.unwrap_or(t));
+            }
+        }
+    }
+
     fn set_stage(&self, f: impl FnOnce(&mut StageStatus)) {
         if let Some(s) = self.state.write().stages.get_mut("discovery") {
             f(s);
@@ -438,6 +573,21 @@ impl Agent {
             if let Some(s) = view.stages.get_mut("discovery") {
                 s.interval = new.discovery_interval;
                 s.jitter = new.jitter;
+            }
+            match &new.gmp {
+                Some((_, interval)) => {
+                    let s = view.stages.entry("vulnerabilities").or_insert(StageStatus {
+                        interval: *interval,
+                        jitter: Duration::ZERO,
+                        last_success: None,
+                        last_ok: None,
+                        in_progress: false,
+                    });
+                    s.interval = *interval;
+                }
+                None => {
+                    view.stages.remove("vulnerabilities");
+                }
             }
         }
         tracing::info!(

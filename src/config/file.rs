@@ -149,6 +149,69 @@ impl Default for ScheduleFile {
 pub struct ScanFile {
     pub tcp: TcpFile,
     pub nmap: NmapFile,
+    pub gmp: GmpFile,
+}
+
+/// Greenbone/OpenVAS through GMP: vulnerabilities of the hosts with open ports, on its own schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GmpFile {
+    pub enabled: bool,
+    /// gvmd's unix socket (used unless `address` is set).
+    pub socket: PathBuf,
+    /// `host:port` of gvmd's TLS listener; empty = the unix socket.
+    pub address: String,
+    /// CA (or gvmd's self-signed certificate) to trust for TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (logged loudly).
+    pub insecure: bool,
+    pub server_name: String,
+    pub username: String,
+    /// File whose first line is the password (preferred), else the environment variable below.
+    pub password_file: Option<PathBuf>,
+    pub password_env: String,
+    /// How often a Greenbone scan (or import) runs.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub scan_config: String,
+    pub scanner: String,
+    pub alive_test: String,
+    /// Import the latest finished report of this existing task instead of starting scans.
+    pub import_task: String,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub scan_timeout: Duration,
+    /// stinger- tasks kept in gvmd; 0 = never delete.
+    pub keep: usize,
+    pub retries: u32,
+}
+
+impl Default for GmpFile {
+    fn default() -> Self {
+        use crate::scan::gmp;
+        let d = gmp::Settings::default();
+        GmpFile {
+            enabled: false,
+            socket: PathBuf::from(gmp::DEFAULT_SOCKET),
+            address: String::new(),
+            ca_file: None,
+            insecure: false,
+            server_name: String::new(),
+            username: d.username,
+            password_file: None,
+            password_env: "STINGER_GMP_PASSWORD".into(),
+            interval: Duration::from_secs(24 * 3600),
+            scan_config: d.scan_config,
+            scanner: d.scanner,
+            alive_test: d.alive_test,
+            import_task: String::new(),
+            poll_interval: d.poll_interval,
+            scan_timeout: d.scan_timeout,
+            keep: d.keep,
+            retries: d.retries,
+        }
+    }
 }
 
 /// nmap service detection on the ports discovery found open.

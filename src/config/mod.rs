@@ -7,7 +7,7 @@ pub mod file;
 
 use crate::inventory::TargetGroup;
 use crate::judge::{Policy, Rule};
-use crate::scan::{nmap, TcpSettings};
+use crate::scan::{gmp, nmap, TcpSettings};
 use file::{FileConfig, PortsField, TargetFile, DEFAULT_TOML};
 use std::collections::HashSet;
 use std::fmt;
@@ -109,6 +109,8 @@ pub struct Config {
     pub tcp: TcpSettings,
     /// nmap service detection; `None` when disabled.
     pub nmap: Option<nmap::Settings>,
+    /// Greenbone through GMP and its interval; `None` when disabled.
+    pub gmp: Option<(gmp::Settings, Duration)>,
     pub policy: Policy,
     pub storage: StorageConfig,
     pub web: WebConfig,
@@ -344,6 +346,46 @@ fn build(
             "batch_hosts and parallel_batches must be at least 1".into(),
         );
     }
+    let g = &file.scan.gmp;
+    let gmp_password = if g.enabled {
+        let from_file = g.password_file.as_ref().map(|p| {
+            std::fs::read_to_string(p)
+                .map(|s| s.lines().next().unwrap_or("").to_string())
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+        });
+        match from_file {
+            Some(Ok(pw)) if !pw.is_empty() => Some(pw),
+            Some(Ok(_)) => {
+                problem("scan.gmp.password_file".into(), "the file is empty".into());
+                None
+            }
+            Some(Err(e)) => {
+                problem("scan.gmp.password_file".into(), e);
+                None
+            }
+            None => match std::env::var(&g.password_env) {
+                Ok(pw) if !pw.is_empty() => Some(pw),
+                _ => {
+                    problem(
+                        "scan.gmp.password_env".into(),
+                        format!(
+                            "no password: set the environment variable {} or scan.gmp.password_file",
+                            g.password_env
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    } else {
+        None
+    };
+    if g.enabled && !g.address.is_empty() && g.ca_file.is_none() && !g.insecure {
+        problem(
+            "scan.gmp.ca_file".into(),
+            "TLS to gvmd needs ca_file (gvmd's certificate or its CA), or insecure = true".into(),
+        );
+    }
     let udp_ports = if n.udp_ports.trim().is_empty() {
         Vec::new()
     } else {
@@ -460,6 +502,33 @@ fn build(
             os_detection: n.os_detection,
             stats_every: n.stats_every,
             vulners: n.vulners,
+        }),
+        gmp: gmp_password.map(|pw| {
+            let endpoint = if g.address.is_empty() {
+                gmp::Endpoint::Unix(g.socket.clone())
+            } else {
+                gmp::Endpoint::Tls {
+                    addr: g.address.clone(),
+                    ca_file: g.ca_file.clone(),
+                    insecure: g.insecure,
+                    server_name: g.server_name.clone(),
+                }
+            };
+            let settings = gmp::Settings {
+                endpoint,
+                username: g.username.clone(),
+                password: gmp::Password::new(pw),
+                scan_config: g.scan_config.clone(),
+                scanner: g.scanner.clone(),
+                alive_test: g.alive_test.clone(),
+                import_task: (!g.import_task.is_empty()).then(|| g.import_task.clone()),
+                poll_interval: g.poll_interval,
+                scan_timeout: g.scan_timeout,
+                keep: g.keep,
+                retries: g.retries,
+                ..gmp::Settings::default()
+            };
+            (settings, g.interval)
         }),
         policy,
         storage: StorageConfig {

@@ -232,6 +232,44 @@ impl Collector for StateCollector {
                     .map(|c| ([("host", h.id.as_str()), ("group", h.group.as_str())], c))
             }),
         )?;
+        let class = |c: f64| match c {
+            c if c >= 9.0 => "critical",
+            c if c >= 7.0 => "high",
+            c if c >= 4.0 => "medium",
+            _ => "low",
+        };
+        let mut by_class: Vec<([(&str, &str); 3], f64)> = Vec::new();
+        for h in view.hosts.values() {
+            let mut counts = [0u32; 4];
+            for v in h.all_vulns() {
+                if let Some(c) = v.cvss.filter(|c| *c > 0.0) {
+                    let i = ["critical", "high", "medium", "low"]
+                        .iter()
+                        .position(|k| *k == class(c))
+                        .unwrap_or(3);
+                    counts[i] += 1;
+                }
+            }
+            if counts.iter().any(|&n| n > 0) {
+                for (i, sev) in ["critical", "high", "medium", "low"].iter().enumerate() {
+                    by_class.push((
+                        [
+                            ("host", h.id.as_str()),
+                            ("group", h.group.as_str()),
+                            ("severity", sev),
+                        ],
+                        counts[i] as f64,
+                    ));
+                }
+            }
+        }
+        gauges(
+            &mut enc,
+            "host_vulnerabilities",
+            "Vulnerabilities reported on the host, by CVSS v3 severity band (hosts with any)",
+            None,
+            by_class,
+        )?;
         gauges(
             &mut enc,
             "host_last_scan_timestamp",
@@ -381,6 +419,10 @@ impl Collector for StateCollector {
             .state
             .services_progress()
             .map_or(0.0, |p| (p.percent() / 100.0).clamp(0.0, 1.0));
+        let vulnerabilities = self.state.gmp_progress().map_or(0.0, |p| {
+            let pct = p.percent.load(std::sync::atomic::Ordering::Relaxed);
+            (pct.max(0) as f64 / 100.0).clamp(0.0, 1.0)
+        });
         gauges(
             &mut enc,
             "scan_progress_ratio",
@@ -389,6 +431,7 @@ impl Collector for StateCollector {
             [
                 ([("stage", "discovery")], discovery),
                 ([("stage", "services")], services),
+                ([("stage", "vulnerabilities")], vulnerabilities),
             ],
         )?;
         Ok(())
@@ -424,6 +467,7 @@ mod tests {
             last_scan_id: 1,
             udp_open_filtered: vec![],
             os: vec![],
+            vulns: vec![],
         }
     }
 

@@ -8,7 +8,7 @@ pub use policy::{Policy, Rule};
 
 use crate::model::{
     Event, EventKind, HostObservation, HostState, PortFinding, Protocol, Target, UnixSeconds,
-    Vulnerability,
+    VulnSource, Vulnerability,
 };
 
 /// The judged result for one host.
@@ -80,21 +80,26 @@ pub fn judge_host(
             } else {
                 before.and_then(|f| f.service.clone())
             };
-            // Vulnerabilities follow the same rule; each keeps the time it was first seen.
+            // Vulnerabilities follow the same rule, but only nmap's own: Greenbone's stay until
+            // the next Greenbone report. Each keeps the time it was first seen.
             let vulns = if obs.services_known {
-                obs.vulns
-                    .iter()
-                    .filter(|(pr, po, _)| *pr == protocol && *po == port)
-                    .map(|(_, _, v)| {
-                        let first = before
-                            .and_then(|f| f.vulns.iter().find(|o| o.id == v.id))
-                            .map_or(now, |o| o.first_seen);
-                        Vulnerability {
-                            first_seen: first,
+                let mut v: Vec<Vulnerability> = before.map_or(Vec::new(), |f| {
+                    f.vulns
+                        .iter()
+                        .filter(|v| v.source != VulnSource::NmapVulners)
+                        .cloned()
+                        .collect()
+                });
+                v.extend(
+                    obs.vulns
+                        .iter()
+                        .filter(|(pr, po, _)| *pr == protocol && *po == port)
+                        .map(|(_, _, v)| Vulnerability {
+                            first_seen: first_seen(before.map_or(&[], |f| &f.vulns), v, now),
                             ..v.clone()
-                        }
-                    })
-                    .collect()
+                        }),
+                );
+                v
             } else {
                 before.map_or(Vec::new(), |f| f.vulns.clone())
             };
@@ -146,8 +151,76 @@ pub fn judge_host(
         last_scan_id: scan_id,
         udp_open_filtered,
         os,
+        vulns: prev.map_or(Vec::new(), |p| p.vulns.clone()),
     };
     let events = diff(prev, &state, scan_id, now);
+    Judged {
+        state: Some(state),
+        events,
+    }
+}
+
+/// When a vulnerability was first seen: as before if it was already known, else now.
+fn first_seen(before: &[Vulnerability], v: &Vulnerability, now: UnixSeconds) -> UnixSeconds {
+    before
+        .iter()
+        .find(|o| o.id == v.id && o.source == v.source)
+        .map_or(now, |o| o.first_seen)
+}
+
+/// A Greenbone finding for one host: on a port (protocol, number) or host-wide (`None`).
+pub type ReportedVuln = (Option<(Protocol, u16)>, Vulnerability);
+
+/// Apply a complete Greenbone report for one host: its Greenbone findings are replaced by the report's
+/// (findings on ports that are not open now are kept host-wide); nmap's stay. Found and remediated
+/// vulnerabilities become events.
+pub fn apply_report(
+    prev: &HostState,
+    findings: &[ReportedVuln],
+    scan_id: u64,
+    now: UnixSeconds,
+) -> Judged {
+    let gb = |v: &&Vulnerability| v.source == VulnSource::Greenbone;
+    let mut state = prev.clone();
+    for p in &mut state.ports {
+        let before: Vec<Vulnerability> = p.vulns.iter().filter(gb).cloned().collect();
+        p.vulns.retain(|v| v.source != VulnSource::Greenbone);
+        for (at, v) in findings {
+            if *at == Some((p.protocol, p.port)) && !p.vulns.iter().any(|o| o.id == v.id) {
+                p.vulns.push(Vulnerability {
+                    first_seen: first_seen(&before, v, now),
+                    ..v.clone()
+                });
+            }
+        }
+    }
+    let before: Vec<Vulnerability> = prev.vulns.iter().filter(gb).cloned().collect();
+    state.vulns.retain(|v| v.source != VulnSource::Greenbone);
+    for (at, v) in findings {
+        let on_open_port =
+            at.is_some_and(|(pr, po)| state.ports.iter().any(|p| p.protocol == pr && p.port == po));
+        if !on_open_port && !state.vulns.iter().any(|o| o.id == v.id) {
+            state.vulns.push(Vulnerability {
+                first_seen: first_seen(&before, v, now),
+                ..v.clone()
+            });
+        }
+    }
+    let mut events = diff(Some(prev), &state, scan_id, now);
+    for v in &state.vulns {
+        if !prev.vulns.iter().any(|o| o.id == v.id) {
+            let mut e = event(EventKind::VulnFound, &state, now, scan_id, None);
+            e.vuln = Some(v.clone());
+            events.push(e);
+        }
+    }
+    for o in &prev.vulns {
+        if !state.vulns.iter().any(|v| v.id == o.id) {
+            let mut e = event(EventKind::VulnRemediated, &state, now, scan_id, None);
+            e.vuln = Some(o.clone());
+            events.push(e);
+        }
+    }
     Judged {
         state: Some(state),
         events,
@@ -419,6 +492,7 @@ mod tests {
             cvss: Some(cvss),
             source: VulnSource::NmapVulners,
             exploit: false,
+            name: None,
             first_seen: 0.0,
         };
         let mut o = obs(&[22]);
@@ -451,6 +525,56 @@ mod tests {
         let j = judge_host(&target(), &obs(&[22]), Some(&s2), &policy(), 3, 30.0);
         assert!(j.events.is_empty());
         assert_eq!(j.state.unwrap().max_cvss(), Some(7.0));
+    }
+
+    #[test]
+    fn greenbone_reports_replace_their_own_findings_only() {
+        use crate::model::{VulnSource, Vulnerability};
+        let v = |id: &str, source: VulnSource| Vulnerability {
+            id: id.into(),
+            cvss: Some(7.5),
+            source,
+            exploit: false,
+            name: None,
+            first_seen: 0.0,
+        };
+        let mut o = obs(&[22, 443]);
+        o.services_known = true;
+        o.vulns = vec![(Protocol::Tcp, 22, v("CVE-1-NMAP", VulnSource::NmapVulners))];
+        let s = judge_host(&target(), &o, None, &policy(), 1, 1.0)
+            .state
+            .unwrap();
+        let gb = VulnSource::Greenbone;
+        let report = vec![
+            (Some((Protocol::Tcp, 443)), v("CVE-2-TLS", gb)),
+            (None, v("CVE-3-GENERAL", gb)),
+            // A port that is not open now: kept host-wide rather than lost.
+            (Some((Protocol::Tcp, 8443)), v("CVE-4-CLOSED", gb)),
+        ];
+        let j = apply_report(&s, &report, 5, 10.0);
+        let s2 = j.state.unwrap();
+        assert_eq!(s2.ports[0].vulns.len(), 1, "nmap's stays on 22");
+        assert_eq!(s2.ports[1].vulns[0].id, "CVE-2-TLS");
+        let general: Vec<&str> = s2.vulns.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(general, ["CVE-3-GENERAL", "CVE-4-CLOSED"]);
+        assert_eq!(
+            j.events
+                .iter()
+                .filter(|e| e.kind == EventKind::VulnFound)
+                .count(),
+            3
+        );
+        // A discovery pass keeps Greenbone's findings.
+        let again = judge_host(&target(), &o, Some(&s2), &policy(), 6, 20.0);
+        let s3 = again.state.unwrap();
+        assert!(s3.has_vuln("CVE-2-TLS") && s3.has_vuln("CVE-3-GENERAL"));
+        assert!(again.events.is_empty(), "{:?}", again.events);
+        // The next complete report without CVE-2: remediated; first_seen kept for the rest.
+        let j = apply_report(&s3, &report[1..], 7, 30.0);
+        assert_eq!(kinds(&j), [(EventKind::VulnRemediated, Some(443))]);
+        let s4 = j.state.unwrap();
+        assert_eq!(s4.vulns[0].first_seen, 10.0);
+        assert!(s4.has_vuln("CVE-1-NMAP"));
     }
 
     #[test]

@@ -228,12 +228,13 @@ impl Store {
         Ok(())
     }
 
-    /// Mark runs left "running" by a process that stopped mid-scan as interrupted.
+    /// Mark runs left "running" by a process that stopped mid-scan as interrupted. Looks at the
+    /// newest 1000 runs: stages run side by side, so a long run can be older than settled ones.
     pub fn mark_interrupted(&self) -> Result<usize> {
         let cf = self.cf(CF_SCANS)?;
         let mut batch = WriteBatch::default();
         let mut n = 0;
-        for item in self.db.iterator_cf(cf, IteratorMode::End) {
+        for item in self.db.iterator_cf(cf, IteratorMode::End).take(1000) {
             let (k, v) = item?;
             let Some(mut run) = decode::<ScanRun>(CF_SCANS, &k, &v) else {
                 continue;
@@ -244,8 +245,6 @@ impl Store {
                     .push("the agent stopped before this scan finished".into());
                 batch.put_cf(cf, &k, encode("scan", &run)?);
                 n += 1;
-            } else {
-                break; // runs finish in order; older ones are settled
             }
         }
         self.db.write(batch)?;
@@ -425,6 +424,7 @@ mod tests {
     fn run(started: f64) -> ScanRun {
         ScanRun {
             id: 0,
+            stage: "discovery".into(),
             started,
             finished: None,
             outcome: Outcome::Running,
@@ -460,6 +460,7 @@ mod tests {
             last_scan_id: 1,
             udp_open_filtered: vec![],
             os: vec![],
+            vulns: vec![],
         }
     }
 
@@ -507,7 +508,12 @@ mod tests {
         assert_eq!(hosts.len(), 1);
         assert_eq!(hosts[0].ports[0].port, 22);
         // Run 1 never finished: after a restart it is marked interrupted; run 2 is settled.
-        assert_eq!(s.mark_interrupted().unwrap(), 0, "newest run finished");
+        assert_eq!(
+            s.mark_interrupted().unwrap(),
+            1,
+            "older than a settled run, still found"
+        );
+        assert_eq!(s.scan(1).unwrap().unwrap().outcome, Outcome::Interrupted);
         let scans = s.scans(None, 10).unwrap();
         assert_eq!(scans.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 1]);
         assert_eq!(s.scans(Some(2), 10).unwrap()[0].id, 1);

@@ -6,4 +6,13 @@ mod alerts;
 mod once;
 mod services;
 mod util;
+mod vulns;
 mod web;
+
+/// The fake gvmd of the GMP client's own tests, reused here (it names `crate::scan::gmp_xml`).
+#[path = "../../src/scan/gmp/tests/fake.rs"]
+#[allow(dead_code)]
+mod fake_gvmd;
+mod scan {
+    pub use stinger::scan::{gmp, gmp_xml};
+}

@@ -40,6 +40,8 @@ pub struct Faults {
     pub rows_cut: bool,
     /// Sleep this long before answering this command.
     pub slow: Option<(String, Duration)>,
+    /// Report the sample's findings for this address instead of its own 127.0.0.1.
+    pub report_host: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -345,7 +347,7 @@ fn respond(st: &mut State, doc: &str, authed: &mut bool) -> Reply {
         }
         "create_task" => {
             let config = attr(doc, "config", "id").unwrap_or_default();
-            if config != super::super::FULL_AND_FAST {
+            if config != crate::scan::gmp::FULL_AND_FAST {
                 return ok(status(&cmd, 404, &format!("Failed to find config '{config}'")));
             }
             let target_id = attr(doc, "target", "id").unwrap_or_default();
@@ -453,6 +455,9 @@ fn respond(st: &mut State, doc: &str, authed: &mut bool) -> Reply {
             let mut body =
                 b"<get_reports_response status=\"200\" status_text=\"OK\">".to_vec();
             let mut report = std::fs::read_to_string(REPORT_FIXTURE).unwrap();
+            if let Some(h) = &st.faults.report_host {
+                report = report.replace("127.0.0.1", h);
+            }
             if st.faults.rows_cut {
                 report = report.replacen("<filtered>4</filtered>", "<filtered>1000</filtered>", 1);
             }

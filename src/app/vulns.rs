@@ -1,0 +1,176 @@
+//! The vulnerabilities stage: a Greenbone scan (or report import) through GMP for the hosts with open
+//! ports, on its own schedule, and the mapping of its results onto hosts and ports. Runs beside the
+//! discovery cycle; the agent applies what it returns to the state as it is then.
+
+use crate::model::{now, HostState, Outcome, Protocol, ScanRun, VulnSource, Vulnerability};
+use crate::scan::gmp::{self, VulnResult};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What one Greenbone run produced.
+#[derive(Debug)]
+pub struct Finished {
+    pub run: ScanRun,
+    /// Findings per host address, for every host the report covered (an empty list: none left).
+    pub findings: BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>>,
+    pub error: Option<(&'static str, String)>,
+}
+
+/// The hosts to ask about: every known host with open TCP ports, with those ports.
+pub fn targets(hosts: &BTreeMap<String, HostState>) -> Vec<(IpAddr, Vec<u16>)> {
+    hosts
+        .values()
+        .filter(|h| h.up)
+        .map(|h| {
+            let ports: Vec<u16> = h
+                .ports
+                .iter()
+                .filter(|p| p.protocol == Protocol::Tcp)
+                .map(|p| p.port)
+                .collect();
+            (h.address, ports)
+        })
+        .filter(|(_, ports)| !ports.is_empty())
+        .collect()
+}
+
+/// Turn report results into findings per host. False positives, errors and log-level results are
+/// dropped; a result with CVEs gives one finding per CVE, one without gives one under its NVT OID.
+pub fn findings(results: &[VulnResult]) -> BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>> {
+    let mut out: BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>> = BTreeMap::new();
+    for r in results {
+        if r.is_false_positive() || r.is_error() || r.severity <= 0.0 {
+            continue;
+        }
+        let Ok(addr) = r.host.trim().parse::<IpAddr>() else {
+            continue;
+        };
+        let at = match (r.port_number, r.protocol.as_deref()) {
+            (Some(p), Some("udp")) => Some((Protocol::Udp, p)),
+            (Some(p), _) => Some((Protocol::Tcp, p)),
+            (None, _) => None,
+        };
+        let cvss = r.cvss_v3.or(r.cvss_base).or(Some(r.severity));
+        let ids: Vec<String> = if r.cves.is_empty() {
+            vec![r.nvt_oid.clone()]
+        } else {
+            r.cves.clone()
+        };
+        let list = out.entry(addr).or_default();
+        for id in ids {
+            if list.iter().any(|(a, v)| *a == at && v.id == id) {
+                continue;
+            }
+            list.push((
+                at,
+                Vulnerability {
+                    id,
+                    cvss,
+                    source: VulnSource::Greenbone,
+                    exploit: false,
+                    name: Some(r.nvt_name.clone()),
+                    first_seen: 0.0, // apply_report sets it
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Run one Greenbone scan (or import) and map its report. Never panics; failures come back in
+/// `error` with no findings, so the known vulnerabilities stay as they are.
+pub async fn run(
+    settings: gmp::Settings,
+    hosts: Vec<(IpAddr, Vec<u16>)>,
+    mut run: ScanRun,
+    progress: Arc<gmp::Progress>,
+    cancel: CancellationToken,
+) -> Finished {
+    run.targets = hosts.len() as u64;
+    let asked: Vec<IpAddr> = hosts.iter().map(|(a, _)| *a).collect();
+    let result = gmp::scan(&settings, &hosts, progress, cancel).await;
+    run.finished = Some(now());
+    match result {
+        Ok(outcome) => {
+            let mut findings = findings(&outcome.results);
+            // Every host the report covers gets a (possibly empty) list: absent findings are
+            // remediated. An import covers the hosts its report names; a scan, the hosts asked.
+            let covered: Vec<IpAddr> = if outcome.imported {
+                outcome
+                    .summary
+                    .hosts
+                    .iter()
+                    .filter_map(|h| h.trim().parse().ok())
+                    .collect()
+            } else {
+                asked
+            };
+            for h in covered {
+                findings.entry(h).or_default();
+            }
+            run.outcome = Outcome::Success;
+            run.hosts_up = findings.len() as u64;
+            run.open_ports = 0;
+            run.unexpected_ports = 0;
+            tracing::info!(
+                report = %outcome.report_id,
+                results = outcome.results.len(),
+                hosts = findings.len(),
+                imported = outcome.imported,
+                "Greenbone report applied"
+            );
+            Finished {
+                run,
+                findings,
+                error: None,
+            }
+        }
+        Err(e) => {
+            tracing::warn!(kind = e.kind(), error = %e, "Greenbone run failed; known vulnerabilities kept");
+            run.outcome = if e.kind() == "cancelled" {
+                Outcome::Cancelled
+            } else {
+                Outcome::Failed
+            };
+            run.errors.push(e.to_string());
+            Finished {
+                run,
+                findings: BTreeMap::new(),
+                error: Some((e.kind(), e.to_string())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_results_map_to_hosts_and_ports() {
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gvm/reports/gmp22.8-report.xml"
+        ))
+        .unwrap();
+        let mut p = crate::scan::gmp_xml::ReportParser::new(&raw[..], Default::default());
+        let mut results = Vec::new();
+        while let Some(r) = p.next_result().unwrap() {
+            results.push(r);
+        }
+        let f = findings(&results);
+        assert_eq!(f.len(), 1, "one host in the sample");
+        let (_, list) = f.iter().next().unwrap();
+        assert!(!list.is_empty());
+        assert!(list.iter().all(|(_, v)| v.source == VulnSource::Greenbone
+            && v.cvss.is_some_and(|c| c > 0.0)
+            && v.name.is_some()));
+        let with_cve = list
+            .iter()
+            .filter(|(_, v)| v.id.starts_with("CVE-"))
+            .count();
+        assert!(with_cve > 0, "{list:?}");
+    }
+}

@@ -1,0 +1,102 @@
+//! Greenbone through the real agent: discovery on a loopback listener → GMP against a fake gvmd (unix
+//! socket) replaying the upstream 22.8 sample report, rewritten onto that host → store → /metrics and
+//! the JSON API with the report's CVEs and CVSS.
+
+use crate::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
+use crate::util::*;
+use std::time::Duration;
+
+#[test]
+fn greenbone_findings_reach_the_api_metrics_and_history() {
+    let _web = Listener::new("127.0.73.1:8083");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeGvmd::start(Faults {
+        report_host: Some("127.0.73.1".into()),
+        ..Faults::default()
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("gmp-password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[targets]]\nname = \"g\"\ncidrs = [\"127.0.73.1\"]\nports = \"8080-8090\"\n\
+             [schedule]\ndiscovery = \"1h\"\njitter = \"0s\"\n\
+             [scan.gmp]\nenabled = true\nsocket = \"{}\"\nusername = \"{USER}\"\n\
+             password_file = \"{}\"\ninterval = \"1h\"\npoll_interval = \"100ms\"\n",
+            fake.socket.display(),
+            pw.display()
+        ),
+    );
+    let agent = Agent::start(&config);
+    let vm = wait_for("Greenbone's findings", Duration::from_secs(60), || {
+        let v = agent.json("/api/v1/vms/127.0.73.1");
+        v["vm"]["max_cvss"].as_f64().map(|_| v)
+    });
+    // Findings on the open port 8083 attach to it; those on ports that are not open stay host-wide.
+    let port = &vm["vm"]["ports"][0];
+    assert_eq!(port["port"], 8083);
+    let on_port = port["vulns"].as_array().unwrap();
+    assert!(!on_port.is_empty(), "{vm}");
+    assert!(on_port.iter().all(|v| v["source"] == "greenbone"));
+    let max = vm["vm"]["max_cvss"].as_f64().unwrap();
+    assert!(max > 0.0 && max <= 10.0);
+    let log = agent.log();
+    assert!(!log.contains(PASSWORD), "the GMP password reached the log");
+
+    let m = agent.metrics();
+    assert_eq!(
+        sample(&m, "stinger_host_max_cvss{host=\"127.0.73.1\",group=\"g\"}"),
+        Some(max)
+    );
+    let classes: f64 = ["critical", "high", "medium", "low"]
+        .iter()
+        .filter_map(|c| {
+            sample(
+                &m,
+                &format!("stinger_host_vulnerabilities{{host=\"127.0.73.1\",group=\"g\",severity=\"{c}\"}}"),
+            )
+        })
+        .sum();
+    assert!(classes >= on_port.len() as f64, "{m}");
+    assert_eq!(
+        sample(&m, "stinger_scan_run_success{stage=\"vulnerabilities\"}"),
+        Some(1.0)
+    );
+
+    // Filters and history.
+    let cve = on_port
+        .iter()
+        .chain(vm["vm"]["ports"][0]["vulns"].as_array().unwrap())
+        .find_map(|v| {
+            v["id"]
+                .as_str()
+                .filter(|id| id.starts_with("CVE-"))
+                .map(String::from)
+        });
+    if let Some(cve) = cve {
+        let hits = agent.json(&format!("/api/v1/vms?cve={cve}"));
+        assert_eq!(hits["vms"].as_array().unwrap().len(), 1);
+    }
+    let hits = agent.json(&format!("/api/v1/vms?min_cvss={max}"));
+    assert_eq!(hits["vms"].as_array().unwrap().len(), 1);
+    let above = agent.json("/api/v1/vms?min_cvss=10");
+    assert_eq!(
+        above["vms"].as_array().unwrap().len(),
+        usize::from(max >= 10.0)
+    );
+    let found = agent.json("/api/v1/changes?kind=vuln_found");
+    assert!(!found["changes"].as_array().unwrap().is_empty());
+    let scans = agent.json("/api/v1/scans");
+    assert!(scans["scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["stage"] == "vulnerabilities" && s["outcome"] == "success"));
+    // The fake saw the agent's target: the discovered host and its open port.
+    let st = fake.state();
+    assert!(st
+        .targets
+        .iter()
+        .any(|t| t.hosts.contains("127.0.73.1") && t.port_range.contains("8083")));
+}
