@@ -36,6 +36,8 @@ pub struct StageStatus {
 #[derive(Debug, Default)]
 pub struct View {
     pub hosts: BTreeMap<String, HostState>,
+    /// gvmd's feeds and their timestamps, from the last Greenbone run.
+    pub gmp_feeds: Vec<(String, f64)>,
     pub groups: Vec<GroupStatus>,
     pub stages: BTreeMap<&'static str, StageStatus>,
 }

@@ -504,6 +504,9 @@ impl Agent {
                 view.hosts.insert(h.id.clone(), h);
             }
         }
+        if !done.feeds.is_empty() {
+            view.gmp_feeds = done.feeds;
+        }
         if let Some(s) = view.stages.get_mut("vulnerabilities") {
             s.in_progress = false;
             // A cancelled run (shutdown) says nothing about gvmd's health.

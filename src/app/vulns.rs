@@ -16,6 +16,52 @@ pub struct Finished {
     /// Findings per host address, for every host the report covered (an empty list: none left).
     pub findings: BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>>,
     pub error: Option<(&'static str, String)>,
+    /// gvmd's feeds and their timestamps (Unix seconds), when they could be read.
+    pub feeds: Vec<(String, f64)>,
+}
+
+/// A feed version (`202405101234`, UTC) as Unix seconds.
+pub fn feed_time(version: &str) -> Option<f64> {
+    let v = version.trim();
+    if v.len() < 8 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let padded = format!("{:0<12}", &v[..v.len().min(12)]);
+    let text = format!(
+        "{}-{}-{}T{}:{}:00Z",
+        &padded[..4],
+        &padded[4..6],
+        &padded[6..8],
+        &padded[8..10],
+        &padded[10..12]
+    );
+    humantime::parse_rfc3339(&text)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64())
+}
+
+/// Ask gvmd for its feeds (their age tells whether a scan can find anything new). Failures are
+/// logged and give nothing; they never fail the run.
+async fn feeds(settings: &gmp::Settings) -> Vec<(String, f64)> {
+    let result = async {
+        let mut s = gmp::Session::connect(&settings.endpoint, settings.timeouts).await?;
+        s.authenticate(&settings.username, &settings.password)
+            .await?;
+        s.get_feeds().await
+    }
+    .await;
+    match result {
+        Ok(feeds) => feeds
+            .iter()
+            .filter_map(|f| feed_time(&f.version).map(|t| (f.kind.clone(), t)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read gvmd's feed versions");
+            Vec::new()
+        }
+    }
 }
 
 /// The hosts to ask about: every known host with open TCP ports, with those ports.
@@ -92,6 +138,11 @@ pub async fn run(
     let asked: Vec<IpAddr> = hosts.iter().map(|(a, _)| *a).collect();
     let result = gmp::scan(&settings, &hosts, progress, cancel).await;
     run.finished = Some(now());
+    let feeds = if result.is_ok() {
+        feeds(&settings).await
+    } else {
+        Vec::new()
+    };
     match result {
         Ok(outcome) => {
             let mut findings = findings(&outcome.results);
@@ -125,6 +176,7 @@ pub async fn run(
                 run,
                 findings,
                 error: None,
+                feeds,
             }
         }
         Err(e) => {
@@ -139,6 +191,7 @@ pub async fn run(
                 run,
                 findings: BTreeMap::new(),
                 error: Some((e.kind(), e.to_string())),
+                feeds,
             }
         }
     }
@@ -147,6 +200,14 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feed_versions_are_utc_timestamps() {
+        assert_eq!(feed_time("202501010000"), Some(1_735_689_600.0));
+        assert_eq!(feed_time("20250101"), Some(1_735_689_600.0));
+        assert_eq!(feed_time(""), None);
+        assert_eq!(feed_time("2025-01"), None);
+    }
 
     #[test]
     fn report_results_map_to_hosts_and_ports() {

@@ -243,6 +243,70 @@ fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
     Ok(Json(json!({ "vms": out, "next_cursor": next })).into_response())
 }
 
+/// Every vulnerability known on every host, highest CVSS first, filtered.
+pub async fn vulnerabilities(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    match list_vulnerabilities(&s, q) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn list_vulnerabilities(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
+    let p = Params::parse(q, &["min_cvss", "cve", "vm", "source", "limit"])?;
+    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
+        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
+    })?;
+    let cve = p.get("cve", "a vulnerability id, e.g. CVE-2023-38408", |v| {
+        (!v.is_empty()).then(|| v.to_string())
+    })?;
+    let vm = p.get("vm", "a host or VM id", |v| {
+        (!v.is_empty()).then(|| v.to_string())
+    })?;
+    let source = p.get("source", "nmap_vulners or greenbone", |v| match v {
+        "nmap_vulners" => Some(crate::model::VulnSource::NmapVulners),
+        "greenbone" => Some(crate::model::VulnSource::Greenbone),
+        _ => None,
+    })?;
+    let limit = p
+        .get("limit", "an integer from 1 to 10000", |v| {
+            v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n))
+        })?
+        .unwrap_or(1000);
+    let view = s.state.read();
+    let mut rows = Vec::new();
+    for h in view.hosts.values() {
+        if vm.as_deref().is_some_and(|id| id != h.id) {
+            continue;
+        }
+        let on_ports = h
+            .ports
+            .iter()
+            .flat_map(|p| p.vulns.iter().map(move |v| (Some(p), v)));
+        for (port, v) in on_ports.chain(h.vulns.iter().map(|v| (None, v))) {
+            let keep = min_cvss.is_none_or(|m| v.cvss.is_some_and(|c| c >= m))
+                && cve
+                    .as_deref()
+                    .is_none_or(|id| v.id.eq_ignore_ascii_case(id))
+                && source.is_none_or(|src| v.source == src);
+            if keep {
+                rows.push(json!({
+                    "host": h.id, "address": h.address.to_string(), "group": h.group,
+                    "port": port.map(|p| p.port), "protocol": port.map(|p| p.protocol),
+                    "id": v.id, "cvss": v.cvss, "source": v.source, "exploit": v.exploit,
+                    "name": v.name, "first_seen": v.first_seen,
+                }));
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        let c = |r: &serde_json::Value| r["cvss"].as_f64().unwrap_or(0.0);
+        c(b).total_cmp(&c(a))
+    });
+    let truncated = rows.len() > limit;
+    rows.truncate(limit);
+    Ok(Json(json!({ "vulnerabilities": rows, "truncated": truncated })).into_response())
+}
+
 pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let host = s.state.read().hosts.get(&id).cloned();
     let Some(host) = host else {

@@ -377,6 +377,15 @@ impl Collector for StateCollector {
                 .map(|g| (group(g), g.last_success.unwrap_or(0.0))),
         )?;
 
+        gauges(
+            &mut enc,
+            "gmp_feed_timestamp",
+            "Version of gvmd's feed, by feed type, as Unix seconds: an old feed finds nothing new",
+            secs,
+            view.gmp_feeds
+                .iter()
+                .map(|(kind, t)| ([("feed", kind.as_str())], *t)),
+        )?;
         let stage = |s: &&str| [("stage", s.to_string())];
         gauges(
             &mut enc,

@@ -61,6 +61,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/scans", get(api::scans))
         .route("/api/v1/scans/{id}", get(api::scan))
         .route("/api/v1/changes", get(api::changes))
+        .route("/api/v1/vulnerabilities", get(api::vulnerabilities))
         .route(
             "/api/v1/openapi.yaml",
             get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
@@ -128,6 +129,7 @@ async fn landing(AxState(s): AxState<Arc<Shared>>) -> Html<String> {
          <li><a href=\"/api/v1/vms\">Hosts and VMs</a> (<a href=\"/api/v1/vms?unexpected=true\">with unexpected open ports</a>)</li>\
          <li><a href=\"/api/v1/scans\">Scan runs</a></li>\
          <li><a href=\"/api/v1/changes\">Changes</a></li>\
+         <li><a href=\"/api/v1/vulnerabilities\">Vulnerabilities</a></li>\
          <li><a href=\"/api/v1/openapi.yaml\">API description (OpenAPI)</a></li>\
          <li><a href=\"/-/healthy\">Health</a> and <a href=\"/-/ready\">readiness</a></li>\
          </ul></body></html>\n",

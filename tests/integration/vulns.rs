@@ -93,6 +93,25 @@ fn greenbone_findings_reach_the_api_metrics_and_history() {
         .unwrap()
         .iter()
         .any(|s| s["stage"] == "vulnerabilities" && s["outcome"] == "success"));
+    let list = agent.json("/api/v1/vulnerabilities?source=greenbone");
+    let rows = list["vulnerabilities"].as_array().unwrap();
+    assert!(
+        rows.len() > on_port.len(),
+        "port and host-wide findings: {list}"
+    );
+    assert_eq!(rows[0]["cvss"].as_f64(), Some(max), "highest first");
+    assert!(
+        agent.json("/api/v1/vulnerabilities?source=nmap_vulners")["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(agent.get("/api/v1/vulnerabilities?source=nessus").0, 400);
+    assert_eq!(
+        sample(&m, "stinger_gmp_feed_timestamp_seconds{feed=\"NVT\"}"),
+        Some(1_735_689_600.0),
+        "the fake's feed version 202501010000"
+    );
     // The fake saw the agent's target: the discovered host and its open port.
     let st = fake.state();
     assert!(st
