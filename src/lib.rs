@@ -7,12 +7,16 @@
 //! - [`config`]: the TOML file and command-line flags, parsed, validated and built into typed per-stage
 //!   configs before anything binds a socket or opens the store.
 //! - [`inventory`]: what to scan — CIDR target groups minus exclusions, expanded to addresses.
-//! - [`scan`]: how to look — the native async TCP connect scanner (port discovery).
+//! - [`scan`]: how to look — the native async TCP connect scanner (port discovery), nmap for services
+//!   and versions, Greenbone through GMP for vulnerabilities; with their pure XML parsers.
 //! - [`judge`]: what it means — the port policy, a verdict and its deciding rule for every open port,
 //!   and the differences between two scans (history events).
 //! - [`store`]: what is remembered — RocksDB: latest state per host, scan runs, history events.
 //! - [`expose`]: who is told — `/metrics`, the JSON API and health endpoints.
-//! - [`app`]: the agent — the cycle loop, SIGHUP reload, graceful shutdown; and `scan --once`.
+//! - [`app`]: the agent — the discovery cycle, the Greenbone stage beside it, SIGHUP reload, graceful
+//!   shutdown; and `scan --once`.
+//! - [`state`]: the in-memory view that `/metrics` and the API read.
+//! - [`ports`]: port lists and nmap's port ranking, shared by config, scan and judge.
 //! - [`shutdown`], [`telemetry`]: the shutdown token and the tracing set-up.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
