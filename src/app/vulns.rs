@@ -2,11 +2,15 @@
 //! ports, on its own schedule, and the mapping of its results onto hosts and ports. Runs beside the
 //! discovery cycle; the agent applies what it returns to the state as it is then.
 
+use super::{cycle, next_delay, RETRY_AFTER_FAILURE};
+use crate::judge;
 use crate::model::{now, HostState, Outcome, Protocol, ScanRun, VulnSource, Vulnerability};
 use crate::scan::gmp::{self, VulnResult};
+use crate::store::{self, Commit};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What one Greenbone run produced.
@@ -192,6 +196,125 @@ pub async fn run(
                 findings: BTreeMap::new(),
                 error: Some((e.kind(), e.to_string())),
                 feeds,
+            }
+        }
+    }
+}
+
+// === impl Agent: the stage's place in the agent loop ===
+
+impl super::Agent {
+    /// When the next Greenbone run is due: `None` when the stage is off or running, or before the
+    /// first successful discovery (there is nothing to ask about yet).
+    pub(super) fn vulnerabilities_due(&self) -> Option<Duration> {
+        let (_, interval) = self.config.gmp.as_ref()?;
+        if self.vulns_running {
+            return None;
+        }
+        let view = self.state.read();
+        view.stages.get("discovery")?.last_success?;
+        let stage = view.stages.get("vulnerabilities")?;
+        let mut delay = next_delay(stage.last_success, now(), *interval, Duration::ZERO, 0.0);
+        if stage.last_ok == Some(false) {
+            delay = delay.max((*interval).min(RETRY_AFTER_FAILURE * 10));
+        }
+        Some(delay)
+    }
+
+    /// Start a Greenbone run in the background for the hosts with open ports.
+    pub(super) async fn start_vulnerabilities(
+        &mut self,
+        done: &tokio::sync::mpsc::Sender<Finished>,
+        shutdown: &CancellationToken,
+    ) {
+        let Some((settings, _)) = self.config.gmp.clone() else {
+            return;
+        };
+        let hosts = targets(&self.state.read().hosts);
+        let mut skeleton = cycle::new_run(&self.config);
+        skeleton.stage = "vulnerabilities".into();
+        skeleton.groups = Vec::new();
+        let run = match store::blocking(&self.store, move |s| s.begin_run(skeleton)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a Greenbone run; skipping it");
+                self.metrics.error("store", e.kind());
+                return;
+            }
+        };
+        tracing::info!(
+            scan_id = run.id,
+            hosts = hosts.len(),
+            "Greenbone run started"
+        );
+        let progress = Arc::new(crate::scan::gmp::Progress::default());
+        self.state.set_gmp_progress(Some(progress.clone()));
+        if let Some(s) = self.state.write().stages.get_mut("vulnerabilities") {
+            s.in_progress = true;
+        }
+        self.vulns_running = true;
+        let (tx, cancel) = (done.clone(), shutdown.child_token());
+        tokio::spawn(async move {
+            let finished = self::run(settings, hosts, run, progress, cancel).await;
+            // The loop is gone only at shutdown; the run then stays "running" and is marked
+            // interrupted at the next start.
+            let _ = tx.send(finished).await;
+        });
+    }
+
+    /// Merge a finished Greenbone run into the current state and store it.
+    pub(super) async fn apply_vulnerabilities(&mut self, done: Finished) {
+        self.vulns_running = false;
+        self.state.set_gmp_progress(None);
+        let t = now();
+        let run = done.run;
+        let mut changed = Vec::new();
+        let mut events = Vec::new();
+        {
+            let view = self.state.read();
+            for (addr, list) in &done.findings {
+                if let Some(h) = view.hosts.values().find(|h| h.address == *addr) {
+                    let j = judge::apply_report(h, list, run.id, t);
+                    events.extend(j.events);
+                    changed.extend(j.state);
+                }
+            }
+        }
+        let commit = Commit {
+            run: Some(run.clone()),
+            hosts: changed.clone(),
+            removed_hosts: Vec::new(),
+            events,
+        };
+        let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
+        let ok = run.outcome == Outcome::Success && stored.is_ok();
+        let seconds = run.finished.unwrap_or(t) - run.started;
+        self.metrics
+            .run("vulnerabilities", run.outcome.as_str(), seconds);
+        if let Some((kind, _)) = &done.error {
+            self.metrics.error("vulnerabilities", kind);
+        }
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store the Greenbone results; keeping the known state");
+            self.metrics.error("store", e.kind());
+        }
+        let mut view = self.state.write();
+        if ok {
+            for h in changed {
+                view.hosts.insert(h.id.clone(), h);
+            }
+        }
+        if !done.feeds.is_empty() {
+            view.gmp_feeds = done.feeds;
+        }
+        if let Some(s) = view.stages.get_mut("vulnerabilities") {
+            s.in_progress = false;
+            // A cancelled run (shutdown) says nothing about gvmd's health.
+            if run.outcome != Outcome::Cancelled {
+                s.last_ok = Some(ok);
+            }
+            if ok {
+                s.last_success = Some(run.finished.unwrap_or(t));
             }
         }
     }
