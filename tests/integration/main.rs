@@ -4,6 +4,7 @@
 mod agent;
 mod alerts;
 mod once;
+mod prometheus;
 mod services;
 mod util;
 mod vulns;
