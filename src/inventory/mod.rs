@@ -2,6 +2,7 @@
 //! scanner may touch — and nothing else: every probe the scanner sends goes to an address listed here.
 
 mod cidr;
+pub mod openstack;
 
 pub use cidr::expand;
 
