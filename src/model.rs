@@ -101,6 +101,9 @@ pub struct Vulnerability {
     pub name: Option<String>,
     /// When it was first reported on this port.
     pub first_seen: UnixSeconds,
+    /// When a scan last reported it (a finding carried over without a rescan keeps its time).
+    #[serde(default)]
+    pub last_seen: UnixSeconds,
 }
 
 /// What runs on an open port, as nmap identified it (`-sV`).

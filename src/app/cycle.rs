@@ -54,6 +54,7 @@ fn cves(entries: &[nmap_xml::Vuln]) -> impl Iterator<Item = Vulnerability> + '_ 
             exploit: v.is_exploit,
             name: None,
             first_seen: 0.0, // the judge sets it
+            last_seen: 0.0,
         })
 }
 

@@ -122,6 +122,7 @@ pub fn findings(results: &[VulnResult]) -> BTreeMap<IpAddr, Vec<crate::judge::Re
                     exploit: false,
                     name: Some(r.nvt_name.clone()),
                     first_seen: 0.0, // apply_report sets it
+                    last_seen: 0.0,
                 },
             ));
         }

@@ -293,7 +293,7 @@ fn list_vulnerabilities(s: &Shared, q: Option<String>) -> Result<Response, BadRe
                     "host": h.id, "address": h.address.to_string(), "group": h.group,
                     "port": port.map(|p| p.port), "protocol": port.map(|p| p.protocol),
                     "id": v.id, "cvss": v.cvss, "source": v.source, "exploit": v.exploit,
-                    "name": v.name, "first_seen": v.first_seen,
+                    "name": v.name, "first_seen": v.first_seen, "last_seen": v.last_seen,
                 }));
             }
         }

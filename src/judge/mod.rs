@@ -96,6 +96,7 @@ pub fn judge_host(
                         .filter(|(pr, po, _)| *pr == protocol && *po == port)
                         .map(|(_, _, v)| Vulnerability {
                             first_seen: first_seen(before.map_or(&[], |f| &f.vulns), v, now),
+                            last_seen: now,
                             ..v.clone()
                         }),
                 );
@@ -189,6 +190,7 @@ pub fn apply_report(
             if *at == Some((p.protocol, p.port)) && !p.vulns.iter().any(|o| o.id == v.id) {
                 p.vulns.push(Vulnerability {
                     first_seen: first_seen(&before, v, now),
+                    last_seen: now,
                     ..v.clone()
                 });
             }
@@ -202,6 +204,7 @@ pub fn apply_report(
         if !on_open_port && !state.vulns.iter().any(|o| o.id == v.id) {
             state.vulns.push(Vulnerability {
                 first_seen: first_seen(&before, v, now),
+                last_seen: now,
                 ..v.clone()
             });
         }
@@ -494,6 +497,7 @@ mod tests {
             exploit: false,
             name: None,
             first_seen: 0.0,
+            last_seen: 0.0,
         };
         let mut o = obs(&[22]);
         o.services_known = true;
@@ -520,6 +524,7 @@ mod tests {
         assert_eq!(j.events[0].vuln.as_ref().unwrap().id, "CVE-2023-38408");
         let s2 = j.state.unwrap();
         assert_eq!(s2.ports[0].vulns[0].first_seen, 10.0, "first seen is kept");
+        assert_eq!(s2.ports[0].vulns[0].last_seen, 20.0, "last seen moves");
         assert_eq!(s2.max_cvss(), Some(7.0));
         // Not rescanned by nmap this cycle: the known vulnerabilities stay.
         let j = judge_host(&target(), &obs(&[22]), Some(&s2), &policy(), 3, 30.0);
@@ -537,6 +542,7 @@ mod tests {
             exploit: false,
             name: None,
             first_seen: 0.0,
+            last_seen: 0.0,
         };
         let mut o = obs(&[22, 443]);
         o.services_known = true;

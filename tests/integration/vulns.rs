@@ -29,9 +29,11 @@ fn greenbone_findings_reach_the_api_metrics_and_history() {
         ),
     );
     let agent = Agent::start(&config);
-    let vm = wait_for("Greenbone's findings", Duration::from_secs(60), || {
-        let v = agent.json("/api/v1/vms/127.0.73.1");
-        v["vm"]["max_cvss"].as_f64().map(|_| v)
+    let vm = wait_for("Greenbone's findings", Duration::from_secs(90), || {
+        // 404 until discovery has found the host: keep waiting.
+        let (status, body) = agent.get("/api/v1/vms/127.0.73.1");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (status == 200 && v["vm"]["max_cvss"].is_number()).then_some(v)
     });
     // Findings on the open port 8083 attach to it; those on ports that are not open stay host-wide.
     let port = &vm["vm"]["ports"][0];
