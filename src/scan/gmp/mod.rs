@@ -661,6 +661,16 @@ async fn retention(s: &mut Session, in_use: &str, keep: usize) -> Result<Vec<Str
             Ok(()) => {
                 tracing::info!(task = %t.name, task_id = %t.id, keep, "deleted old gvmd task (scan.gmp.keep)");
                 deleted.push(t.name.clone());
+                // Its target was created for it; gvmd refuses one still used by another task.
+                if let Some(target) = &t.target_id {
+                    match s.delete_target(target, true).await {
+                        Ok(()) => {}
+                        Err(e @ Error::Status { .. }) => {
+                            tracing::info!(target_id = %target, error = %e, "kept the old task's target")
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
             Err(e @ Error::Status { .. }) => {
                 tracing::warn!(task = %t.name, error = %e, "could not delete old gvmd task")

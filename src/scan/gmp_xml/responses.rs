@@ -349,6 +349,8 @@ pub struct TaskInfo {
     pub last_report_id: Option<String>,
     /// `task/current_report/report/@id`: the report being produced right now, if any.
     pub current_report_id: Option<String>,
+    /// `task/target/@id`: the target the task scans.
+    pub target_id: Option<String>,
 }
 
 /// Every `task` of a 2xx `get_tasks_response`.
@@ -370,7 +372,13 @@ pub fn parse_tasks(doc: impl AsRef<[u8]>) -> Result<Vec<TaskInfo>, Error> {
                         progress: -1,
                         last_report_id: None,
                         current_report_id: None,
+                        target_id: None,
                     });
+                }
+                3 if path[1] == "task" && path[2] == "target" => {
+                    if let Some(t) = cur.as_mut() {
+                        t.target_id = attr(start, "id", offset)?.filter(|s| !s.is_empty());
+                    }
                 }
                 4 if path[1] == "task" && path[3] == "report" => {
                     if let Some(t) = cur.as_mut() {

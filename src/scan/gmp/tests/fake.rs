@@ -92,10 +92,18 @@ impl State {
     /// A finished task to import (seeded directly).
     pub fn seed_task(&mut self, name: &str, status: &str, last_report: Option<&str>) -> String {
         let id = self.id(3);
+        let target_id = self.id(2);
+        self.targets.push(FTarget {
+            id: target_id.clone(),
+            name: name.to_owned(),
+            hosts: String::new(),
+            port_range: String::new(),
+            alive_tests: String::new(),
+        });
         self.tasks.push(FTask {
             id: id.clone(),
             name: name.to_owned(),
-            target_id: String::new(),
+            target_id,
             status: status.to_owned(),
             progress: -1,
             polls: 0,
@@ -289,6 +297,9 @@ fn task_xml(t: &FTask) -> String {
         "<task id=\"{}\"><name>{}</name><comment/><status>{}</status><progress>{}</progress>",
         t.id, t.name, t.status, t.progress
     );
+    if !t.target_id.is_empty() {
+        s.push_str(&format!("<target id=\"{}\"/>", t.target_id));
+    }
     if let Some(r) = &t.last_report {
         s.push_str(&format!(
             "<last_report><report id=\"{r}\"><timestamp>2025-01-01T00:00:00Z</timestamp></report></last_report>"

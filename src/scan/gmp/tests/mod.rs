@@ -538,6 +538,16 @@ async fn retention_deletes_surplus_own_tasks_only() {
         ]
     );
     let st = fake.state();
+    // The deleted tasks' targets went with them; the others' stayed.
+    let mut targets: Vec<&str> = st.targets.iter().map(|t| t.name.as_str()).collect();
+    targets.sort_unstable();
+    for gone in &o.deleted_tasks {
+        assert!(
+            !targets.contains(&gone.as_str()),
+            "{gone}'s target left: {targets:?}"
+        );
+    }
+    assert!(targets.contains(&"stinger-00000000000000a3") && targets.contains(&"nightly"));
     let mut left: Vec<&str> = st.tasks.iter().map(|t| t.name.as_str()).collect();
     left.sort_unstable();
     let mut want = vec![
@@ -560,6 +570,7 @@ fn retention_victims_spare_in_use_and_active_tasks() {
         progress: -1,
         last_report_id: last.then(|| "r".to_owned()),
         current_report_id: None,
+        target_id: None,
     };
     let tasks = vec![
         t("1", "stinger-0000000000000001", TaskStatus::Done, true),

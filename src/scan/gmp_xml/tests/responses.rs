@@ -186,6 +186,10 @@ fn parse_tasks_on_fixtures() {
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0].id, "254cd3ef-bbe1-4d58-859d-21b8d0c046c6");
     assert_eq!(tasks[0].name, "Scan Webserver");
+    assert_eq!(
+        tasks[0].target_id.as_deref(),
+        Some("1f28d970-17ef-4c69-ba8a-13827059f2b9")
+    );
     assert_eq!(tasks[0].status, TaskStatus::Done);
     assert!(tasks[0].status.is_finished());
     assert_eq!(tasks[0].progress, -1);
