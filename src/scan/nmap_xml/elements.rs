@@ -11,7 +11,7 @@ use super::{
     OsMatch, Port, PortState, Protocol, Service, TaskProgress,
 };
 
-impl Parser<'_> {
+impl Parser {
     pub(super) fn run_attrs(&mut self, e: &BytesStart<'_>) -> Result<(), Error> {
         let (mut version, mut args, mut start) = (None, None, None);
         self.attrs(e, &["version", "args", "start"], |k, v| match k {
@@ -111,7 +111,7 @@ impl Parser<'_> {
     }
 
     pub(super) fn start_host(&mut self) -> Result<Ctx, Error> {
-        if self.out.hosts.len() >= self.lim.max_hosts {
+        if self.hosts_done >= self.lim.max_hosts {
             return Err(self.limit("hosts", self.lim.max_hosts));
         }
         self.host = Some(Host {

@@ -22,7 +22,7 @@ pub use types::{
     NmapRun, OsMatch, Port, PortState, Protocol, Service, TaskProgress, Vuln,
 };
 
-use parser::Parser;
+pub use parser::HostParser;
 
 /// Parses a complete nmap XML document. Any error, including a missing `</nmaprun>`, fails.
 pub fn parse<R: BufRead>(input: R, limits: &Limits) -> Result<NmapRun, Error> {
@@ -35,5 +35,16 @@ pub fn parse<R: BufRead>(input: R, limits: &Limits) -> Result<NmapRun, Error> {
 /// Lenient variant for interrupted scans: returns what was parsed plus the error; hosts are
 /// kept only if their `</host>` was seen (complete == true).
 pub fn parse_partial<R: BufRead>(input: R, limits: &Limits) -> (NmapRun, Option<Error>) {
-    Parser::new(limits).run(input)
+    let mut parser = HostParser::new(input, limits);
+    let mut hosts = Vec::new();
+    let err = loop {
+        match parser.next_host() {
+            Ok(Some(host)) => hosts.push(host),
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    let mut run = parser.into_run_info();
+    run.hosts = hosts;
+    (run, err)
 }

@@ -49,9 +49,14 @@ pub(super) struct PendingPort {
     pub(super) at: u64,
 }
 
-pub(super) struct Parser<'l> {
-    pub(super) lim: &'l Limits,
+pub(super) struct Parser {
+    pub(super) lim: Limits,
+    /// Everything but the hosts; `out.hosts` stays empty.
     pub(super) out: NmapRun,
+    /// Hosts whose `</host>` was read so far (counted against `max_hosts`).
+    pub(super) hosts_done: usize,
+    /// A host just completed, waiting to be handed out by [`HostParser::next_host`].
+    ready: Option<Host>,
     stack: Vec<Ctx>,
     root_closed: bool,
     pub(super) host: Option<Host>,
@@ -64,11 +69,13 @@ pub(super) struct Parser<'l> {
     pub(super) at: u64,
 }
 
-impl<'l> Parser<'l> {
-    pub(super) fn new(lim: &'l Limits) -> Self {
+impl Parser {
+    pub(super) fn new(lim: &Limits) -> Self {
         Self {
-            lim,
+            lim: lim.clone(),
             out: NmapRun::default(),
+            hosts_done: 0,
+            ready: None,
             stack: Vec::with_capacity(lim.max_depth.min(64)),
             root_closed: false,
             host: None,
@@ -78,39 +85,6 @@ impl<'l> Parser<'l> {
             text: String::new(),
             at: 0,
         }
-    }
-
-    pub(super) fn run<R: BufRead>(mut self, input: R) -> (NmapRun, Option<Error>) {
-        // No trim_text: quick-xml 0.42 splits text at every `&`, and trimming each piece
-        // would eat spaces around entities. Captured values are trimmed once at the end.
-        // quick-xml 0.42 checks every event is UTF-8, so invalid bytes anywhere (even in an
-        // attribute we skip) are `Error::Xml` at that element. It does not reject C0 control
-        // characters; neither do we (nmap 4.x wrote them into <taskbegin>, see the tests).
-        let mut reader = Reader::from_reader(Capped::new(input, self.lim.max_text_len));
-        let mut buf = Vec::with_capacity(8 * 1024);
-        let err = loop {
-            buf.clear();
-            reader.get_mut().start_event();
-            self.at = reader.buffer_position();
-            let step = match reader.read_event_into(&mut buf) {
-                Ok(Event::Start(e)) => self.open(&e, false),
-                Ok(Event::Empty(e)) => self.open(&e, true),
-                Ok(Event::End(_)) => self.close(),
-                Ok(Event::Text(t)) => self.on_text(&t),
-                Ok(Event::CData(t)) => self.on_text(&t),
-                Ok(Event::GeneralRef(r)) => self.on_ref(&r),
-                Ok(Event::Eof) => Err(self.truncated(reader.buffer_position())),
-                Ok(_) => Ok(()), // declaration, PI, comment, DOCTYPE: ignored, never expanded
-                Err(e) => Err(self.reader_error(e, &reader)),
-            };
-            if let Err(e) = step {
-                break Some(e);
-            }
-            if self.root_closed {
-                break None; // whatever follows </nmaprun> is not ours
-            }
-        };
-        (self.out, err)
     }
 
     fn reader_error<R>(&self, e: quick_xml::Error, reader: &Reader<Capped<R>>) -> Error {
@@ -148,7 +122,7 @@ impl<'l> Parser<'l> {
     fn truncated(&self, offset: u64) -> Error {
         Error::Truncated {
             offset,
-            hosts_complete: self.out.hosts.len(),
+            hosts_complete: self.hosts_done,
         }
     }
 
@@ -265,7 +239,8 @@ impl<'l> Parser<'l> {
             Ctx::Host => {
                 if let Some(mut host) = self.host.take() {
                     host.complete = true;
-                    self.out.hosts.push(host);
+                    self.hosts_done += 1;
+                    self.ready = Some(host);
                 }
             }
             Ctx::Port => self.finish_port()?,
@@ -402,6 +377,84 @@ impl<'l> Parser<'l> {
         // entity is EscapeError::UnrecognizedEntity, never an expansion.
         a.normalized_value(XmlVersion::Implicit1_0)
             .map_err(|err| self.xml(err))
+    }
+}
+
+/// Pull parser over an nmap XML document: hands out one [`Host`] at a time as its
+/// `</host>` is read, so memory stays bounded by one host (and the [`Limits`]) however long
+/// the document is. [`parse`](super::parse) and [`parse_partial`](super::parse_partial) are
+/// built on it.
+///
+/// After `next_host` has returned `Ok(None)` or an error, it keeps returning `Ok(None)`;
+/// [`run_info`](Self::run_info) then holds everything but the hosts.
+pub struct HostParser<R: BufRead> {
+    reader: Reader<Capped<R>>,
+    buf: Vec<u8>,
+    p: Parser,
+    done: bool,
+}
+
+impl<R: BufRead> HostParser<R> {
+    pub fn new(input: R, limits: &Limits) -> Self {
+        // No trim_text: quick-xml 0.42 splits text at every `&`, and trimming each piece
+        // would eat spaces around entities. Captured values are trimmed once at the end.
+        // quick-xml 0.42 checks every event is UTF-8, so invalid bytes anywhere (even in an
+        // attribute we skip) are `Error::Xml` at that element. It does not reject C0 control
+        // characters; neither do we (nmap 4.x wrote them into <taskbegin>, see the tests).
+        Self {
+            reader: Reader::from_reader(Capped::new(input, limits.max_text_len)),
+            buf: Vec::with_capacity(8 * 1024),
+            p: Parser::new(limits),
+            done: false,
+        }
+    }
+
+    /// The next complete host (`</host>` seen), in document order, or `Ok(None)` at the end
+    /// of the document (`</nmaprun>`). A document that ends before `</nmaprun>` gives
+    /// [`Error::Truncated`] after its complete hosts. `max_hosts` bounds the total.
+    pub fn next_host(&mut self) -> Result<Option<Host>, Error> {
+        if self.done {
+            return Ok(None);
+        }
+        let (p, reader, buf) = (&mut self.p, &mut self.reader, &mut self.buf);
+        loop {
+            buf.clear();
+            reader.get_mut().start_event();
+            p.at = reader.buffer_position();
+            let step = match reader.read_event_into(buf) {
+                Ok(Event::Start(e)) => p.open(&e, false),
+                Ok(Event::Empty(e)) => p.open(&e, true),
+                Ok(Event::End(_)) => p.close(),
+                Ok(Event::Text(t)) => p.on_text(&t),
+                Ok(Event::CData(t)) => p.on_text(&t),
+                Ok(Event::GeneralRef(r)) => p.on_ref(&r),
+                Ok(Event::Eof) => Err(p.truncated(reader.buffer_position())),
+                Ok(_) => Ok(()), // declaration, PI, comment, DOCTYPE: ignored, never expanded
+                Err(e) => Err(p.reader_error(e, reader)),
+            };
+            if let Err(e) = step {
+                self.done = true;
+                return Err(e);
+            }
+            if let Some(host) = p.ready.take() {
+                return Ok(Some(host));
+            }
+            if p.root_closed {
+                self.done = true; // whatever follows </nmaprun> is not ours
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Everything but the hosts (`hosts` is always empty): scanner version, args, start,
+    /// `runstats`, progress. Complete once `next_host` has returned `Ok(None)` or an error.
+    pub fn run_info(&self) -> &NmapRun {
+        &self.p.out
+    }
+
+    /// The run info by value, for [`parse_partial`](super::parse_partial).
+    pub(super) fn into_run_info(self) -> NmapRun {
+        self.p.out
     }
 }
 

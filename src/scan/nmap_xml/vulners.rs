@@ -26,7 +26,7 @@ pub(super) struct VTable {
     pub(super) cvss_type: Option<String>,
 }
 
-impl Parser<'_> {
+impl Parser {
     pub(super) fn start_script(&mut self, e: &BytesStart<'_>) -> Result<Ctx, Error> {
         let max = self.lim.max_scripts_per_port;
         if let Some(p) = self.port.as_mut() {

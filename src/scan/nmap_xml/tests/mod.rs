@@ -5,6 +5,7 @@ use super::*;
 mod damaged;
 mod fixtures;
 mod hostile;
+mod stream;
 mod vulners;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nmap");
