@@ -2,9 +2,13 @@
 //! history events. No I/O and no behaviour beyond small helpers; everything here is what the store
 //! persists (serde) and what the API returns.
 
+pub use crate::inventory::openstack::types::{AddressKind, Diagnostics, SecurityGroup};
+pub use crate::judge::exposure::{Exposure, RuleRef};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Seconds since the Unix epoch, as stored and exported (Prometheus' `_timestamp_seconds`).
 pub type UnixSeconds = f64;
@@ -41,14 +45,112 @@ impl fmt::Display for Protocol {
 }
 
 /// One address to scan, with the inventory facts that travel with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
-    /// Stable identity of the host: the address for CIDR targets (later the cloud's instance id, so a
-    /// reused address never inherits another VM's history).
+    /// Stable identity of the host: the address for CIDR targets; for a cloud's VM
+    /// `<instance id>/<port id>/<address>`, so a reused or moved address never inherits another VM's
+    /// history.
     pub id: String,
     pub address: IpAddr,
-    /// Name of the target group (config `[[targets]] name`) it came from.
+    /// Name of the target group (config `[[targets]] name`, or `[[openstack]] name`) it came from.
     pub group: String,
+    /// The VM and Neutron port behind the address (OpenStack inventory only).
+    pub vm: Option<Arc<VmTarget>>,
+}
+
+impl Target {
+    /// A target from a CIDR group: identified by its address.
+    pub fn address(address: IpAddr, group: &str) -> Target {
+        Target {
+            id: address.to_string(),
+            address,
+            group: group.to_owned(),
+            vm: None,
+        }
+    }
+}
+
+/// What the judge needs to know about the VM behind a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmTarget {
+    pub link: VmLink,
+    pub metadata: BTreeMap<String, String>,
+    /// The Neutron port's security groups (with rules) and whether port security is on.
+    pub security_groups: Vec<SecurityGroup>,
+    pub port_security_enabled: bool,
+    /// Where the scanner's probes come from, as the VM sees them (`[[openstack]] scanner_source`).
+    pub scanner_source: Option<IpAddr>,
+}
+
+/// Where an OpenStack address sits: the VM, its project and the Neutron port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmLink {
+    pub vm_id: String,
+    pub vm_name: String,
+    pub project_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    /// The Neutron port the address belongs to (absent when Neutron did not list it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<String>,
+    /// `fixed` or `floating`.
+    pub kind: AddressKind,
+    /// The network's name, as Nova lists it.
+    pub network: String,
+    /// The network namespace probes ran from (`qdhcp-<network id>`), when not the agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One VM of a cloud's inventory: Nova's facts joined with Neutron's and Keystone's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vm {
+    pub id: String,
+    /// The `[[openstack]]` source it came from.
+    pub cloud: String,
+    pub name: String,
+    pub status: String,
+    pub project_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+    pub addresses: Vec<VmAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
+    /// Why diagnostics are missing (`HTTP 403: ...`), when they were asked for and not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics_error: Option<String>,
+    pub first_seen: UnixSeconds,
+    /// The last inventory that listed it.
+    pub last_seen: UnixSeconds,
+}
+
+/// One address of a VM and how it is scanned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmAddress {
+    pub address: IpAddr,
+    pub kind: AddressKind,
+    pub network: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<String>,
+    /// Security group names of the port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    /// The host id its scan state is kept under, when the address is scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// What the scans saw on one host: discovery's TCP results, and nmap's services when it ran.
@@ -178,6 +280,9 @@ pub struct PortFinding {
     pub service: Option<ServiceInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vulns: Vec<Vulnerability>,
+    /// The security-group rule that lets the whole world reach this port (OpenStack only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<RuleRef>,
 }
 
 impl PortFinding {
@@ -209,6 +314,12 @@ pub struct HostState {
     /// Vulnerabilities not tied to a port (Greenbone's `general/tcp` results).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vulns: Vec<Vulnerability>,
+    /// The VM and port behind the address (OpenStack inventory only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<VmLink>,
+    /// What the port's security groups let in, against what answered (OpenStack only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<Exposure>,
 }
 
 impl HostState {
@@ -312,10 +423,14 @@ pub enum EventKind {
     VulnFound,
     /// A vulnerability no longer reported on a port that is still open and was scanned again.
     VulnRemediated,
+    /// A VM entered a cloud's inventory.
+    VmAppeared,
+    /// A VM the inventory listed before is gone from it (deleted, or no longer in a scanned status).
+    VmGone,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::PortOpened,
         EventKind::PortClosed,
         EventKind::HostAppeared,
@@ -324,6 +439,8 @@ impl EventKind {
         EventKind::ServiceChanged,
         EventKind::VulnFound,
         EventKind::VulnRemediated,
+        EventKind::VmAppeared,
+        EventKind::VmGone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -336,6 +453,8 @@ impl EventKind {
             EventKind::ServiceChanged => "service_changed",
             EventKind::VulnFound => "vuln_found",
             EventKind::VulnRemediated => "vuln_remediated",
+            EventKind::VmAppeared => "vm_appeared",
+            EventKind::VmGone => "vm_gone",
         }
     }
 

@@ -2,7 +2,8 @@
 //! per-stage health. Written by the cycle after each commit (and loaded from the store at start-up),
 //! read by /metrics and the API — so a scrape never touches RocksDB and never waits for a scan.
 
-use crate::model::{HostState, UnixSeconds};
+use crate::inventory::openstack::source::DiagnosticsCounts;
+use crate::model::{HostState, UnixSeconds, Vm};
 use crate::scan::Progress;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +33,32 @@ pub struct StageStatus {
     pub in_progress: bool,
 }
 
+/// How an inventory source is doing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStatus {
+    /// Whether the last inventory succeeded (the VMs served are from `last_success` otherwise).
+    pub up: bool,
+    pub last_success: Option<UnixSeconds>,
+    pub last_attempt: Option<UnixSeconds>,
+    /// Seconds the last successful inventory took.
+    pub duration: f64,
+    /// The last error, when the last inventory failed.
+    pub error: Option<String>,
+    pub servers: u64,
+    pub targets: u64,
+    /// Diagnostics outcomes of the last inventory (also accumulated into counters).
+    pub diagnostics: DiagnosticsCounts,
+    pub names_complete: bool,
+}
+
 /// Everything /metrics and the API read.
 #[derive(Debug, Default)]
 pub struct View {
     pub hosts: BTreeMap<String, HostState>,
+    /// Cloud VMs by instance id (OpenStack sources), as of each source's last good inventory.
+    pub vms: BTreeMap<String, Vm>,
+    /// Per inventory source (`[[openstack]] name`): how its last inventory went.
+    pub sources: BTreeMap<String, SourceStatus>,
     /// gvmd's feeds and their timestamps, from the last Greenbone run.
     pub gmp_feeds: Vec<(String, f64)>,
     pub groups: Vec<GroupStatus>,

@@ -283,11 +283,7 @@ pub async fn discovery(
             }
         };
         for (addr, obs) in g.addresses.iter().zip(out.hosts) {
-            let target = Target {
-                id: addr.to_string(),
-                address: *addr,
-                group: g.name.clone(),
-            };
+            let target = Target::address(*addr, &g.name);
             in_inventory.insert(target.id.clone());
             observed.push((target, obs));
         }

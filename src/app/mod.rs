@@ -431,8 +431,14 @@ impl Agent {
         let t = now();
         let mut changed: Vec<HostState> = Vec::new();
         let mut events = Vec::new();
-        for h in self.state.read().hosts.values() {
-            let j = judge::rejudge(h, &new.policy, t);
+        let view = self.state.read();
+        for h in view.hosts.values() {
+            let metadata = h
+                .vm
+                .as_ref()
+                .and_then(|l| view.vms.get(&l.vm_id))
+                .map(|v| &v.metadata);
+            let j = judge::rejudge(h, &new.policy, metadata, t);
             if !j.events.is_empty() {
                 events.extend(j.events);
                 changed.extend(j.state);

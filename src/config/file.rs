@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub storage: StorageFile,
     #[serde(default)]
     pub web: WebFile,
+    /// Clouds whose VMs are inventoried through Keystone, Nova and Neutron.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub openstack: Vec<super::openstack::OpenStackFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -300,6 +303,9 @@ pub struct PolicyFile {
     /// Ports expected on every host unless a rule says otherwise.
     pub expected: PortSpecs,
     pub rules: Vec<RuleFile>,
+    /// The VM metadata key under which a VM declares its own expected ports
+    /// (`"8080/tcp, 9100"`); empty turns declarations off.
+    pub metadata_key: String,
 }
 
 impl Default for PolicyFile {
@@ -308,6 +314,7 @@ impl Default for PolicyFile {
         PolicyFile {
             expected: PortSpecs::try_from(specs).unwrap_or_default(),
             rules: Vec::new(),
+            metadata_key: "stinger_expected_ports".into(),
         }
     }
 }
@@ -320,6 +327,12 @@ pub struct RuleFile {
     pub cidrs: Vec<IpNetwork>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// OpenStack projects, by id or name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
+    /// VM metadata that must all be present (value `"*"`: any value).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub allow: PortSpecs,
     #[serde(default)]

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod file;
+pub mod openstack;
 
 use crate::inventory::TargetGroup;
 use crate::judge::{Policy, Rule};
@@ -112,6 +113,8 @@ pub struct Config {
     /// Greenbone through GMP and its interval; `None` when disabled.
     pub gmp: Option<(gmp::Settings, Duration)>,
     pub policy: Policy,
+    /// Clouds inventoried through OpenStack's APIs.
+    pub openstack: Vec<openstack::OpenStackSource>,
     pub storage: StorageConfig,
     pub web: WebConfig,
 }
@@ -258,10 +261,11 @@ fn build(
         problem(p.key, p.message);
     }
 
-    if file.targets.is_empty() {
+    if file.targets.is_empty() && file.openstack.is_empty() {
         problem(
             "targets".into(),
-            "no target groups; add at least one [[targets]] with a name and cidrs".into(),
+            "nothing to scan; add a [[targets]] group with a name and cidrs, or an [[openstack]] cloud"
+                .into(),
         );
     }
     let mut names = HashSet::new();
@@ -402,10 +406,11 @@ fn build(
         if r.name.trim().is_empty()
             || r.name == crate::judge::policy::GLOBAL
             || r.name == crate::judge::policy::DEFAULT
+            || r.name.starts_with(crate::judge::policy::METADATA_PREFIX)
         {
             problem(
                 format!("{key}.name"),
-                "must be set and not `global` or `default` (verdicts use those names)".into(),
+                "must be set, not `global` or `default` and not start with `metadata:` (verdicts use those names)".into(),
             );
         }
         if r.allow.matcher.is_empty() && r.deny.matcher.is_empty() {
@@ -415,7 +420,9 @@ fn build(
             );
         }
         for g in &r.groups {
-            if !file.targets.iter().any(|t| &t.name == g) {
+            if !file.targets.iter().any(|t| &t.name == g)
+                && !file.openstack.iter().any(|o| &o.name == g)
+            {
                 problem(
                     format!("{key}.groups"),
                     format!("names target group {g:?}, which is not configured"),
@@ -445,6 +452,27 @@ fn build(
     if file.storage.path.as_os_str().is_empty() {
         problem("storage.path".into(), "must not be empty".into());
     }
+    for o in &file.openstack {
+        if file.targets.iter().any(|t| t.name == o.name) {
+            problem(
+                "openstack".into(),
+                format!("{:?} names a [[targets]] group too; group names must be unique", o.name),
+            );
+        }
+    }
+    let mut os_problems = Vec::new();
+    let openstack = if file.openstack.is_empty() {
+        Vec::new()
+    } else {
+        openstack::build(
+            &file.openstack,
+            &crate::inventory::openstack::clouds::Env::from_process(),
+            &mut os_problems,
+        )
+    };
+    for p in os_problems {
+        problem(p.key, p.message);
+    }
     let (Some(listen), true) = (listen, problems.is_empty()) else {
         return Err(problems);
     };
@@ -468,11 +496,14 @@ fn build(
                 name: r.name.clone(),
                 cidrs: r.cidrs.clone(),
                 groups: r.groups.clone(),
+                projects: r.projects.clone(),
+                metadata: r.metadata.clone(),
                 allow: r.allow.matcher.clone(),
                 deny: r.deny.matcher.clone(),
             })
             .collect(),
         expected: file.policy.expected.matcher.clone(),
+        metadata_key: Some(file.policy.metadata_key.trim().to_owned()).filter(|k| !k.is_empty()),
     };
     let t = &file.scan.tcp;
     Ok(Config {
@@ -531,6 +562,7 @@ fn build(
             (settings, g.interval)
         }),
         policy,
+        openstack,
         storage: StorageConfig {
             path: file.storage.path.clone(),
             scan_retention: file.storage.scan_retention,

@@ -468,6 +468,7 @@ mod tests {
                     since: 1.0,
                     service: None,
                     vulns: vec![],
+                    world: None,
                 })
                 .collect(),
             first_seen: 1.0,
@@ -477,6 +478,8 @@ mod tests {
             udp_open_filtered: vec![],
             os: vec![],
             vulns: vec![],
+            vm: None,
+            exposure: None,
         }
     }
 

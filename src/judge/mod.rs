@@ -2,13 +2,14 @@
 //! to the new host state (every open port with its verdict and deciding rule) and the history events
 //! between the two (port opened/closed, host appeared/disappeared, verdict changed).
 
+pub mod exposure;
 pub mod policy;
 
 pub use policy::{Policy, Rule};
 
 use crate::model::{
-    Event, EventKind, HostObservation, HostState, PortFinding, Protocol, Target, UnixSeconds,
-    VulnSource, Vulnerability,
+    Event, EventKind, Exposure, HostObservation, HostState, PortFinding, Protocol, Target,
+    UnixSeconds, VmTarget, VulnSource, Vulnerability,
 };
 
 /// The judged result for one host.
@@ -65,7 +66,7 @@ pub fn judge_host(
     let ports: Vec<PortFinding> = tcp
         .chain(udp)
         .map(|(protocol, port)| {
-            let (verdict, rule) = policy.verdict(target.address, &target.group, protocol, port);
+            let (verdict, rule) = policy.verdict_for(&subject(target), protocol, port);
             let before = prev.and_then(|p| {
                 p.ports
                     .iter()
@@ -112,6 +113,7 @@ pub fn judge_host(
                 since: before.map_or(now, |f| f.since),
                 service,
                 vulns,
+                world: None,
             }
         })
         .collect();
@@ -129,6 +131,7 @@ pub fn judge_host(
     };
     let mut ports = ports;
     ports.extend(carried_udp);
+    let exposure = target.vm.as_ref().map(|vm| assess(vm, target.address, &mut ports));
     let (udp_open_filtered, os) = if obs.services_known {
         (obs.udp_open_filtered.clone(), obs.os.clone())
     } else {
@@ -153,12 +156,50 @@ pub fn judge_host(
         udp_open_filtered,
         os,
         vulns: prev.map_or(Vec::new(), |p| p.vulns.clone()),
+        vm: target.vm.as_ref().map(|v| v.link.clone()),
+        exposure,
     };
     let events = diff(prev, &state, scan_id, now);
     Judged {
         state: Some(state),
         events,
     }
+}
+
+/// Who the policy judges: the address and group, plus the project and metadata of a cloud VM.
+fn subject(target: &Target) -> policy::Subject<'_> {
+    match &target.vm {
+        None => policy::Subject::address(target.address, &target.group),
+        Some(vm) => policy::Subject {
+            address: target.address,
+            group: &target.group,
+            project_id: Some(&vm.link.project_id),
+            project_name: vm.link.project_name.as_deref(),
+            metadata: Some(&vm.metadata),
+        },
+    }
+}
+
+/// The security groups' say on a VM's open ports: marks each port the world can reach with the
+/// rule that allows it, and returns the whole assessment.
+fn assess(vm: &VmTarget, address: std::net::IpAddr, ports: &mut [PortFinding]) -> Exposure {
+    let groups: Vec<&crate::model::SecurityGroup> = vm.security_groups.iter().collect();
+    let open: Vec<(Protocol, u16)> = ports.iter().map(|p| (p.protocol, p.port)).collect();
+    let e = exposure::assess(
+        &groups,
+        vm.port_security_enabled,
+        exposure::IpFamily::of(address),
+        vm.scanner_source,
+        &open,
+    );
+    for p in ports.iter_mut() {
+        p.world = e
+            .ports
+            .iter()
+            .find(|x| x.protocol == p.protocol && x.port == p.port)
+            .and_then(|x| x.world.clone());
+    }
+    e
 }
 
 /// When a vulnerability was first seen: as before if it was already known, else now.
@@ -306,10 +347,23 @@ pub fn removed(prev: &HostState, scan_id: u64, now: UnixSeconds) -> Vec<Event> {
 }
 
 /// Re-judge a stored state under a new policy (after a config reload): same ports, new verdicts.
-pub fn rejudge(prev: &HostState, policy: &Policy, now: UnixSeconds) -> Judged {
+/// `metadata` is the VM's, for a cloud VM's address.
+pub fn rejudge(
+    prev: &HostState,
+    policy: &Policy,
+    metadata: Option<&std::collections::BTreeMap<String, String>>,
+    now: UnixSeconds,
+) -> Judged {
     let mut state = prev.clone();
+    let subject = policy::Subject {
+        address: state.address,
+        group: &state.group,
+        project_id: state.vm.as_ref().map(|v| v.project_id.as_str()),
+        project_name: state.vm.as_ref().and_then(|v| v.project_name.as_deref()),
+        metadata,
+    };
     for p in &mut state.ports {
-        let (verdict, rule) = policy.verdict(state.address, &state.group, p.protocol, p.port);
+        let (verdict, rule) = policy.verdict_for(&subject, p.protocol, p.port);
         p.verdict = verdict;
         p.rule = rule.to_string();
     }
@@ -331,6 +385,7 @@ mod tests {
             id: "127.0.0.9".into(),
             address: "127.0.0.9".parse().unwrap(),
             group: "lo".into(),
+            vm: None,
         }
     }
 
@@ -338,6 +393,7 @@ mod tests {
         Policy {
             rules: vec![],
             expected: PortMatcher::parse(&["22"]).unwrap(),
+            metadata_key: None,
         }
     }
 
@@ -590,7 +646,7 @@ mod tests {
             .unwrap();
         let mut p = policy();
         p.expected = PortMatcher::parse(&["22", "8080"]).unwrap();
-        let j = rejudge(&prev, &p, 5.0);
+        let j = rejudge(&prev, &p, None, 5.0);
         assert_eq!(kinds(&j), [(EventKind::VerdictChanged, Some(8080))]);
         assert_eq!(j.state.unwrap().unexpected(), 0);
     }

@@ -6,6 +6,7 @@
 
 pub mod gmp;
 pub mod gmp_xml;
+pub mod netns;
 pub mod nmap;
 pub mod nmap_xml;
 pub mod tcp;
@@ -47,6 +48,8 @@ pub enum Error {
     Cancelled,
     #[error("a scan worker failed: {0}")]
     Worker(String),
+    #[error(transparent)]
+    Namespace(#[from] netns::Error),
 }
 
 impl Error {
@@ -55,6 +58,7 @@ impl Error {
         match self {
             Error::Cancelled => "cancelled",
             Error::Worker(_) => "worker",
+            Error::Namespace(e) => e.kind(),
         }
     }
 }

@@ -34,6 +34,7 @@ fn host(id: &str, port: u16) -> HostState {
             since: 1.0,
             service: None,
             vulns: vec![],
+            world: None,
         }],
         first_seen: 1.0,
         last_seen: 1.0,
@@ -42,6 +43,8 @@ fn host(id: &str, port: u16) -> HostState {
         udp_open_filtered: vec![],
         os: vec![],
         vulns: vec![],
+        vm: None,
+        exposure: None,
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod agent;
 mod alerts;
+mod keystone;
+mod keystone_server;
 mod once;
 mod prometheus;
 mod services;

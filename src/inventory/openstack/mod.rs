@@ -5,8 +5,28 @@
 //!   [`CloudConfig`](clouds::CloudConfig), resolved the way openstacksdk resolves them. Pure: no
 //!   network, and the environment is passed in.
 //! - [`api`]: the [`Api`](api::Api) seam (authenticated GET) and the error type of every client.
+//! - [`keystone`]: the Keystone v3 [`Session`](keystone::Session): authentication, token renewal,
+//!   endpoint selection from the catalog, project and user names; implements [`Api`](api::Api).
+//! - [`http`]: its HTTP client (rustls on ring, the cloud's CA bundle / `verify` / client certificate)
+//!   and reply helpers.
+//! - [`nova`]: compute microversion negotiation, `/servers/detail` across every page (and the
+//!   pagination walk Neutron shares), servers parsed into [`types`].
+//! - [`diagnostics`]: `/servers/{id}/diagnostics` in both formats (2.48+ standard, legacy libvirt keys),
+//!   in seconds and bytes.
+//! - [`neutron`]: ports, floating IPs, networks and security groups with their rules, fetched
+//!   concurrently across every page.
+//! - [`join`]: servers + ports + floating IPs + names → VMs and scan targets keyed by instance and
+//!   port (pure).
+//! - [`source`]: one `[[openstack]]` cloud: fetch everything, join, diagnostics, retries.
 //! - [`types`]: servers, ports, floating IPs, networks, security groups, diagnostics as plain data.
 
 pub mod api;
 pub mod clouds;
+pub mod diagnostics;
+pub mod http;
+pub mod join;
+pub mod keystone;
+pub mod neutron;
+pub mod nova;
+pub mod source;
 pub mod types;

@@ -1,0 +1,365 @@
+//! Nova's servers + Neutron's ports, floating IPs, networks and security groups + Keystone's names →
+//! the cloud's VMs and the scan targets among their addresses. Pure: the fetched lists come in, the
+//! inventory goes out.
+//!
+//! Identity: a target is `<instance id>/<port id>/<address>`, so state and history follow the VM and
+//! its Neutron port, never the address alone — a floating IP moved to another VM starts a new
+//! history. Neutron is the authority for addresses (Nova's `addresses` is a cache that can lag);
+//! Nova's entries with no Neutron match are kept, with no port.
+
+use super::types::{AddressKind, Network, Port, SecurityGroup, Server};
+use crate::config::openstack::AddressChoice;
+use crate::model::{Target, UnixSeconds, Vm, VmAddress, VmLink, VmTarget};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What the join needs to know of the source's settings.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// The source's name: the target group of its VMs.
+    pub group: String,
+    pub addresses: AddressChoice,
+    /// Server statuses that are scanned (upper case).
+    pub statuses: Vec<String>,
+    /// Probe fixed addresses from `qdhcp-<network id>`.
+    pub namespaces: bool,
+    pub scanner_source: Option<IpAddr>,
+}
+
+/// What was fetched from one cloud.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub servers: Vec<Server>,
+    pub ports: Vec<Port>,
+    pub floating_ips: Vec<super::types::FloatingIp>,
+    pub networks: Vec<Network>,
+    pub security_groups: Vec<SecurityGroup>,
+    pub project_names: HashMap<String, String>,
+    pub user_names: HashMap<String, String>,
+}
+
+/// One cloud's inventory.
+#[derive(Debug, Clone, Default)]
+pub struct CloudInventory {
+    pub vms: Vec<Vm>,
+    /// The addresses to scan, each with the namespace its probes run from (`None`: the agent's own).
+    pub targets: Vec<(Option<String>, Target)>,
+}
+
+/// The namespace Neutron's DHCP agent keeps for a network.
+pub fn dhcp_namespace(network_id: &str) -> String {
+    format!("qdhcp-{network_id}")
+}
+
+/// Join the lists. `prev` gives each VM's first-seen time across inventories.
+pub fn join(
+    opts: &JoinOptions,
+    f: &Fetched,
+    prev: &BTreeMap<String, Vm>,
+    now: UnixSeconds,
+) -> CloudInventory {
+    let mut ports_by_device: HashMap<&str, Vec<&Port>> = HashMap::new();
+    for p in &f.ports {
+        if !p.device_id.is_empty() {
+            ports_by_device.entry(&p.device_id).or_default().push(p);
+        }
+    }
+    let networks: HashMap<&str, &Network> = f.networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let groups: HashMap<&str, &SecurityGroup> = f
+        .security_groups
+        .iter()
+        .map(|g| (g.id.as_str(), g))
+        .collect();
+    let mut fips_by_port: HashMap<&str, Vec<&super::types::FloatingIp>> = HashMap::new();
+    for ip in &f.floating_ips {
+        if let Some(port) = &ip.port_id {
+            fips_by_port.entry(port).or_default().push(ip);
+        }
+    }
+
+    let mut inv = CloudInventory::default();
+    for s in &f.servers {
+        let scanned = opts
+            .statuses
+            .iter()
+            .any(|st| st.eq_ignore_ascii_case(&s.status));
+        let project_name = f.project_names.get(&s.project_id).cloned();
+        // (address, kind, network name, port)
+        let mut found: Vec<(IpAddr, AddressKind, String, Option<&Port>)> = Vec::new();
+        let ports = ports_by_device
+            .get(s.id.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        for p in ports {
+            let net_name = networks
+                .get(p.network_id.as_str())
+                .map_or_else(|| p.network_id.clone(), |n| n.name.clone());
+            for ip in &p.fixed_ips {
+                found.push((ip.ip_address, AddressKind::Fixed, net_name.clone(), Some(p)));
+            }
+            for fip in fips_by_port.get(p.id.as_str()).into_iter().flatten() {
+                let net = networks
+                    .get(fip.floating_network_id.as_str())
+                    .map_or_else(|| net_name.clone(), |n| n.name.clone());
+                found.push((fip.floating_ip_address, AddressKind::Floating, net, Some(p)));
+            }
+        }
+        for a in &s.addresses {
+            if !found.iter().any(|(ip, ..)| *ip == a.address) {
+                // Nova knows it, Neutron did not list it (or Neutron is not the network service).
+                let port = ports.iter().copied().find(|p| {
+                    a.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&p.mac_address))
+                });
+                found.push((a.address, a.kind, a.network.clone(), port));
+            }
+        }
+        let mut addresses = Vec::new();
+        for (address, kind, network, port) in found {
+            let wanted = match opts.addresses {
+                AddressChoice::Both => true,
+                AddressChoice::Fixed => kind == AddressKind::Fixed,
+                AddressChoice::Floating => kind == AddressKind::Floating,
+            };
+            let namespace = (opts.namespaces && kind == AddressKind::Fixed)
+                .then(|| port.map(|p| dhcp_namespace(&p.network_id)))
+                .flatten();
+            let sgs: Vec<SecurityGroup> = port
+                .map(|p| {
+                    p.security_groups
+                        .iter()
+                        .filter_map(|id| groups.get(id.as_str()).map(|g| (*g).clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let host = format!(
+                "{}/{}/{}",
+                s.id,
+                port.map_or("-", |p| p.id.as_str()),
+                address
+            );
+            if scanned && wanted {
+                let link = VmLink {
+                    vm_id: s.id.clone(),
+                    vm_name: s.name.clone(),
+                    project_id: s.project_id.clone(),
+                    project_name: project_name.clone(),
+                    port_id: port.map(|p| p.id.clone()),
+                    kind,
+                    network: network.clone(),
+                    namespace: namespace.clone(),
+                };
+                let target = Target {
+                    id: host.clone(),
+                    address,
+                    group: opts.group.clone(),
+                    vm: Some(Arc::new(VmTarget {
+                        link,
+                        metadata: s.metadata.clone(),
+                        security_groups: sgs.clone(),
+                        port_security_enabled: port.is_none_or(|p| p.port_security_enabled),
+                        scanner_source: opts.scanner_source,
+                    })),
+                };
+                inv.targets.push((namespace.clone(), target));
+            }
+            addresses.push(VmAddress {
+                address,
+                kind,
+                network,
+                port_id: port.map(|p| p.id.clone()),
+                security_groups: sgs.into_iter().map(|g| g.name).collect(),
+                host: (scanned && wanted).then_some(host),
+                namespace,
+            });
+        }
+        let first_seen = prev.get(&s.id).map_or(now, |v| v.first_seen);
+        inv.vms.push(Vm {
+            id: s.id.clone(),
+            cloud: opts.group.clone(),
+            name: s.name.clone(),
+            status: s.status.clone(),
+            project_id: s.project_id.clone(),
+            project_name,
+            user_id: s.user_id.clone(),
+            user_name: f.user_names.get(&s.user_id).cloned(),
+            metadata: s.metadata.clone(),
+            flavor: s.flavor.clone(),
+            created: s.created.clone(),
+            updated: s.updated.clone(),
+            addresses,
+            diagnostics: None,
+            diagnostics_error: None,
+            first_seen,
+            last_seen: now,
+        });
+    }
+    inv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::openstack::types::{
+        Direction, FixedIp, FloatingIp, SecurityGroupRule, ServerAddress,
+    };
+
+    fn server(id: &str, status: &str, addrs: &[(&str, AddressKind)]) -> Server {
+        Server {
+            id: id.into(),
+            name: format!("vm-{id}"),
+            status: status.into(),
+            project_id: "p1".into(),
+            user_id: "u1".into(),
+            metadata: BTreeMap::from([("role".into(), "web".into())]),
+            addresses: addrs
+                .iter()
+                .map(|(a, k)| ServerAddress {
+                    network: "private".into(),
+                    address: a.parse().unwrap(),
+                    kind: *k,
+                    mac: None,
+                })
+                .collect(),
+            flavor: Some("m1.small".into()),
+            created: None,
+            updated: None,
+            host: None,
+        }
+    }
+
+    fn port(id: &str, device: &str, ip: &str) -> Port {
+        Port {
+            id: id.into(),
+            network_id: "net1".into(),
+            device_id: device.into(),
+            device_owner: "compute:nova".into(),
+            mac_address: "fa:16:3e:00:00:01".into(),
+            fixed_ips: vec![FixedIp {
+                subnet_id: "sub1".into(),
+                ip_address: ip.parse().unwrap(),
+            }],
+            security_groups: vec!["sg1".into()],
+            port_security_enabled: true,
+            project_id: "p1".into(),
+            status: "ACTIVE".into(),
+        }
+    }
+
+    fn fetched() -> Fetched {
+        Fetched {
+            servers: vec![
+                server("a", "ACTIVE", &[("10.0.0.5", AddressKind::Fixed)]),
+                server("b", "SHUTOFF", &[("10.0.0.6", AddressKind::Fixed)]),
+            ],
+            ports: vec![port("pa", "a", "10.0.0.5"), port("pb", "b", "10.0.0.6")],
+            floating_ips: vec![FloatingIp {
+                id: "f1".into(),
+                floating_ip_address: "203.0.113.5".parse().unwrap(),
+                fixed_ip_address: Some("10.0.0.5".parse().unwrap()),
+                port_id: Some("pa".into()),
+                floating_network_id: "ext".into(),
+                router_id: Some("r1".into()),
+                project_id: "p1".into(),
+                status: "ACTIVE".into(),
+            }],
+            networks: vec![Network {
+                id: "net1".into(),
+                name: "private".into(),
+                project_id: "p1".into(),
+                external: false,
+                shared: false,
+                subnets: vec![],
+            }],
+            security_groups: vec![SecurityGroup {
+                id: "sg1".into(),
+                name: "web".into(),
+                project_id: "p1".into(),
+                stateful: true,
+                rules: vec![SecurityGroupRule {
+                    id: "r1".into(),
+                    direction: Direction::Ingress,
+                    ethertype: "IPv4".into(),
+                    protocol: Some("tcp".into()),
+                    port_range_min: Some(22),
+                    port_range_max: Some(22),
+                    remote_ip_prefix: Some("0.0.0.0/0".into()),
+                    remote_group_id: None,
+                    remote_address_group_id: None,
+                }],
+            }],
+            project_names: HashMap::from([("p1".into(), "web".into())]),
+            user_names: HashMap::from([("u1".into(), "alice".into())]),
+        }
+    }
+
+    fn opts(addresses: AddressChoice, namespaces: bool) -> JoinOptions {
+        JoinOptions {
+            group: "prod".into(),
+            addresses,
+            statuses: vec!["ACTIVE".into()],
+            namespaces,
+            scanner_source: None,
+        }
+    }
+
+    #[test]
+    fn floating_addresses_of_active_vms_become_targets_keyed_by_vm_and_port() {
+        let inv = join(&opts(AddressChoice::Floating, false), &fetched(), &BTreeMap::new(), 5.0);
+        assert_eq!(inv.vms.len(), 2, "every VM is inventoried, scanned or not");
+        assert_eq!(inv.targets.len(), 1);
+        let (ns, t) = &inv.targets[0];
+        assert_eq!(ns, &None);
+        assert_eq!(t.id, "a/pa/203.0.113.5");
+        assert_eq!(t.group, "prod");
+        let vm = t.vm.as_ref().unwrap();
+        assert_eq!(vm.link.kind, AddressKind::Floating);
+        assert_eq!(vm.link.project_name.as_deref(), Some("web"));
+        assert_eq!(vm.security_groups[0].name, "web");
+        let a = &inv.vms[0];
+        assert_eq!(a.user_name.as_deref(), Some("alice"));
+        assert_eq!(a.addresses.len(), 2, "fixed and floating, both listed");
+        assert_eq!(
+            a.addresses.iter().filter(|x| x.host.is_some()).count(),
+            1,
+            "only the floating one is scanned"
+        );
+        assert!(inv.vms[1].addresses.iter().all(|x| x.host.is_none()), "SHUTOFF is not scanned");
+    }
+
+    #[test]
+    fn fixed_addresses_get_their_networks_dhcp_namespace() {
+        let inv = join(&opts(AddressChoice::Both, true), &fetched(), &BTreeMap::new(), 5.0);
+        let ns: Vec<_> = inv.targets.iter().map(|(ns, t)| (ns.clone(), t.id.clone())).collect();
+        assert!(ns.contains(&(Some("qdhcp-net1".into()), "a/pa/10.0.0.5".into())), "{ns:?}");
+        assert!(ns.contains(&(None, "a/pa/203.0.113.5".into())), "{ns:?}");
+    }
+
+    #[test]
+    fn a_moved_floating_ip_is_a_new_host() {
+        let mut f = fetched();
+        let before = join(&opts(AddressChoice::Floating, false), &f, &BTreeMap::new(), 5.0);
+        // Move the floating IP to VM b's port (and make b scanned).
+        f.servers[1].status = "ACTIVE".into();
+        f.floating_ips[0].port_id = Some("pb".into());
+        let after = join(&opts(AddressChoice::Floating, false), &f, &BTreeMap::new(), 6.0);
+        assert_eq!(before.targets[0].1.address, after.targets[0].1.address);
+        assert_ne!(before.targets[0].1.id, after.targets[0].1.id);
+        assert_eq!(after.targets[0].1.id, "b/pb/203.0.113.5");
+    }
+
+    #[test]
+    fn nova_only_addresses_are_kept_and_first_seen_survives() {
+        let mut f = fetched();
+        f.ports.clear();
+        f.floating_ips.clear();
+        let prev = BTreeMap::from([(
+            "a".to_string(),
+            join(&opts(AddressChoice::Fixed, false), &f, &BTreeMap::new(), 1.0).vms[0].clone(),
+        )]);
+        let inv = join(&opts(AddressChoice::Fixed, false), &f, &prev, 9.0);
+        assert_eq!(inv.targets[0].1.id, "a/-/10.0.0.5");
+        assert_eq!(inv.vms[0].first_seen, 1.0);
+        assert_eq!(inv.vms[0].last_seen, 9.0);
+        assert!(inv.targets[0].1.vm.as_ref().unwrap().port_security_enabled);
+    }
+}

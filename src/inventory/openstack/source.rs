@@ -1,0 +1,267 @@
+//! One `[[openstack]]` cloud as an inventory source: authenticate, negotiate the compute
+//! microversion, list servers (all projects), Neutron's ports, floating IPs, networks and security
+//! groups, Keystone's project and user names, then join them ([`join`](super::join)) and fetch each
+//! scanned VM's diagnostics. A failed fetch is retried with backoff; the caller keeps the last good
+//! inventory when every attempt fails.
+
+use super::api::Error;
+use super::join::{self, CloudInventory, Fetched, JoinOptions};
+use super::keystone::{Names, Session, SessionOptions};
+use super::nova::{self, Microversion};
+use super::{diagnostics, neutron};
+use crate::config::openstack::OpenStackSource;
+use crate::model::{UnixSeconds, Vm};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How the diagnostics requests of one inventory went, by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiagnosticsCounts {
+    pub ok: u64,
+    /// 403: the policy allows admins only.
+    pub forbidden: u64,
+    /// 409: the server is not in a state that has diagnostics.
+    pub conflict: u64,
+    /// 501: the hypervisor driver does not support them.
+    pub not_implemented: u64,
+    /// Anything else (404, timeouts, bad replies).
+    pub failed: u64,
+}
+
+impl DiagnosticsCounts {
+    /// `(reason label, count)` for `stinger_vm_diagnostics_failures_total`.
+    pub fn failures(&self) -> [(&'static str, u64); 4] {
+        [
+            ("forbidden", self.forbidden),
+            ("conflict", self.conflict),
+            ("not_implemented", self.not_implemented),
+            ("failed", self.failed),
+        ]
+    }
+}
+
+/// What one successful inventory did.
+#[derive(Debug, Clone, Default)]
+pub struct FetchReport {
+    pub seconds: f64,
+    pub microversion: String,
+    pub servers: usize,
+    /// Items of Nova's and Neutron's lists that could not be parsed.
+    pub skipped: usize,
+    /// Whether Keystone let us list every project / user name (else ids stand in).
+    pub names_complete: bool,
+    pub diagnostics: DiagnosticsCounts,
+    /// Failed attempts before this one succeeded.
+    pub retries: u32,
+}
+
+/// One cloud, ready to inventory.
+pub struct Source {
+    pub config: OpenStackSource,
+    session: Arc<Session>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.config.name)
+            .field("cloud", &self.config.cloud.name)
+            .finish()
+    }
+}
+
+impl Source {
+    /// Builds the HTTP client and session (no request yet).
+    pub fn new(config: OpenStackSource) -> Result<Source, Error> {
+        let session = Session::new(
+            &config.cloud,
+            SessionOptions {
+                timeout: config.timeout,
+                ..SessionOptions::default()
+            },
+        )?;
+        Ok(Source {
+            config,
+            session: Arc::new(session),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Inventory with retries: `config.retries` more attempts after a failure, 1 s, 2 s, 4 s ...
+    /// (at most 30 s) apart. Returns the last error when all fail; `None` if cancelled.
+    pub async fn fetch(
+        &self,
+        prev: &BTreeMap<String, Vm>,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(CloudInventory, FetchReport), Error>> {
+        let mut delay = Duration::from_secs(1);
+        let mut attempt = 0;
+        loop {
+            let result = tokio::select! {
+                _ = cancel.cancelled() => return None,
+                r = self.fetch_once(prev) => r,
+            };
+            match result {
+                Ok((inv, mut report)) => {
+                    report.retries = attempt;
+                    return Some(Ok((inv, report)));
+                }
+                Err(e) if attempt < self.config.retries => {
+                    attempt += 1;
+                    tracing::warn!(
+                        source = %self.config.name, error = %e, attempt,
+                        retry_in = ?delay, "OpenStack inventory failed; retrying"
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// One attempt.
+    pub async fn fetch_once(
+        &self,
+        prev: &BTreeMap<String, Vm>,
+    ) -> Result<(CloudInventory, FetchReport), Error> {
+        let started = Instant::now();
+        let api = &*self.session;
+        let c = &self.config;
+        tracing::info!(source = %c.name, cloud = %c.cloud.name, "OpenStack inventory starting");
+        api.authenticate().await?;
+        let wanted = Microversion {
+            major: c.compute_microversion.0,
+            minor: c.compute_microversion.1,
+        };
+        let mv = nova::negotiate(api, wanted).await?;
+        let nova_opts = nova::ListOptions {
+            page_size: c.page_size,
+            all_projects: c.all_projects,
+            ..nova::ListOptions::default()
+        };
+        let neutron_opts = neutron::ListOptions {
+            page_size: c.page_size,
+            ..neutron::ListOptions::default()
+        };
+        let (servers, net, projects, users) = tokio::try_join!(
+            nova::list_servers(api, mv, &nova_opts),
+            neutron::inventory(api, &neutron_opts),
+            api.project_names(),
+            api.user_names(),
+        )?;
+        let fetched = Fetched {
+            servers: servers.servers,
+            ports: net.ports,
+            floating_ips: net.floating_ips,
+            networks: net.networks,
+            security_groups: net.security_groups,
+            project_names: projects.map.clone(),
+            user_names: users.map.clone(),
+        };
+        let opts = JoinOptions {
+            group: c.name.clone(),
+            addresses: c.addresses,
+            statuses: c.statuses.clone(),
+            namespaces: c.namespaces.is_some(),
+            scanner_source: c.scanner_source,
+        };
+        let now = crate::model::now();
+        let mut inv = join::join(&opts, &fetched, prev, now);
+        let mut report = FetchReport {
+            microversion: mv.to_string(),
+            servers: fetched.servers.len(),
+            skipped: servers.skipped + net.skipped,
+            names_complete: names_complete(&projects, &users),
+            ..FetchReport::default()
+        };
+        if c.diagnostics {
+            report.diagnostics = self.diagnostics(&mut inv, mv, now).await;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            source = %c.name,
+            servers = report.servers,
+            vms_scanned = inv.vms.iter().filter(|v| v.addresses.iter().any(|a| a.host.is_some())).count(),
+            targets = inv.targets.len(),
+            microversion = %report.microversion,
+            seconds = format!("{:.2}", report.seconds),
+            "OpenStack inventory finished"
+        );
+        Ok((inv, report))
+    }
+
+    /// Diagnostics of every VM in a scanned status, a few at a time. Failures are per VM: counted
+    /// and noted on the VM, never fatal.
+    async fn diagnostics(
+        &self,
+        inv: &mut CloudInventory,
+        mv: Microversion,
+        now: UnixSeconds,
+    ) -> DiagnosticsCounts {
+        let _ = now;
+        let mut counts = DiagnosticsCounts::default();
+        let ids: Vec<(usize, String)> = inv
+            .vms
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| {
+                self.config
+                    .statuses
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&v.status))
+            })
+            .map(|(i, v)| (i, v.id.clone()))
+            .collect();
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config.diagnostics_concurrency.max(1),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, id) in ids {
+            let session = self.session.clone();
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, diagnostics::diagnostics(&*session, mv, &id).await)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((i, result)) = joined else {
+                counts.failed += 1;
+                continue;
+            };
+            let Some(vm) = inv.vms.get_mut(i) else {
+                continue;
+            };
+            match result {
+                Ok(d) => {
+                    counts.ok += 1;
+                    vm.diagnostics = Some(d);
+                }
+                Err(e) => {
+                    match e.status() {
+                        Some(403) => counts.forbidden += 1,
+                        Some(409) => counts.conflict += 1,
+                        Some(501) => counts.not_implemented += 1,
+                        _ => counts.failed += 1,
+                    }
+                    tracing::debug!(vm = %vm.id, error = %e, "no diagnostics");
+                    vm.diagnostics_error = Some(e.to_string());
+                }
+            }
+        }
+        counts
+    }
+}
+
+fn names_complete(projects: &Names, users: &Names) -> bool {
+    projects.complete && users.complete
+}
