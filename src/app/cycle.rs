@@ -13,6 +13,83 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Addresses of one target group scanned together: from the agent's own network namespace, or all
+/// from one other namespace (a Neutron network's `qdhcp-`, on a network node).
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub group: String,
+    /// The namespace file (`/run/netns/qdhcp-<id>`); `None`: the agent's own namespace.
+    pub namespace: Option<std::path::PathBuf>,
+    pub targets: Vec<Target>,
+    pub ports: crate::ports::PortList,
+}
+
+/// What the cloud inventories contribute to a pass.
+#[derive(Debug, Clone, Default)]
+pub struct CloudTargets {
+    pub units: Vec<Unit>,
+    /// Groups whose inventory failed and has no last good copy: their hosts are kept as they are,
+    /// never removed for "leaving the inventory".
+    pub keep: HashSet<String>,
+}
+
+/// The CIDR groups as units.
+fn cidr_units(config: &Config) -> Result<Vec<Unit>, inventory::Error> {
+    Ok(inventory::expand(&config.groups, config.max_hosts)?
+        .into_iter()
+        .map(|g| Unit {
+            targets: g
+                .addresses
+                .iter()
+                .map(|a| Target::address(*a, &g.name))
+                .collect(),
+            group: g.name,
+            namespace: None,
+            ports: g.ports,
+        })
+        .collect())
+}
+
+/// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
+/// networks, never within one unit's namespace), from its namespace when it has one.
+async fn scan_unit(
+    unit: &Unit,
+    settings: &scan::TcpSettings,
+    fd_limit: u64,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<(Vec<std::net::IpAddr>, scan::tcp::Output), scan::Error> {
+    let mut addresses: Vec<std::net::IpAddr> = unit.targets.iter().map(|t| t.address).collect();
+    addresses.sort();
+    addresses.dedup();
+    let out = match &unit.namespace {
+        None => {
+            scan::tcp_scan(
+                &addresses,
+                unit.ports.ports(),
+                settings,
+                fd_limit,
+                progress,
+                cancel,
+            )
+            .await?
+        }
+        Some(ns) => {
+            scan::netns::scan_in(
+                ns,
+                addresses.clone(),
+                unit.ports.ports().to_vec(),
+                settings.clone(),
+                fd_limit,
+                progress,
+                cancel,
+            )
+            .await?
+        }
+    };
+    Ok((addresses, out))
+}
+
 /// What one pass produced.
 #[derive(Debug)]
 pub struct Pass {
@@ -71,9 +148,12 @@ async fn services(
         started: now(),
         ..Default::default()
     };
+    // nmap runs in the agent's own namespace: addresses probed from another namespace keep what
+    // discovery found.
+    let mut seen = HashSet::new();
     let jobs: Vec<nmap::Job> = observed
         .iter()
-        .filter(|(_, o)| !o.open.is_empty())
+        .filter(|(t, o)| !o.open.is_empty() && !in_namespace(t) && seen.insert(t.address))
         .map(|(t, o)| nmap::Job {
             address: t.address,
             tcp_ports: o.open.clone(),
@@ -91,9 +171,31 @@ async fn services(
     }
     report.covered = found.len();
     for host in found {
-        let Some((_, obs)) = observed.iter_mut().find(|(t, _)| t.address == host.address) else {
-            continue;
-        };
+        for (_, obs) in observed
+            .iter_mut()
+            .filter(|(t, _)| t.address == host.address && !in_namespace(t))
+        {
+            fold_services(obs, &host);
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        hosts = report.hosts,
+        identified = report.covered,
+        errors = report.errors.len(),
+        seconds = format!("{:.2}", report.seconds),
+        "service detection finished"
+    );
+    report
+}
+
+fn in_namespace(t: &Target) -> bool {
+    t.vm.as_ref().is_some_and(|v| v.link.namespace.is_some())
+}
+
+/// Fold nmap's answer for one host into its observation.
+fn fold_services(obs: &mut HostObservation, host: &nmap::HostServices) {
+    {
         obs.services_known = true;
         let service = |p: &nmap_xml::Port| {
             p.service.as_ref().map(|s| ServiceInfo {
@@ -135,15 +237,6 @@ async fn services(
             })
             .collect();
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        hosts = report.hosts,
-        identified = report.covered,
-        errors = report.errors.len(),
-        seconds = format!("{:.2}", report.seconds),
-        "service detection finished"
-    );
-    report
 }
 
 /// Find out whether nmap can run (for the services stage). Missing or too old: one clear warning and
@@ -204,6 +297,7 @@ pub async fn discovery(
     config: &Config,
     mut run: ScanRun,
     prev: &BTreeMap<String, HostState>,
+    cloud: CloudTargets,
     ctx: Context<'_>,
 ) -> Pass {
     let Context {
@@ -221,7 +315,7 @@ pub async fn discovery(
         groups: Vec::new(),
         services: None,
     };
-    let groups = match inventory::expand(&config.groups, config.max_hosts) {
+    let mut groups = match cidr_units(config) {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "inventory failed; keeping the last known state");
@@ -232,7 +326,8 @@ pub async fn discovery(
             return pass;
         }
     };
-    run.targets = groups.iter().map(|g| g.addresses.len() as u64).sum();
+    groups.extend(cloud.units);
+    run.targets = groups.iter().map(|g| g.targets.len() as u64).sum();
     run.ports = groups
         .iter()
         .map(|g| g.ports.len() as u64)
@@ -242,35 +337,45 @@ pub async fn discovery(
     let mut hosts = Vec::new();
     let mut events = Vec::new();
     let mut in_inventory = HashSet::new();
+    // Per group: targets, and whether every unit of it was scanned.
+    let mut coverage: Vec<(String, u64, bool)> = Vec::new();
     for g in &groups {
+        let ns = g.namespace.as_ref().map(|p| p.display().to_string());
         tracing::info!(
-            group = %g.name,
-            addresses = g.addresses.len(),
+            group = %g.group,
+            namespace = ns.as_deref().unwrap_or("-"),
+            addresses = g.targets.len(),
             ports = g.ports.len(),
             "scanning target group"
         );
         let started = std::time::Instant::now();
-        let result = scan::tcp_scan(
-            &g.addresses,
-            g.ports.ports(),
-            &config.tcp,
-            fd_limit,
-            progress.clone(),
-            cancel.clone(),
-        )
-        .await;
-        let out = match result {
+        let result = scan_unit(g, &config.tcp, fd_limit, progress.clone(), cancel.clone()).await;
+        let (addresses, out) = match result {
             Ok(out) => out,
+            Err(e) if !matches!(e, scan::Error::Cancelled) && g.namespace.is_some() => {
+                // One namespace that cannot be entered costs its addresses, not the run: their
+                // hosts keep their last state.
+                tracing::warn!(group = %g.group, namespace = ns.as_deref().unwrap_or("-"), error = %e, "cannot scan from this namespace; its addresses keep their last state");
+                run.errors.push(format!(
+                    "group {} namespace {}: {e}",
+                    g.group,
+                    ns.as_deref().unwrap_or("-")
+                ));
+                for t in &g.targets {
+                    in_inventory.insert(t.id.clone());
+                }
+                coverage.push((g.group.clone(), g.targets.len() as u64, false));
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(group = %g.name, error = %e, "scan of target group stopped");
-                run.errors.push(format!("group {}: {e}", g.name));
+                tracing::warn!(group = %g.group, error = %e, "scan of target group stopped");
+                run.errors.push(format!("group {}: {e}", g.group));
                 run.outcome = if matches!(e, scan::Error::Cancelled) {
                     Outcome::Cancelled
                 } else {
                     Outcome::Failed
                 };
-                pass.groups
-                    .push((g.name.clone(), g.addresses.len() as u64, false));
+                coverage.push((g.group.clone(), g.targets.len() as u64, false));
                 // Count what was done before the stop (the progress counters cover the whole run).
                 use std::sync::atomic::Ordering::Relaxed;
                 run.probes = crate::model::ProbeCounts {
@@ -282,17 +387,20 @@ pub async fn discovery(
                 break;
             }
         };
-        for (addr, obs) in g.addresses.iter().zip(out.hosts) {
-            let target = Target::address(*addr, &g.name);
-            in_inventory.insert(target.id.clone());
-            observed.push((target, obs));
+        let by_address: BTreeMap<std::net::IpAddr, HostObservation> =
+            addresses.into_iter().zip(out.hosts).collect();
+        for target in &g.targets {
+            if let Some(obs) = by_address.get(&target.address) {
+                in_inventory.insert(target.id.clone());
+                observed.push((target.clone(), obs.clone()));
+            }
         }
         run.probes.open += out.counts.open;
         run.probes.closed += out.counts.closed;
         run.probes.filtered += out.counts.filtered;
         run.probes.error += out.counts.error;
         tracing::info!(
-            group = %g.name,
+            group = %g.group,
             seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
             open = out.counts.open,
             closed = out.counts.closed,
@@ -300,8 +408,17 @@ pub async fn discovery(
             errors = out.counts.error,
             "target group scanned"
         );
-        pass.groups
-            .push((g.name.clone(), g.addresses.len() as u64, true));
+        coverage.push((g.group.clone(), g.targets.len() as u64, true));
+    }
+    // One line per group, however many units it had.
+    for (name, n, complete) in coverage {
+        match pass.groups.iter_mut().find(|(g, ..)| *g == name) {
+            Some(entry) => {
+                entry.1 += n;
+                entry.2 &= complete;
+            }
+            None => pass.groups.push((name, n, complete)),
+        }
     }
     if run.outcome != Outcome::Running {
         run.finished = Some(now());
@@ -331,6 +448,9 @@ pub async fn discovery(
     }
     // Hosts no longer in any group's inventory leave the state, with a last event.
     for (id, h) in prev {
+        if cloud.keep.contains(&h.group) {
+            continue;
+        }
         if !in_inventory.contains(id) {
             events.extend(judge::removed(h, run.id, run.finished.unwrap_or_else(now)));
             pass.removed.push(id.clone());

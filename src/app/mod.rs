@@ -3,11 +3,14 @@
 //! configuration (an invalid one keeps the old). The only module that wires stages together.
 
 pub mod cycle;
+pub mod inventory;
 pub mod once;
 pub mod vulns;
 
 use crate::config::{self, Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
+use crate::inventory::openstack::join::CloudInventory;
+use crate::inventory::openstack::source::Source;
 use crate::judge;
 use crate::model::{now, HostState, Outcome, ScanRun, UnixSeconds};
 use crate::scan::{self, Progress};
@@ -68,6 +71,23 @@ struct Agent {
     nmap: Option<crate::scan::nmap::Capabilities>,
     /// A Greenbone run is under way (its result arrives on the loop's channel).
     vulns_running: bool,
+    /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails).
+    sources: Vec<Arc<Source>>,
+    last_good: BTreeMap<String, CloudInventory>,
+}
+
+/// Sessions for the configured clouds (no request is made yet).
+fn build_sources(config: &Config) -> anyhow::Result<Vec<Arc<Source>>> {
+    config
+        .openstack
+        .iter()
+        .map(|c| {
+            c.cloud.log_warnings();
+            Source::new(c.clone())
+                .map(Arc::new)
+                .with_context(|| format!("cannot set up OpenStack source {:?}", c.name))
+        })
+        .collect()
 }
 
 /// Run the agent until shutdown.
@@ -127,7 +147,10 @@ pub async fn run(
         fd_limit,
         nmap: None,
         vulns_running: false,
+        sources: Vec::new(),
+        last_good: BTreeMap::new(),
     };
+    agent.sources = build_sources(&agent.config)?;
     agent.nmap = cycle::nmap_capabilities(&agent.config).await;
     let (vuln_tx, mut vuln_rx) = tokio::sync::mpsc::channel::<vulns::Finished>(1);
     loop {
@@ -177,9 +200,9 @@ pub async fn run(
 
 /// Fill the in-memory view from the store, so the last known state is served before any scan.
 async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Result<()> {
-    let (hosts, interrupted, recent) = store::blocking(store, |s| {
+    let (hosts, vms, interrupted, recent) = store::blocking(store, |s| {
         let interrupted = s.mark_interrupted()?;
-        Ok((s.hosts()?, interrupted, s.scans(None, 200)?))
+        Ok((s.hosts()?, s.vms()?, interrupted, s.scans(None, 200)?))
     })
     .await?;
     if interrupted > 0 {
@@ -188,9 +211,14 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
             "found scans left running by a stopped process; marked interrupted"
         );
     }
-    tracing::info!(hosts = hosts.len(), "loaded the last known state");
+    tracing::info!(
+        hosts = hosts.len(),
+        vms = vms.len(),
+        "loaded the last known state"
+    );
     let mut view = state.write();
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
+    view.vms = vms.into_iter().map(|v| (v.id.clone(), v)).collect();
     let stage_status = |stage: &str, interval: Duration| {
         let runs = || recent.iter().filter(move |r| r.stage == stage);
         // Cancelled and interrupted runs say nothing about the stage's health: a stop ended them.
@@ -232,16 +260,19 @@ fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
                 .collect()
         })
         .unwrap_or_else(|_| BTreeMap::new());
-    config
+    let names = config
         .groups
         .iter()
-        .map(|g| {
+        .map(|g| &g.name)
+        .chain(config.openstack.iter().map(|o| &o.name));
+    names
+        .map(|name| {
             let last = recent
                 .iter()
-                .find(|r| r.outcome == Outcome::Success && r.groups.contains(&g.name));
+                .find(|r| r.outcome == Outcome::Success && r.groups.contains(name));
             GroupStatus {
-                name: g.name.clone(),
-                targets: sizes.get(&g.name).copied().unwrap_or(0),
+                name: name.clone(),
+                targets: sizes.get(name).copied().unwrap_or(0),
                 last_success: last.and_then(|r| r.finished),
                 last_duration: last
                     .and_then(|r| r.finished.map(|f| f - r.started))
@@ -272,6 +303,7 @@ impl Agent {
         let nmap_progress = Arc::new(crate::scan::nmap::Progress::default());
         self.state
             .set_services_progress(Some(nmap_progress.clone()));
+        let round = self.inventory_round(run.id, shutdown).await;
         let prev = self.state.read().hosts.clone();
         let ctx = cycle::Context {
             fd_limit: self.fd_limit,
@@ -280,22 +312,97 @@ impl Agent {
             nmap_progress,
             cancel: shutdown.child_token(),
         };
-        let pass = cycle::discovery(&self.config, run, &prev, ctx).await;
+        let cloud = round.cloud.clone();
+        let pass = cycle::discovery(&self.config, run, &prev, cloud, ctx).await;
         reporter.abort();
         self.state.set_progress(None);
         self.state.set_services_progress(None);
-        self.commit(pass).await;
+        self.commit(pass, round).await;
+    }
+
+    /// Inventory every cloud (side by side), publish VMs and source health to the view, and say
+    /// what to scan: each source's fresh inventory, else its last good one.
+    async fn inventory_round(
+        &mut self,
+        scan_id: u64,
+        shutdown: &CancellationToken,
+    ) -> inventory::Round {
+        let mut round = inventory::Round::default();
+        if self.sources.is_empty() {
+            return round;
+        }
+        let prev_vms = self.state.read().vms.clone();
+        let fetched = inventory::fetch_all(&self.sources, &prev_vms, shutdown).await;
+        let t = now();
+        for f in fetched {
+            let Some(result) = f.result else {
+                continue; // cancelled: the run stops too
+            };
+            {
+                let mut view = self.state.write();
+                let status = inventory::status(view.sources.get(&f.name), &result, t);
+                view.sources.insert(f.name.clone(), status);
+            }
+            match result {
+                Ok((inv, report)) => {
+                    self.metrics.run("inventory", "success", report.seconds);
+                    round.events.extend(inventory::vm_events(
+                        &f.name, &prev_vms, &inv.vms, scan_id, t,
+                    ));
+                    let ids: std::collections::HashSet<&str> =
+                        inv.vms.iter().map(|v| v.id.as_str()).collect();
+                    round.removed_vms.extend(
+                        prev_vms
+                            .values()
+                            .filter(|v| v.cloud == f.name && !ids.contains(v.id.as_str()))
+                            .map(|v| v.id.clone()),
+                    );
+                    round.vms.extend(inv.vms.iter().cloned());
+                    {
+                        let mut view = self.state.write();
+                        view.vms.retain(|_, v| v.cloud != f.name);
+                        for v in &inv.vms {
+                            view.vms.insert(v.id.clone(), v.clone());
+                        }
+                    }
+                    self.last_good.insert(f.name.clone(), inv);
+                }
+                Err(e) => {
+                    let kept = if self.last_good.contains_key(&f.name) {
+                        "scanning its last good inventory"
+                    } else {
+                        "no inventory yet: its hosts keep their last state"
+                    };
+                    tracing::error!(source = %f.name, kind = e.kind(), error = %e, "OpenStack inventory failed; {kept}");
+                    self.metrics.run("inventory", "failed", 0.0);
+                    self.metrics.error("inventory", e.kind());
+                }
+            }
+        }
+        for s in &self.sources {
+            match self.last_good.get(s.name()) {
+                Some(inv) => round.cloud.units.extend(inventory::units(s, inv)),
+                None => {
+                    round.cloud.keep.insert(s.name().to_owned());
+                }
+            }
+        }
+        round
     }
 
     /// Store a pass atomically, then publish it to the view and the metrics.
-    async fn commit(&mut self, pass: cycle::Pass) {
+    async fn commit(&mut self, pass: cycle::Pass, round: inventory::Round) {
         let run = pass.run.clone();
         let ok = run.outcome == Outcome::Success;
+        let mut events = round.events;
+        events.extend(pass.events.iter().cloned());
         let commit = Commit {
             run: Some(run.clone()),
             hosts: pass.hosts.clone(),
             removed_hosts: pass.removed.clone(),
-            events: pass.events.clone(),
+            events,
+            vms: round.vms,
+            removed_vms: round.removed_vms,
         };
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
         if let Some(r) = &pass.services {
@@ -431,17 +538,18 @@ impl Agent {
         let t = now();
         let mut changed: Vec<HostState> = Vec::new();
         let mut events = Vec::new();
-        let view = self.state.read();
-        for h in view.hosts.values() {
-            let metadata = h
-                .vm
-                .as_ref()
-                .and_then(|l| view.vms.get(&l.vm_id))
-                .map(|v| &v.metadata);
-            let j = judge::rejudge(h, &new.policy, metadata, t);
-            if !j.events.is_empty() {
-                events.extend(j.events);
-                changed.extend(j.state);
+        {
+            let view = self.state.read();
+            for h in view.hosts.values() {
+                let metadata =
+                    h.vm.as_ref()
+                        .and_then(|l| view.vms.get(&l.vm_id))
+                        .map(|v| &v.metadata);
+                let j = judge::rejudge(h, &new.policy, metadata, t);
+                if !j.events.is_empty() {
+                    events.extend(j.events);
+                    changed.extend(j.state);
+                }
             }
         }
         let commit = Commit {
@@ -449,6 +557,7 @@ impl Agent {
             hosts: changed.clone(),
             removed_hosts: Vec::new(),
             events,
+            ..Default::default()
         };
         if let Err(e) = store::blocking(&self.store, move |s| s.commit(&commit)).await {
             tracing::error!(error = %e, "cannot store re-judged verdicts; keeping the running configuration");

@@ -122,7 +122,25 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
         nmap_progress: Arc::new(crate::scan::nmap::Progress::default()),
         cancel,
     };
-    let pass = cycle::discovery(config, cycle::new_run(config), &BTreeMap::new(), ctx).await;
+    let mut cloud = cycle::CloudTargets::default();
+    match super::build_sources(config) {
+        Ok(sources) => {
+            for f in super::inventory::fetch_all(&sources, &BTreeMap::new(), &ctx.cancel).await {
+                let Some(source) = sources.iter().find(|s| s.name() == f.name) else {
+                    continue;
+                };
+                match f.result {
+                    Some(Ok((inv, _))) => cloud.units.extend(super::inventory::units(source, &inv)),
+                    Some(Err(e)) => {
+                        tracing::error!(source = %f.name, error = %e, "OpenStack inventory failed; its VMs are not scanned")
+                    }
+                    None => {}
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = format!("{e:#}"), "OpenStack inventory is off"),
+    }
+    let pass = cycle::discovery(config, cycle::new_run(config), &BTreeMap::new(), cloud, ctx).await;
     Report { pass }
 }
 

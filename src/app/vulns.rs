@@ -286,6 +286,7 @@ impl super::Agent {
             hosts: changed.clone(),
             removed_hosts: Vec::new(),
             events,
+            ..Default::default()
         };
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
         let ok = run.outcome == Outcome::Success && stored.is_ok();

@@ -456,7 +456,10 @@ fn build(
         if file.targets.iter().any(|t| t.name == o.name) {
             problem(
                 "openstack".into(),
-                format!("{:?} names a [[targets]] group too; group names must be unique", o.name),
+                format!(
+                    "{:?} names a [[targets]] group too; group names must be unique",
+                    o.name
+                ),
             );
         }
     }

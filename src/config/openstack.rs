@@ -166,7 +166,10 @@ pub(super) fn build(
             ok = false;
         }
         if s.timeout < Duration::from_millis(100) {
-            problem(key("timeout"), "must be at least 100ms (e.g. \"30s\")".into());
+            problem(
+                key("timeout"),
+                "must be at least 100ms (e.g. \"30s\")".into(),
+            );
             ok = false;
         }
         let cloud_name = (!s.cloud.is_empty()).then_some(s.cloud.as_str());
@@ -273,6 +276,9 @@ mod tests {
             .unwrap()
             .message;
         assert!(cloud_msg.contains("nope"), "{cloud_msg}");
-        assert!(!format!("{problems:?}").contains("pw"), "no password in errors");
+        assert!(
+            !format!("{problems:?}").contains("pw"),
+            "no password in errors"
+        );
     }
 }

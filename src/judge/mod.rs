@@ -131,7 +131,10 @@ pub fn judge_host(
     };
     let mut ports = ports;
     ports.extend(carried_udp);
-    let exposure = target.vm.as_ref().map(|vm| assess(vm, target.address, &mut ports));
+    let exposure = target
+        .vm
+        .as_ref()
+        .map(|vm| assess(vm, target.address, &mut ports));
     let (udp_open_filtered, os) = if obs.services_known {
         (obs.udp_open_filtered.clone(), obs.os.clone())
     } else {

@@ -97,11 +97,14 @@ impl Error {
     }
 }
 
+/// Most namespace names an error lists (a network node can have hundreds).
+const LISTED: usize = 20;
+
 fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
+    match names.len() {
+        0 => "none".to_string(),
+        n if n <= LISTED => names.join(", "),
+        n => format!("{}, and {} more", names[..LISTED].join(", "), n - LISTED),
     }
 }
 
@@ -810,6 +813,13 @@ mod tests {
             vec!["qdhcp-a", "qdhcp-c", "qrouter-b"]
         );
         assert!(list_namespaces(&dir.path().join("absent")).is_empty());
+        let many: Vec<String> = (0..25).map(|i| format!("qrouter-{i:02}")).collect();
+        let listed = list_or_none(&many);
+        assert!(
+            listed.starts_with("qrouter-00, ") && listed.ends_with("qrouter-19, and 5 more"),
+            "{listed}"
+        );
+        assert_eq!(list_or_none(&[]), "none");
     }
 
     #[test]

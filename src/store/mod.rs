@@ -5,7 +5,7 @@
 
 pub mod schema;
 
-use crate::model::{Event, EventKind, HostState, Outcome, ScanRun, UnixSeconds};
+use crate::model::{Event, EventKind, HostState, Outcome, ScanRun, UnixSeconds, Vm};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
 use schema::*;
 use serde::de::DeserializeOwned;
@@ -60,6 +60,9 @@ pub struct Commit {
     pub hosts: Vec<HostState>,
     pub removed_hosts: Vec<String>,
     pub events: Vec<Event>,
+    /// Cloud VMs inventoried (written) and gone (deleted), by instance id.
+    pub vms: Vec<Vm>,
+    pub removed_vms: Vec<String>,
 }
 
 /// Which events to list.
@@ -188,6 +191,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Every cloud VM of the last good inventories.
+    pub fn vms(&self) -> Result<Vec<Vm>> {
+        let cf = self.cf(CF_VMS)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            out.extend(decode::<Vm>(CF_VMS, &k, &v));
+        }
+        Ok(out)
+    }
+
     /// Allocate the next scan-run id and record the run as running.
     pub fn begin_run(&self, mut run: ScanRun) -> Result<ScanRun> {
         let meta = self.cf(CF_META)?;
@@ -217,6 +231,13 @@ impl Store {
         }
         for id in &c.removed_hosts {
             batch.delete_cf(hosts, id.as_bytes());
+        }
+        let vms = self.cf(CF_VMS)?;
+        for v in &c.vms {
+            batch.put_cf(vms, v.id.as_bytes(), encode("vm", v)?);
+        }
+        for id in &c.removed_vms {
+            batch.delete_cf(vms, id.as_bytes());
         }
         let (events, index) = (self.cf(CF_EVENTS)?, self.cf(CF_EVENTS_BY_HOST)?);
         for (seq, e) in c.events.iter().enumerate() {

@@ -17,7 +17,18 @@ pub const CF_EVENTS: &str = "events";
 /// Host id, 0x00, event key → nothing: the per-host index of `events`.
 pub const CF_EVENTS_BY_HOST: &str = "events_by_host";
 
-pub const ALL_CFS: [&str; 5] = [CF_META, CF_HOSTS, CF_SCANS, CF_EVENTS, CF_EVENTS_BY_HOST];
+/// Instance id → `Vm`: the cloud VMs of each source's last good inventory. (Added without a schema
+/// bump: an older store simply gains the empty family at open.)
+pub const CF_VMS: &str = "vms";
+
+pub const ALL_CFS: [&str; 6] = [
+    CF_META,
+    CF_HOSTS,
+    CF_SCANS,
+    CF_EVENTS,
+    CF_EVENTS_BY_HOST,
+    CF_VMS,
+];
 
 pub const META_SCHEMA: &[u8] = b"schema_version";
 pub const META_LAST_RUN: &[u8] = b"last_run_id";

@@ -79,6 +79,7 @@ fn commits_survive_reopen_and_runs_get_ids() {
             hosts: vec![host("127.0.0.1", 22), host("127.0.0.2", 80)],
             removed_hosts: vec![],
             events: vec![ev(20.0, "127.0.0.1", EventKind::PortOpened)],
+            ..Default::default()
         })
         .unwrap();
         s.commit(&Commit {

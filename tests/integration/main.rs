@@ -3,6 +3,9 @@
 
 mod agent;
 mod alerts;
+#[path = "../../examples/fake_cloud/server.rs"]
+mod fake_cloud;
+mod fake_cloud_selftest;
 mod keystone;
 mod keystone_server;
 mod once;

@@ -290,8 +290,8 @@ pub async fn read_body(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u
     Ok(body)
 }
 
-/// The error a failed send or read becomes: [`Error::Timeout`] or [`Error::Transport`] (the error's
-/// source chain, without the URL).
+/// The error a failed send or read becomes: [`Error::Timeout`] or [`Error::Transport`] (`what`, then
+/// the error's source chain without the URL).
 pub fn transport_error(
     service: ServiceType,
     path: &str,
@@ -309,7 +309,7 @@ pub fn transport_error(
         Error::Transport {
             service,
             path: path.to_owned(),
-            reason: format!("{what}: {}", error_chain(&e.without_url())),
+            reason: format!("{what}{}", error_chain(&e.without_url())),
         }
     }
 }

@@ -108,7 +108,9 @@ pub fn join(
             if !found.iter().any(|(ip, ..)| *ip == a.address) {
                 // Nova knows it, Neutron did not list it (or Neutron is not the network service).
                 let port = ports.iter().copied().find(|p| {
-                    a.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&p.mac_address))
+                    a.mac
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(&p.mac_address))
                 });
                 found.push((a.address, a.kind, a.network.clone(), port));
             }
@@ -304,7 +306,12 @@ mod tests {
 
     #[test]
     fn floating_addresses_of_active_vms_become_targets_keyed_by_vm_and_port() {
-        let inv = join(&opts(AddressChoice::Floating, false), &fetched(), &BTreeMap::new(), 5.0);
+        let inv = join(
+            &opts(AddressChoice::Floating, false),
+            &fetched(),
+            &BTreeMap::new(),
+            5.0,
+        );
         assert_eq!(inv.vms.len(), 2, "every VM is inventoried, scanned or not");
         assert_eq!(inv.targets.len(), 1);
         let (ns, t) = &inv.targets[0];
@@ -323,25 +330,50 @@ mod tests {
             1,
             "only the floating one is scanned"
         );
-        assert!(inv.vms[1].addresses.iter().all(|x| x.host.is_none()), "SHUTOFF is not scanned");
+        assert!(
+            inv.vms[1].addresses.iter().all(|x| x.host.is_none()),
+            "SHUTOFF is not scanned"
+        );
     }
 
     #[test]
     fn fixed_addresses_get_their_networks_dhcp_namespace() {
-        let inv = join(&opts(AddressChoice::Both, true), &fetched(), &BTreeMap::new(), 5.0);
-        let ns: Vec<_> = inv.targets.iter().map(|(ns, t)| (ns.clone(), t.id.clone())).collect();
-        assert!(ns.contains(&(Some("qdhcp-net1".into()), "a/pa/10.0.0.5".into())), "{ns:?}");
+        let inv = join(
+            &opts(AddressChoice::Both, true),
+            &fetched(),
+            &BTreeMap::new(),
+            5.0,
+        );
+        let ns: Vec<_> = inv
+            .targets
+            .iter()
+            .map(|(ns, t)| (ns.clone(), t.id.clone()))
+            .collect();
+        assert!(
+            ns.contains(&(Some("qdhcp-net1".into()), "a/pa/10.0.0.5".into())),
+            "{ns:?}"
+        );
         assert!(ns.contains(&(None, "a/pa/203.0.113.5".into())), "{ns:?}");
     }
 
     #[test]
     fn a_moved_floating_ip_is_a_new_host() {
         let mut f = fetched();
-        let before = join(&opts(AddressChoice::Floating, false), &f, &BTreeMap::new(), 5.0);
+        let before = join(
+            &opts(AddressChoice::Floating, false),
+            &f,
+            &BTreeMap::new(),
+            5.0,
+        );
         // Move the floating IP to VM b's port (and make b scanned).
         f.servers[1].status = "ACTIVE".into();
         f.floating_ips[0].port_id = Some("pb".into());
-        let after = join(&opts(AddressChoice::Floating, false), &f, &BTreeMap::new(), 6.0);
+        let after = join(
+            &opts(AddressChoice::Floating, false),
+            &f,
+            &BTreeMap::new(),
+            6.0,
+        );
         assert_eq!(before.targets[0].1.address, after.targets[0].1.address);
         assert_ne!(before.targets[0].1.id, after.targets[0].1.id);
         assert_eq!(after.targets[0].1.id, "b/pb/203.0.113.5");
@@ -354,7 +386,14 @@ mod tests {
         f.floating_ips.clear();
         let prev = BTreeMap::from([(
             "a".to_string(),
-            join(&opts(AddressChoice::Fixed, false), &f, &BTreeMap::new(), 1.0).vms[0].clone(),
+            join(
+                &opts(AddressChoice::Fixed, false),
+                &f,
+                &BTreeMap::new(),
+                1.0,
+            )
+            .vms[0]
+                .clone(),
         )]);
         let inv = join(&opts(AddressChoice::Fixed, false), &f, &prev, 9.0);
         assert_eq!(inv.targets[0].1.id, "a/-/10.0.0.5");

@@ -431,8 +431,15 @@ impl Session {
             .body(body.to_string())
             .send()
             .await;
-        let mut resp = send
-            .map_err(|e| http::transport_error(service, &path, self.options.timeout, "POST", e))?;
+        let mut resp = send.map_err(|e| {
+            http::transport_error(
+                service,
+                &path,
+                self.options.timeout,
+                "POST for a token: ",
+                e,
+            )
+        })?;
         let status = resp.status().as_u16();
         let subject = resp
             .headers()
@@ -510,7 +517,7 @@ impl Session {
                     service,
                     path,
                     self.options.timeout,
-                    "reading the reply",
+                    "reading the reply: ",
                     e,
                 ),
             })
@@ -604,9 +611,10 @@ impl Session {
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
-            let mut resp = request.send().await.map_err(|e| {
-                http::transport_error(service, &shown, self.options.timeout, "sending", e)
-            })?;
+            let mut resp = request
+                .send()
+                .await
+                .map_err(|e| http::transport_error(service, &shown, self.options.timeout, "", e))?;
             let status = resp.status().as_u16();
             if status == 401 && !retried {
                 tracing::debug!(cloud = %self.cloud.name, %service, path = %shown, "401 from the service; authenticating again");

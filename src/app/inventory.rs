@@ -1,0 +1,210 @@
+//! The cloud inventory step of a discovery run: every `[[openstack]]` source fetched side by side,
+//! turned into scan units (one per namespace), VM appeared/gone events and the VM records to store.
+//! A source that fails keeps its last good inventory (in memory); with none, its hosts are kept as
+//! they are and nothing of it is scanned. Its health goes to the view (and so to /metrics).
+
+use super::cycle::{CloudTargets, Unit};
+use crate::inventory::openstack::join::CloudInventory;
+use crate::inventory::openstack::source::{FetchReport, Source};
+use crate::model::{Event, EventKind, UnixSeconds, Vm};
+use crate::state::SourceStatus;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// How one source's inventory went this time.
+pub struct Fetched {
+    pub name: String,
+    /// `None`: cancelled.
+    pub result:
+        Option<Result<(CloudInventory, FetchReport), crate::inventory::openstack::api::Error>>,
+}
+
+/// Fetch every source concurrently. `prev` is the VMs known so far (for first-seen times).
+pub async fn fetch_all(
+    sources: &[Arc<Source>],
+    prev: &BTreeMap<String, Vm>,
+    cancel: &CancellationToken,
+) -> Vec<Fetched> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in sources {
+        let s = s.clone();
+        let prev: BTreeMap<String, Vm> = prev
+            .iter()
+            .filter(|(_, v)| v.cloud == s.name())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            Fetched {
+                name: s.name().to_owned(),
+                result: s.fetch(&prev, &cancel).await,
+            }
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(f) => out.push(f),
+            Err(e) => tracing::error!(error = %e, "an inventory task failed"),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The scan units of one inventory: its own-namespace targets, then one unit per namespace.
+pub fn units(source: &Source, inv: &CloudInventory) -> Vec<Unit> {
+    let mut by_ns: BTreeMap<Option<String>, Vec<crate::model::Target>> = BTreeMap::new();
+    for (ns, t) in &inv.targets {
+        by_ns.entry(ns.clone()).or_default().push(t.clone());
+    }
+    let dir = source
+        .config
+        .namespaces
+        .clone()
+        .unwrap_or_else(|| Path::new("/run/netns").to_path_buf());
+    by_ns
+        .into_iter()
+        .map(|(ns, targets)| Unit {
+            group: source.name().to_owned(),
+            namespace: ns.map(|n| dir.join(n)),
+            targets,
+            ports: source.config.ports.clone(),
+        })
+        .collect()
+}
+
+/// VM appeared/gone events between the VMs a source had and has now.
+pub fn vm_events(
+    source: &str,
+    before: &BTreeMap<String, Vm>,
+    now_vms: &[Vm],
+    scan_id: u64,
+    time: UnixSeconds,
+) -> Vec<Event> {
+    let event = |kind: EventKind, vm: &Vm| Event {
+        time,
+        kind,
+        host: vm.id.clone(),
+        address: vm
+            .addresses
+            .first()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.address),
+        group: source.to_owned(),
+        port: None,
+        protocol: None,
+        verdict: None,
+        rule: None,
+        service: None,
+        vuln: None,
+        scan_id,
+    };
+    let ids: HashSet<&str> = now_vms.iter().map(|v| v.id.as_str()).collect();
+    let mut events: Vec<Event> = now_vms
+        .iter()
+        .filter(|v| !before.contains_key(&v.id))
+        .map(|v| event(EventKind::VmAppeared, v))
+        .collect();
+    events.extend(
+        before
+            .values()
+            .filter(|v| v.cloud == source && !ids.contains(v.id.as_str()))
+            .map(|v| event(EventKind::VmGone, v)),
+    );
+    events
+}
+
+/// The view's record of a source after an attempt.
+pub fn status(
+    prev: Option<&SourceStatus>,
+    result: &Result<(CloudInventory, FetchReport), crate::inventory::openstack::api::Error>,
+    time: UnixSeconds,
+) -> SourceStatus {
+    let mut s = prev.cloned().unwrap_or_default();
+    s.last_attempt = Some(time);
+    match result {
+        Ok((inv, report)) => {
+            s.up = true;
+            s.last_success = Some(time);
+            s.duration = report.seconds;
+            s.error = None;
+            s.servers = report.servers as u64;
+            s.targets = inv.targets.len() as u64;
+            s.diagnostics = report.diagnostics.clone();
+            s.names_complete = report.names_complete;
+        }
+        Err(e) => {
+            s.up = false;
+            s.error = Some(e.to_string());
+        }
+    }
+    s
+}
+
+/// What the agent does with a round of inventories: scan units, events, VM records to write and
+/// delete.
+#[derive(Debug, Default)]
+pub struct Round {
+    pub cloud: CloudTargets,
+    pub events: Vec<Event>,
+    pub vms: Vec<Vm>,
+    pub removed_vms: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AddressKind, VmAddress};
+
+    fn vm(id: &str, cloud: &str) -> Vm {
+        Vm {
+            id: id.into(),
+            cloud: cloud.into(),
+            name: id.into(),
+            status: "ACTIVE".into(),
+            project_id: "p".into(),
+            project_name: None,
+            user_id: "u".into(),
+            user_name: None,
+            metadata: BTreeMap::new(),
+            flavor: None,
+            created: None,
+            updated: None,
+            addresses: vec![VmAddress {
+                address: "127.0.0.9".parse().unwrap(),
+                kind: AddressKind::Fixed,
+                network: "n".into(),
+                port_id: None,
+                security_groups: vec![],
+                host: None,
+                namespace: None,
+            }],
+            diagnostics: None,
+            diagnostics_error: None,
+            first_seen: 1.0,
+            last_seen: 1.0,
+        }
+    }
+
+    #[test]
+    fn appeared_and_gone_only_within_the_source() {
+        let before = BTreeMap::from([
+            ("a".to_string(), vm("a", "prod")),
+            ("b".to_string(), vm("b", "prod")),
+            ("x".to_string(), vm("x", "other")),
+        ]);
+        let now_vms = vec![vm("b", "prod"), vm("c", "prod")];
+        let ev = vm_events("prod", &before, &now_vms, 7, 9.0);
+        let kinds: Vec<(EventKind, &str)> = ev.iter().map(|e| (e.kind, e.host.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [(EventKind::VmAppeared, "c"), (EventKind::VmGone, "a")],
+            "x belongs to another source and is left alone"
+        );
+        assert!(ev.iter().all(|e| e.scan_id == 7 && e.group == "prod"));
+        assert_eq!(ev[0].address, "127.0.0.9".parse::<IpAddr>().unwrap());
+    }
+}
