@@ -9,6 +9,7 @@ mod fake_cloud_selftest;
 mod keystone;
 mod keystone_server;
 mod once;
+mod openstack;
 mod prometheus;
 mod services;
 mod util;

@@ -176,11 +176,17 @@ impl Agent {
 
     /// Start with extra command-line flags.
     pub fn start_with(config: &Path, flags: &[&str]) -> Agent {
+        Agent::start_env(config, flags, &[])
+    }
+
+    /// Start with extra flags and environment variables (e.g. `OS_CLIENT_CONFIG_FILE`).
+    pub fn start_env(config: &Path, flags: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut child = Command::new(bin())
             .arg("--config.file")
             .arg(config)
             .arg("--log.level=debug")
             .args(flags)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

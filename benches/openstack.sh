@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# openstack.sh - OpenStack inventory benchmark: a fake cloud of N servers (default 10 000, generated
+# in the shape of Nova's servers-details sample, 1000 a page; ports, floating IPs, networks and
+# security groups from Neutron) behind a real Keystone (../shared/keystone/start-keystone.sh), and the
+# release agent inventorying it.
+#
+# Prints: full inventory time (Keystone auth + Nova + Neutron + names + join), taken from the agent's
+# own "OpenStack inventory finished" log line, with and without per-VM diagnostics, and the agent's
+# peak RSS (VmHWM) once all N VMs are in its state. Targets (issue 4): inventory < 5 s, RSS < 100 MB.
+#
+# Usage:  benches/openstack.sh
+# Environment:
+#   SERVERS    servers in the fake cloud (default 10000)
+#   STINGER    agent binary (default target/release/stinger; built if missing)
+#   KEEP=1     keep the work directory (logs) instead of deleting it
+# Everything runs on 127.0.0.1 and 127.200.0.0/14; the VMs' floating addresses are probed on one
+# port (nothing listens there).
+set -euo pipefail
+
+SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SELF_DIR/.." && pwd)
+SHARED=$(readlink -f "$REPO/../shared")
+SERVERS=${SERVERS:-10000}
+STINGER=${STINGER:-$REPO/target/release/stinger}
+FAKE=$REPO/target/release/examples/fake_cloud
+W=$(mktemp -d /tmp/stinger-osbench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ "${KEEP:-}" = 1 ] && echo "openstack: kept $W" >&2 || rm -rf "$W"
+}
+trap cleanup EXIT
+log() { echo "openstack: $*" >&2; }
+
+(cd "$REPO" && cargo build --release --locked --bin stinger --example fake_cloud >&2)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+log "starting Keystone"
+KS_PORT=$(free_port)
+KS_DIR=${KS_DIR:-$REPO/target/tmp/stinger-keystone-bench}
+rm -rf "$KS_DIR/ks.db" "$KS_DIR/fk" "$KS_DIR/ck" "$KS_DIR/etc"
+PIPOPTS=""
+[ -f "$SHARED/keystone/constraints.txt" ] && PIPOPTS="-c $SHARED/keystone/constraints.txt"
+KS_OUT=$(D=$KS_DIR PORT=$KS_PORT TTL=1800 PIPOPTS=$PIPOPTS bash "$SHARED/keystone/start-keystone.sh")
+eval "$(echo "$KS_OUT" | tr ' ' '\n' | grep -E '^(KEYSTONE_URL|ADMIN_TOKEN|SERVER_PID)=')"
+PIDS+=("$SERVER_PID")
+
+log "starting the fake cloud with $SERVERS servers"
+"$FAKE" --listen 127.0.0.1:0 --servers "$SERVERS" --page-size 1000 --keystone "$KEYSTONE_URL" >"$W/fake.out" 2>"$W/fake.err" &
+PIDS+=("$!")
+for _ in $(seq 600); do grep -q FAKE_CLOUD "$W/fake.out" && break; sleep 0.1; done
+COMPUTE=$(sed -n 's/.*compute=\([^ ]*\).*/\1/p' "$W/fake.out")
+NETWORK=$(sed -n 's/.*network=\([^ ]*\).*/\1/p' "$W/fake.out")
+[ -n "$COMPUTE" ] || { cat "$W/fake.err" >&2; exit 2; }
+
+J='Content-Type: application/json'
+ks() { curl -sf -m 20 -H "X-Auth-Token: $ADMIN_TOKEN" -H "$J" "$@"; }
+ks -d '{"region":{"id":"Bench"}}' "$KEYSTONE_URL/regions" >/dev/null
+CS=$(ks "$KEYSTONE_URL/services?type=compute" | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["id"])')
+NS=$(ks -d '{"service":{"type":"network","name":"neutron"}}' "$KEYSTONE_URL/services" | python3 -c 'import json,sys; print(json.load(sys.stdin)["service"]["id"])')
+for i in public internal admin; do
+    ks -d "{\"endpoint\":{\"service_id\":\"$CS\",\"interface\":\"$i\",\"url\":\"$COMPUTE\",\"region_id\":\"Bench\"}}" "$KEYSTONE_URL/endpoints" >/dev/null
+    ks -d "{\"endpoint\":{\"service_id\":\"$NS\",\"interface\":\"$i\",\"url\":\"$NETWORK\",\"region_id\":\"Bench\"}}" "$KEYSTONE_URL/endpoints" >/dev/null
+done
+cat >"$W/clouds.yaml" <<EOF
+clouds:
+  bench:
+    region_name: Bench
+    auth:
+      auth_url: $KEYSTONE_URL
+      username: admin
+      password: secret
+      user_domain_name: Default
+      project_name: admin
+      project_domain_name: Default
+EOF
+
+run_agent() { # $1 = diagnostics true|false; prints "inventory_seconds rss_kib vms"
+    local diag=$1 dir=$W/agent-$1
+    mkdir -p "$dir"
+    cat >"$dir/stinger.toml" <<EOF
+[schedule]
+discovery = "1h"
+jitter = "0s"
+[scan.nmap]
+enabled = false
+[[openstack]]
+name = "bench"
+cloud = "bench"
+addresses = "floating"
+ports = "9"
+diagnostics = $diag
+diagnostics_concurrency = 16
+[storage]
+path = "$dir/data"
+[web]
+listen_address = "127.0.0.1:0"
+EOF
+    OS_CLIENT_CONFIG_FILE=$W/clouds.yaml "$STINGER" --config.file "$dir/stinger.toml" 2>"$dir/log" &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 3000); do grep -q 'discovery run finished' "$dir/log" && break; sleep 0.1; done
+    grep -q 'discovery run finished' "$dir/log" || { tail -20 "$dir/log" >&2; exit 2; }
+    local secs rss vms
+    secs=$(grep 'OpenStack inventory finished' "$dir/log" | head -1 | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')
+    vms=$(grep 'OpenStack inventory finished' "$dir/log" | head -1 | sed -n 's/.*servers=\([0-9]*\).*/\1/p')
+    rss=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$secs $rss $vms"
+}
+
+read -r S1 R1 V1 <<<"$(run_agent false)"
+read -r S2 R2 V2 <<<"$(run_agent true)"
+printf '\n%-38s %10s %12s %8s\n' "run ($SERVERS servers, 1000 a page)" "inventory" "peak RSS" "servers"
+printf '%-38s %9.2fs %9.1f MB %8s\n' "inventory, no diagnostics" "$S1" "$(echo "$R1/1024" | bc -l)" "$V1"
+printf '%-38s %9.2fs %9.1f MB %8s\n' "inventory + diagnostics (16 at once)" "$S2" "$(echo "$R2/1024" | bc -l)" "$V2"
+printf 'targets: inventory < 5 s (%s), RSS < 100 MB (%s)\n' \
+    "$(awk -v s="$S1" 'BEGIN{print (s<5)?"met":"MISSED"}')" \
+    "$(awk -v r="$R2" 'BEGIN{print (r/1024<100)?"met":"MISSED"}')"
