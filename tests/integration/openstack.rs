@@ -5,7 +5,7 @@
 //! reaches the log or the API.
 
 use crate::fake_cloud::{
-    Cloud, Fault, FaultKind, FakeCloud, FakeConfig, RuleSpec, SecurityGroupSpec, ServerSpec,
+    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
     Service, TokenCheck,
 };
 use crate::keystone_server::keystone;
@@ -21,7 +21,11 @@ fn keystone_call(method: &str, path: &str, body: &Value) -> (u16, Value) {
     let addr = ks.root.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).expect("connect to keystone");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let body = body.to_string();
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
     write!(
         s,
         "{method} /v3{path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -32,7 +36,11 @@ fn keystone_call(method: &str, path: &str, body: &Value) -> (u16, Value) {
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
@@ -60,7 +68,13 @@ fn register_region(region: &str, compute: &str, network: &str) {
         v["service"]["id"].as_str().unwrap().to_owned()
     });
     let compute_id = id_of("compute").expect("the script registers a compute service");
-    for (service, url) in [(compute_id, compute), (network_id, network)] {
+    let identity_id = id_of("identity").expect("bootstrap registers the identity service");
+    let identity = keystone().url.clone();
+    for (service, url) in [
+        (compute_id, compute),
+        (network_id, network),
+        (identity_id, identity.as_str()),
+    ] {
         for interface in ["public", "internal", "admin"] {
             let (st, v) = keystone_call(
                 "POST",
@@ -174,14 +188,26 @@ timeout = "5s"
     agent.wait_successes(1);
 
     // The VM in full: names from Keystone, diagnostics from Nova, ports judged with their rules.
-    let vm = wait_for("the web VM with its scanned host", Duration::from_secs(30), || {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let vm = loop {
         let (status, body) = agent.get(&format!("/api/v1/vms/{WEB}"));
-        let v: Value = serde_json::from_str(&body).ok()?;
-        (status == 200 && v["hosts"].as_array().is_some_and(|h| !h.is_empty())).then_some(v)
-    });
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if status == 200 && v["hosts"].as_array().is_some_and(|h| !h.is_empty()) {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no web VM with a scanned host after 30s; last answer HTTP {status}: {body}\nagent log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let text = vm.to_string();
     assert!(text.contains("web-1"), "{vm}");
-    assert!(text.contains("\"project_name\":\"admin\""), "project name from Keystone: {vm}");
+    assert!(
+        text.contains("\"project_name\":\"admin\""),
+        "project name from Keystone: {vm}"
+    );
     assert!(vm.to_string().contains("cpu_seconds"), "diagnostics: {vm}");
     let host = &vm["hosts"][0];
     assert_eq!(host["address"], "127.0.100.10");
@@ -221,7 +247,10 @@ timeout = "5s"
             .any(|l| l.starts_with("stinger_vm_info{") && l.contains("web-1")),
         "no stinger_vm_info for web-1"
     );
-    assert_eq!(sample(&m, "stinger_inventory_up{source=\"cloud\"}"), Some(1.0));
+    assert_eq!(
+        sample(&m, "stinger_inventory_up{source=\"cloud\"}"),
+        Some(1.0)
+    );
 
     // A server that vanished is recorded as gone.
     fake.with_cloud(|c| assert!(c.remove_server(DB)));
@@ -250,7 +279,10 @@ timeout = "5s"
 
     // No secret anywhere: not the password, not a token.
     for secret in ["secret", &ks.admin_token] {
-        assert!(!log.contains(&format!("={secret}")) && !log.contains(&format!("\"{secret}\"")), "a secret is in the log");
+        assert!(
+            !log.contains(&format!("={secret}")) && !log.contains(&format!("\"{secret}\"")),
+            "a secret is in the log"
+        );
         assert!(!agent.get("/api/v1/vms").1.contains(secret));
     }
     drop(agent);

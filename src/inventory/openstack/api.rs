@@ -80,7 +80,7 @@ pub enum Error {
         message: String,
     },
     /// No catalog endpoint for the service with that interface and region.
-    #[error("{service}: no {interface} endpoint in region {region:?} in the service catalog (available: {available}); set interface / region_name for the cloud")]
+    #[error("{service}: no {interface} endpoint{} in the service catalog (available: {available}); set interface / region_name for the cloud", region.as_deref().map(|r| format!(" in region {r:?}")).unwrap_or_default())]
     NoEndpoint {
         service: ServiceType,
         interface: &'static str,

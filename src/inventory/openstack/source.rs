@@ -152,12 +152,21 @@ impl Source {
             page_size: c.page_size,
             ..neutron::ListOptions::default()
         };
-        let (servers, net, projects, users) = tokio::try_join!(
+        let (servers, net, projects, users) = tokio::join!(
             nova::list_servers(api, mv, &nova_opts),
             neutron::inventory(api, &neutron_opts),
             api.project_names(),
             api.user_names(),
-        )?;
+        );
+        let (servers, net) = (servers?, net?);
+        // Names only decorate: without them ids stand in, and the inventory goes on.
+        let names = |r: Result<Names, Error>, what: &str| {
+            r.unwrap_or_else(|e| {
+                tracing::warn!(source = %c.name, error = %e, "cannot list {what} names; ids stand in for them");
+                Names::default()
+            })
+        };
+        let (projects, users) = (names(projects, "project"), names(users, "user"));
         let fetched = Fetched {
             servers: servers.servers,
             ports: net.ports,
