@@ -1,7 +1,9 @@
 //! Prometheus metrics: event counters and histograms updated as work happens, plus a collector that
 //! builds the state metrics (hosts, ports, coverage, stage health) fresh on every scrape from the
 //! in-memory [`State`] — never from RocksDB, never by scanning. Per-port series are capped by a
-//! series budget; what the budget drops is counted.
+//! series budget; what the budget drops is counted. The cloud inventory's series (VMs, their
+//! diagnostics, inventory health, security-group exposure) come from
+//! [`vm_metrics`](super::vm_metrics), registered here.
 
 use crate::model::{now, Verdict};
 use crate::state::State;
@@ -146,11 +148,24 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
     }
     // metrics_series_dropped is encoded by the state collector, after it counts this scrape's drops.
     reg.register_collector(Box::new(StateCollector {
-        state,
+        state: state.clone(),
         dropped: m.series_dropped.clone(),
         max_port_series,
     }));
+    reg.register_collector(Box::new(super::vm_metrics::VmCollector::new(state)));
     (reg, m)
+}
+
+/// The `world` label of an open port: whether a security-group rule lets the whole world reach it
+/// (`true`/`false` for cloud hosts, whose groups were judged), `unknown` for everything else.
+fn world(h: &crate::model::HostState, p: &crate::model::PortFinding) -> &'static str {
+    if p.world.is_some() {
+        "true"
+    } else if h.exposure.is_some() || h.vm.is_some() {
+        "false"
+    } else {
+        "unknown"
+    }
 }
 
 /// Builds the state metrics on each scrape.
@@ -162,7 +177,7 @@ struct StateCollector {
 }
 
 /// Encode one gauge family from (labels, value) pairs.
-fn gauges<L: EncodeLabelSet>(
+pub(super) fn gauges<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -278,14 +293,15 @@ impl Collector for StateCollector {
             host_rows(|h| h.last_scan),
         )?;
 
-        // Per-port info series, unexpected ports first so the budget never hides them.
+        // Per-port info series, unexpected ports first (world-open ones first among those) so the
+        // budget never hides them.
         let budget = self.max_port_series.load(Ordering::Relaxed);
         let mut ports: Vec<_> = view
             .hosts
             .values()
             .flat_map(|h| h.ports.iter().map(move |p| (h, p)))
             .collect();
-        ports.sort_by_key(|(_, p)| p.verdict == Verdict::Expected);
+        ports.sort_by_key(|(_, p)| (p.verdict == Verdict::Expected, p.world.is_none()));
         let dropped = ports.len().saturating_sub(budget);
         if dropped > 0 {
             self.dropped.inc_by(dropped as u64);
@@ -314,7 +330,7 @@ impl Collector for StateCollector {
         gauges(
             &mut enc,
             "open_port_info",
-            "One series per open port with the policy's verdict, deciding rule and the service nmap identified; always 1",
+            "One series per open port with the policy's verdict, deciding rule, the service nmap identified and whether a security-group rule opens it to the whole world (world: true, false, or unknown outside a cloud inventory); always 1",
             None,
             ports
                 .iter()
@@ -339,6 +355,7 @@ impl Collector for StateCollector {
                             ("service", svc(p, |s| &s.name)),
                             ("product", svc(p, |s| &s.product)),
                             ("version", svc(p, |s| &s.version)),
+                            ("world", world(h, p)),
                         ],
                         1.0,
                     )

@@ -4,7 +4,10 @@
 
 pub mod api;
 pub mod metrics;
+#[cfg(test)]
+mod testdata;
 pub mod textformat;
+pub mod vm_metrics;
 pub mod webconfig;
 
 use crate::state::State;
@@ -57,7 +60,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
         .route("/api/v1/vms", get(api::vms))
-        .route("/api/v1/vms/{id}", get(api::vm))
+        // `{*id}`: host ids of cloud VMs contain slashes (`<vm>/<port>/<address>`); `%2F` works too.
+        .route("/api/v1/vms/{*id}", get(api::vm))
         .route("/api/v1/scans", get(api::scans))
         .route("/api/v1/scans/{id}", get(api::scan))
         .route("/api/v1/changes", get(api::changes))

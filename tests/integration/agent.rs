@@ -132,7 +132,7 @@ fn scan_judge_store_expose_end_to_end_and_restart() {
         Some(1.0)
     );
     assert_eq!(
-        sample(&m, "stinger_open_port_info{host=\"127.0.60.2\",address=\"127.0.60.2\",group=\"t\",protocol=\"tcp\",port=\"20003\",expected=\"true\",rule=\"db\",service=\"\",product=\"\",version=\"\"}"),
+        sample(&m, "stinger_open_port_info{host=\"127.0.60.2\",address=\"127.0.60.2\",group=\"t\",protocol=\"tcp\",port=\"20003\",expected=\"true\",rule=\"db\",service=\"\",product=\"\",version=\"\",world=\"unknown\"}"),
         Some(1.0)
     );
     assert_eq!(sample(&m, &format!("stinger_targets{{{g}}}")), Some(8.0));

@@ -123,7 +123,7 @@ fn cloud(project: &str) -> Cloud {
     c
 }
 
-fn port<'a>(host: &'a Value, n: u64) -> &'a Value {
+fn port(host: &Value, n: u64) -> &Value {
     host["ports"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["port"] == n))

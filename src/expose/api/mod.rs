@@ -1,17 +1,18 @@
-//! The JSON detail API under `/api/v1/` (documented in `openapi.yaml` beside this file): hosts/VMs with
-//! filters and cursor paging, one host in full, scan runs, and history changes. Hosts come from the
-//! in-memory view; runs and changes from the store. Every bad query parameter gets a 400 naming the
-//! parameter and the accepted form.
+//! The JSON detail API under `/api/v1/` (documented in `../openapi.yaml`): hosts/VMs with filters and
+//! cursor paging, one host or one cloud VM in full ([`vms`]), vulnerabilities, scan runs, and history
+//! changes. Hosts and VMs come from the in-memory view; runs and changes from the store. Every bad
+//! query parameter gets a 400 naming the parameter and the accepted form.
+
+mod vms;
+pub use vms::{vm, vms};
 
 use super::Shared;
-use crate::model::{Event, EventKind, HostState, UnixSeconds, Verdict};
+use crate::model::{Event, EventKind, UnixSeconds};
 use crate::store::{self, schema, EventQuery};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ipnetwork::IpNetwork;
-use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -126,122 +127,9 @@ pub fn parse_time(v: &str) -> Option<UnixSeconds> {
 
 const TIME_FORM: &str = "RFC 3339 (2026-11-24T10:00:00Z) or Unix seconds";
 
-/// One host as listed.
-#[derive(Serialize)]
-struct VmSummary<'a> {
-    id: &'a str,
-    address: String,
-    group: &'a str,
-    up: bool,
-    open_ports: usize,
-    unexpected_ports: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_cvss: Option<f64>,
-    ports: &'a [crate::model::PortFinding],
-    last_scan: UnixSeconds,
-    last_scan_id: u64,
-}
-
-impl<'a> VmSummary<'a> {
-    fn of(h: &'a HostState) -> Self {
-        VmSummary {
-            id: &h.id,
-            address: h.address.to_string(),
-            group: &h.group,
-            up: h.up,
-            open_ports: h.ports.len(),
-            unexpected_ports: h.unexpected(),
-            max_cvss: h.max_cvss(),
-            ports: &h.ports,
-            last_scan: h.last_scan,
-            last_scan_id: h.last_scan_id,
-        }
-    }
-}
-
-pub async fn vms(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
-    match list_vms(&s, q) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
-    let p = Params::parse(
-        q,
-        &[
-            "cidr",
-            "port",
-            "project",
-            "unexpected",
-            "service",
-            "cve",
-            "min_cvss",
-            "limit",
-            "cursor",
-        ],
-    )?;
-    let cve = p.get("cve", "a CVE id, e.g. CVE-2023-38408", |v| {
-        (v.len() > 4 && v[..4].eq_ignore_ascii_case("CVE-")).then(|| v.to_string())
-    })?;
-    let service = p.get(
-        "service",
-        "a service name as nmap gives it, e.g. ssh or http",
-        |v| (!v.is_empty()).then(|| v.to_ascii_lowercase()),
-    )?;
-    let cidr = p.get("cidr", "an address or CIDR, e.g. 10.0.0.0/24", |v| {
-        v.parse::<IpNetwork>().ok()
-    })?;
-    let port = p.get("port", "a port number from 1 to 65535", |v| {
-        v.parse::<u16>().ok().filter(|&n| n > 0)
-    })?;
-    let project = p.get("project", "a project name or id", |v| {
-        (!v.is_empty()).then(|| v.to_string())
-    })?;
-    let unexpected = p.get("unexpected", "true or false", parse_bool)?;
-    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
-        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
-    })?;
-    let limit = p.limit()?;
-    let cursor = p.get("cursor", "the next_cursor of a previous page", |v| {
-        Some(v.to_string())
-    })?;
-
-    let view = s.state.read();
-    let mut out = Vec::new();
-    let mut next = None;
-    let start = match &cursor {
-        Some(c) => std::ops::Bound::Excluded(c.clone()),
-        None => std::ops::Bound::Unbounded,
-    };
-    for (id, h) in view.hosts.range((start, std::ops::Bound::Unbounded)) {
-        let keep = cidr.is_none_or(|c| c.contains(h.address))
-            && port.is_none_or(|port| h.ports.iter().any(|f| f.port == port))
-            && service.as_deref().is_none_or(|name| {
-                h.ports.iter().any(|f| {
-                    f.service
-                        .as_ref()
-                        .and_then(|s| s.name.as_deref())
-                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
-                })
-            })
-            // CIDR targets belong to no project: that filter matches nothing until OpenStack.
-            && project.is_none()
-            && min_cvss.is_none_or(|m| h.max_cvss().is_some_and(|c| c >= m))
-            && cve.as_deref().is_none_or(|id| h.has_vuln(id))
-            && unexpected.is_none_or(|u| (h.unexpected() > 0) == u);
-        if !keep {
-            continue;
-        }
-        if out.len() == limit {
-            next = out.last().map(|v: &VmSummary<'_>| v.id.to_string());
-            break;
-        }
-        debug_assert_eq!(id, &h.id);
-        out.push(VmSummary::of(h));
-    }
-    Ok(Json(json!({ "vms": out, "next_cursor": next })).into_response())
-}
+/// Every [`EventKind`], as the `kind` parameter accepts them (a test keeps it complete).
+const KINDS: &str = "port_opened, port_closed, host_appeared, host_disappeared, verdict_changed, \
+     service_changed, vuln_found, vuln_remediated, vm_appeared or vm_gone";
 
 /// Every vulnerability known on every host, highest CVSS first, filtered.
 pub async fn vulnerabilities(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
@@ -305,42 +193,6 @@ fn list_vulnerabilities(s: &Shared, q: Option<String>) -> Result<Response, BadRe
     let truncated = rows.len() > limit;
     rows.truncate(limit);
     Ok(Json(json!({ "vulnerabilities": rows, "truncated": truncated })).into_response())
-}
-
-pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let host = s.state.read().hosts.get(&id).cloned();
-    let Some(host) = host else {
-        return not_found(&format!(
-            "no host or VM with id {id:?} in the current state"
-        ));
-    };
-    let q = EventQuery {
-        host: Some(id.clone()),
-        limit: 50,
-        newest_first: true,
-        ..Default::default()
-    };
-    let events = match store::blocking(&s.store, move |st| st.events(&q)).await {
-        Ok(e) => e,
-        Err(e) => return server_error(e),
-    };
-    // The most recent 50 changes, newest first.
-    let recent: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
-    let unexpected: Vec<_> = host
-        .ports
-        .iter()
-        .filter(|p| p.verdict == Verdict::Unexpected)
-        .collect();
-    Json(json!({
-        "vm": VmSummary::of(&host),
-        "first_seen": host.first_seen,
-        "last_seen": host.last_seen,
-        "udp_open_filtered": host.udp_open_filtered,
-        "os": host.os,
-        "unexpected": unexpected,
-        "recent_changes": recent,
-    }))
-    .into_response()
 }
 
 pub async fn scans(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
@@ -420,11 +272,7 @@ fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
         host: p.get("vm", "a host or VM id", |v| {
             (!v.is_empty()).then(|| v.to_string())
         })?,
-        kind: p.get(
-            "kind",
-            "port_opened, port_closed, host_appeared, host_disappeared, verdict_changed, service_changed, vuln_found or vuln_remediated",
-            EventKind::parse,
-        )?,
+        kind: p.get("kind", KINDS, EventKind::parse)?,
         after: p.get("cursor", "the next_cursor of a previous page", |v| {
             schema::from_hex(v).filter(|k| k.len() == schema::EVENT_KEY_LEN)
         })?,
@@ -434,8 +282,28 @@ fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod unit_tests {
     use super::*;
+
+    #[test]
+    fn every_event_kind_is_accepted_and_listed() {
+        for k in EventKind::ALL {
+            assert!(
+                KINDS.contains(k.as_str()),
+                "{} missing from KINDS",
+                k.as_str()
+            );
+            let q = parse_changes(Some(format!("kind={}", k.as_str())))
+                .ok()
+                .unwrap();
+            assert_eq!(q.kind, Some(k));
+        }
+        let e = parse_changes(Some("kind=vm_deleted".into())).err().unwrap();
+        assert_eq!((e.parameter.as_str(), e.expected), ("kind", KINDS));
+    }
 
     #[test]
     fn params_are_strict_and_name_the_culprit() {

@@ -1,0 +1,296 @@
+//! Hosts and cloud VMs. `GET /api/v1/vms` lists hosts (scanned addresses), filtered and paged; each
+//! cloud host carries its VM link and security-group exposure. `GET /api/v1/vms/{id}` is one host in
+//! full when `id` is a host id, or — when it is a cloud VM's instance id — the VM as the inventory
+//! saw it with the state of every scanned address. Host ids of cloud VMs contain slashes
+//! (`<instance>/<port>/<address>`); the route takes them raw or as `%2F`.
+
+use super::{not_found, parse_bool, server_error, BadRequest, Params};
+use crate::expose::Shared;
+use crate::model::{Event, Exposure, HostState, PortFinding, UnixSeconds, Verdict, Vm, VmLink};
+use crate::store::{self, EventQuery};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Changes shown with one host or VM, newest first.
+const RECENT_CHANGES: usize = 50;
+/// At most this many hosts of one VM get their changes looked up (a VM has a handful of addresses).
+const MAX_HOSTS_WITH_CHANGES: usize = 64;
+
+/// The query parameters of `GET /api/v1/vms` (a test checks openapi.yaml documents exactly these).
+pub(super) const LIST_PARAMS: &[&str] = &[
+    "cidr",
+    "port",
+    "project",
+    "vm",
+    "world",
+    "unexpected",
+    "service",
+    "cve",
+    "min_cvss",
+    "limit",
+    "cursor",
+];
+
+/// One host as listed.
+#[derive(Serialize)]
+struct VmSummary<'a> {
+    id: &'a str,
+    address: String,
+    group: &'a str,
+    up: bool,
+    open_ports: usize,
+    unexpected_ports: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_cvss: Option<f64>,
+    ports: &'a [PortFinding],
+    last_scan: UnixSeconds,
+    last_scan_id: u64,
+    /// The cloud VM and Neutron port behind the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vm: Option<&'a VmLink>,
+    /// What the port's security groups let in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exposure: Option<&'a Exposure>,
+}
+
+impl<'a> VmSummary<'a> {
+    fn of(h: &'a HostState) -> Self {
+        VmSummary {
+            id: &h.id,
+            address: h.address.to_string(),
+            group: &h.group,
+            up: h.up,
+            open_ports: h.ports.len(),
+            unexpected_ports: h.unexpected(),
+            max_cvss: h.max_cvss(),
+            ports: &h.ports,
+            last_scan: h.last_scan,
+            last_scan_id: h.last_scan_id,
+            vm: h.vm.as_ref(),
+            exposure: h.exposure.as_ref(),
+        }
+    }
+}
+
+/// Whether a security-group rule opens one of the host's open ports to the whole world.
+fn world_open(h: &HostState) -> bool {
+    h.ports.iter().any(|p| p.world.is_some())
+}
+
+pub async fn vms(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    match list_vms(&s, q) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn non_empty(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
+    let p = Params::parse(q, LIST_PARAMS)?;
+    let cve = p.get("cve", "a CVE id, e.g. CVE-2023-38408", |v| {
+        (v.len() > 4 && v[..4].eq_ignore_ascii_case("CVE-")).then(|| v.to_string())
+    })?;
+    let service = p.get(
+        "service",
+        "a service name as nmap gives it, e.g. ssh or http",
+        |v| (!v.is_empty()).then(|| v.to_ascii_lowercase()),
+    )?;
+    let cidr = p.get("cidr", "an address or CIDR, e.g. 10.0.0.0/24", |v| {
+        v.parse::<IpNetwork>().ok()
+    })?;
+    let port = p.get("port", "a port number from 1 to 65535", |v| {
+        v.parse::<u16>().ok().filter(|&n| n > 0)
+    })?;
+    let project = p.get("project", "an OpenStack project name or id", non_empty)?;
+    let vm = p.get("vm", "an OpenStack instance (server) id", non_empty)?;
+    let world = p.get("world", "true or false", parse_bool)?;
+    let unexpected = p.get("unexpected", "true or false", parse_bool)?;
+    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
+        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
+    })?;
+    let limit = p.limit()?;
+    let cursor = p.get("cursor", "the next_cursor of a previous page", |v| {
+        Some(v.to_string())
+    })?;
+
+    let view = s.state.read();
+    let mut out = Vec::new();
+    let mut next = None;
+    let start = match &cursor {
+        Some(c) => std::ops::Bound::Excluded(c.clone()),
+        None => std::ops::Bound::Unbounded,
+    };
+    for (id, h) in view.hosts.range((start, std::ops::Bound::Unbounded)) {
+        let keep = cidr.is_none_or(|c| c.contains(h.address))
+            && port.is_none_or(|port| h.ports.iter().any(|f| f.port == port))
+            && service.as_deref().is_none_or(|name| {
+                h.ports.iter().any(|f| {
+                    f.service
+                        .as_ref()
+                        .and_then(|s| s.name.as_deref())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+            })
+            // Only cloud hosts belong to a project or a VM.
+            && project.as_deref().is_none_or(|p| {
+                h.vm.as_ref().is_some_and(|l| {
+                    l.project_id == p || l.project_name.as_deref() == Some(p)
+                })
+            })
+            && vm
+                .as_deref()
+                .is_none_or(|v| h.vm.as_ref().is_some_and(|l| l.vm_id == v))
+            && world.is_none_or(|w| world_open(h) == w)
+            && min_cvss.is_none_or(|m| h.max_cvss().is_some_and(|c| c >= m))
+            && cve.as_deref().is_none_or(|id| h.has_vuln(id))
+            && unexpected.is_none_or(|u| (h.unexpected() > 0) == u);
+        if !keep {
+            continue;
+        }
+        if out.len() == limit {
+            next = out.last().map(|v: &VmSummary<'_>| v.id.to_string());
+            break;
+        }
+        debug_assert_eq!(id, &h.id);
+        out.push(VmSummary::of(h));
+    }
+    Ok(Json(json!({ "vms": out, "next_cursor": next })).into_response())
+}
+
+/// A host of a VM, in full, with its counts.
+#[derive(Serialize)]
+struct HostOfVm<'a> {
+    #[serde(flatten)]
+    host: &'a HostState,
+    open_ports: usize,
+    unexpected_ports: usize,
+    world_open_ports: usize,
+}
+
+impl<'a> HostOfVm<'a> {
+    fn of(h: &'a HostState) -> Self {
+        HostOfVm {
+            host: h,
+            open_ports: h.ports.len(),
+            unexpected_ports: h.unexpected(),
+            world_open_ports: h.ports.iter().filter(|p| p.world.is_some()).count(),
+        }
+    }
+}
+
+/// What an id names.
+enum Found {
+    Host(Box<HostState>),
+    /// A cloud VM: as the inventory has it (None when it is gone but hosts of it remain) and the
+    /// hosts of its addresses.
+    Instance(Option<Box<Vm>>, Vec<HostState>),
+}
+
+fn find(s: &Shared, id: &str) -> Option<Found> {
+    let view = s.state.read();
+    if let Some(h) = view.hosts.get(id) {
+        return Some(Found::Host(Box::new(h.clone())));
+    }
+    let instance = view.vms.get(id);
+    let mut ids: BTreeSet<&str> = instance
+        .iter()
+        .flat_map(|v| v.addresses.iter().filter_map(|a| a.host.as_deref()))
+        .collect();
+    ids.extend(
+        view.hosts
+            .values()
+            .filter(|h| h.vm.as_ref().is_some_and(|l| l.vm_id == id))
+            .map(|h| h.id.as_str()),
+    );
+    let hosts: Vec<HostState> = ids
+        .into_iter()
+        .filter_map(|h| view.hosts.get(h).cloned())
+        .collect();
+    if instance.is_none() && hosts.is_empty() {
+        return None;
+    }
+    Some(Found::Instance(instance.cloned().map(Box::new), hosts))
+}
+
+/// The newest changes recorded under any of `keys` (host ids, or a VM's instance id), newest first.
+async fn recent_changes(s: &Shared, keys: Vec<String>) -> Result<Vec<Event>, store::Error> {
+    store::blocking(&s.store, move |st| {
+        let mut all = Vec::new();
+        for key in keys {
+            let q = EventQuery {
+                host: Some(key),
+                limit: RECENT_CHANGES,
+                newest_first: true,
+                ..Default::default()
+            };
+            all.extend(st.events(&q)?);
+        }
+        // Event keys sort by time (then scan and sequence): newest first is descending key order.
+        all.sort_by(|a, b| b.0.cmp(&a.0));
+        all.truncate(RECENT_CHANGES);
+        Ok(all.into_iter().map(|(_, e)| e).collect())
+    })
+    .await
+}
+
+pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match find(&s, &id) {
+        None => not_found(&format!(
+            "no host or VM with id {id:?} in the current state (host ids of cloud VMs are <instance>/<port>/<address>)"
+        )),
+        Some(Found::Host(host)) => {
+            let recent = match recent_changes(&s, vec![id]).await {
+                Ok(e) => e,
+                Err(e) => return server_error(e),
+            };
+            let unexpected: Vec<_> = host
+                .ports
+                .iter()
+                .filter(|p| p.verdict == Verdict::Unexpected)
+                .collect();
+            Json(json!({
+                "kind": "host",
+                "vm": VmSummary::of(&host),
+                "first_seen": host.first_seen,
+                "last_seen": host.last_seen,
+                "udp_open_filtered": host.udp_open_filtered,
+                "os": host.os,
+                "unexpected": unexpected,
+                "recent_changes": recent,
+            }))
+            .into_response()
+        }
+        Some(Found::Instance(instance, hosts)) => {
+            // The VM's own events (vm_appeared, vm_gone) are kept under its instance id.
+            let keys = std::iter::once(id.clone())
+                .chain(hosts.iter().map(|h| h.id.clone()))
+                .take(MAX_HOSTS_WITH_CHANGES + 1)
+                .collect();
+            let recent = match recent_changes(&s, keys).await {
+                Ok(e) => e,
+                Err(e) => return server_error(e),
+            };
+            let hosts: Vec<_> = hosts.iter().map(HostOfVm::of).collect();
+            let mut body = json!({
+                "kind": "instance",
+                "id": id,
+                "hosts": hosts,
+                "recent_changes": recent,
+            });
+            // Left out, not null, when the VM is gone from the inventory.
+            if let Some(vm) = instance {
+                body["instance"] = json!(vm);
+            }
+            Json(body).into_response()
+        }
+    }
+}
