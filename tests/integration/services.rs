@@ -89,7 +89,7 @@ fn nmap_names_services_and_version_changes_become_events() {
     );
     let m = agent.metrics();
     let series = format!(
-        "port=\"20022\",expected=\"false\",rule=\"default\",service=\"ssh\",product=\"OpenSSH\",version=\"{version}\"}} 1"
+        "port=\"20022\",expected=\"false\",rule=\"default\",service=\"ssh\",product=\"OpenSSH\",version=\"{version}\",world=\"unknown\"}} 1"
     );
     assert!(m.contains(&series), "{series} not in {m}");
     assert!(

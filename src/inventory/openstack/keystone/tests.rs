@@ -387,7 +387,7 @@ fn endpoint_selection() {
     assert_eq!(e.kind(), "openstack_no_endpoint");
     let text = e.to_string();
     assert!(
-        text.contains("no admin endpoint in region Some(\"RegionOne\")"),
+        text.contains("no admin endpoint in region \"RegionOne\""),
         "{text}"
     );
     assert!(
