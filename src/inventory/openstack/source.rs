@@ -10,7 +10,7 @@ use super::keystone::{Names, Session, SessionOptions};
 use super::nova::{self, Microversion};
 use super::{diagnostics, neutron};
 use crate::config::openstack::OpenStackSource;
-use crate::model::{UnixSeconds, Vm};
+use crate::model::Vm;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,7 +193,7 @@ impl Source {
             ..FetchReport::default()
         };
         if c.diagnostics {
-            report.diagnostics = self.diagnostics(&mut inv, mv, now).await;
+            report.diagnostics = self.diagnostics(&mut inv, mv).await;
         }
         report.seconds = started.elapsed().as_secs_f64();
         tracing::info!(
@@ -210,13 +210,7 @@ impl Source {
 
     /// Diagnostics of every VM in a scanned status, a few at a time. Failures are per VM: counted
     /// and noted on the VM, never fatal.
-    async fn diagnostics(
-        &self,
-        inv: &mut CloudInventory,
-        mv: Microversion,
-        now: UnixSeconds,
-    ) -> DiagnosticsCounts {
-        let _ = now;
+    async fn diagnostics(&self, inv: &mut CloudInventory, mv: Microversion) -> DiagnosticsCounts {
         let mut counts = DiagnosticsCounts::default();
         let ids: Vec<(usize, String)> = inv
             .vms
