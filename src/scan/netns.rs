@@ -482,8 +482,20 @@ mod tests {
                 path: namespace_path(&name).unwrap(),
                 name,
             };
-            must_run("ip", &["-n", &ns.name, "link", "set", "lo", "up"]);
+            // nsenter enters the network namespace only; `ip -n` also remounts / and /sys in a
+            // mount namespace of its own, which fails where / is not a mount point (a chroot).
+            ns.exec(&["ip", "link", "set", "lo", "up"], true);
             ns
+        }
+
+        /// Run a command inside the namespace; panics on failure when `must`.
+        fn exec(&self, cmd: &[&str], must: bool) -> (bool, String) {
+            let net = format!("--net={}", self.path.display());
+            let mut args = vec![net.as_str()];
+            args.extend_from_slice(cmd);
+            let (ok, stderr) = run("nsenter", &args);
+            assert!(ok || !must, "nsenter {args:?} failed: {stderr}");
+            (ok, stderr)
         }
     }
 
@@ -642,12 +654,8 @@ mod tests {
         }
         let ns = TestNs::create();
         // Drop SYNs to one address inside the namespace so probes hang until their timeout.
-        let (blackholed, stderr) = run(
-            "ip",
+        let (blackholed, stderr) = ns.exec(
             &[
-                "netns",
-                "exec",
-                &ns.name,
                 "iptables",
                 "-A",
                 "INPUT",
@@ -658,6 +666,7 @@ mod tests {
                 "-j",
                 "DROP",
             ],
+            false,
         );
         let (ports, settings): (Vec<u16>, _) = if blackholed {
             let slow = tcp::Settings {
