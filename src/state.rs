@@ -56,7 +56,7 @@ pub struct SourceStatus {
 pub struct View {
     pub hosts: BTreeMap<String, HostState>,
     /// Cloud VMs by instance id (OpenStack sources), as of each source's last good inventory.
-    pub vms: BTreeMap<String, Vm>,
+    pub vms: BTreeMap<String, Arc<Vm>>,
     /// Per inventory source (`[[openstack]] name`): how its last inventory went.
     pub sources: BTreeMap<String, SourceStatus>,
     /// gvmd's feeds and their timestamps, from the last Greenbone run.

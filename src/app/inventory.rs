@@ -6,7 +6,7 @@
 use super::cycle::{CloudTargets, Unit};
 use crate::inventory::openstack::join::CloudInventory;
 use crate::inventory::openstack::source::{FetchReport, Source};
-use crate::model::{Event, EventKind, UnixSeconds, Vm};
+use crate::model::{Event, EventKind, Target, UnixSeconds, Vm};
 use crate::state::SourceStatus;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,22 +25,22 @@ pub struct Fetched {
 /// Fetch every source concurrently. `prev` is the VMs known so far (for first-seen times).
 pub async fn fetch_all(
     sources: &[Arc<Source>],
-    prev: &BTreeMap<String, Vm>,
+    prev: &BTreeMap<String, Arc<Vm>>,
     cancel: &CancellationToken,
 ) -> Vec<Fetched> {
     let mut tasks = tokio::task::JoinSet::new();
     for s in sources {
         let s = s.clone();
-        let prev: BTreeMap<String, Vm> = prev
+        let first_seen: BTreeMap<String, UnixSeconds> = prev
             .iter()
             .filter(|(_, v)| v.cloud == s.name())
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.first_seen))
             .collect();
         let cancel = cancel.clone();
         tasks.spawn(async move {
             Fetched {
                 name: s.name().to_owned(),
-                result: s.fetch(&prev, &cancel).await,
+                result: s.fetch(&first_seen, &cancel).await,
             }
         });
     }
@@ -55,10 +55,11 @@ pub async fn fetch_all(
     out
 }
 
-/// The scan units of one inventory: its own-namespace targets, then one unit per namespace.
-pub fn units(source: &Source, inv: &CloudInventory) -> Vec<Unit> {
-    let mut by_ns: BTreeMap<Option<String>, Vec<crate::model::Target>> = BTreeMap::new();
-    for (ns, t) in &inv.targets {
+/// The scan units of one inventory's targets: its own-namespace targets, then one unit per
+/// namespace.
+pub fn units(source: &Source, targets: &[(Option<String>, Target)]) -> Vec<Unit> {
+    let mut by_ns: BTreeMap<Option<String>, Vec<Target>> = BTreeMap::new();
+    for (ns, t) in targets {
         by_ns.entry(ns.clone()).or_default().push(t.clone());
     }
     let dir = source
@@ -80,8 +81,8 @@ pub fn units(source: &Source, inv: &CloudInventory) -> Vec<Unit> {
 /// VM appeared/gone events between the VMs a source had and has now.
 pub fn vm_events(
     source: &str,
-    before: &BTreeMap<String, Vm>,
-    now_vms: &[Vm],
+    before: &BTreeMap<String, Arc<Vm>>,
+    now_vms: &[Arc<Vm>],
     scan_id: u64,
     time: UnixSeconds,
 ) -> Vec<Event> {
@@ -150,7 +151,7 @@ pub fn status(
 pub struct Round {
     pub cloud: CloudTargets,
     pub events: Vec<Event>,
-    pub vms: Vec<Vm>,
+    pub vms: Vec<Arc<Vm>>,
     pub removed_vms: Vec<String>,
 }
 
@@ -192,11 +193,11 @@ mod tests {
     #[test]
     fn appeared_and_gone_only_within_the_source() {
         let before = BTreeMap::from([
-            ("a".to_string(), vm("a", "prod")),
-            ("b".to_string(), vm("b", "prod")),
-            ("x".to_string(), vm("x", "other")),
+            ("a".to_string(), Arc::new(vm("a", "prod"))),
+            ("b".to_string(), Arc::new(vm("b", "prod"))),
+            ("x".to_string(), Arc::new(vm("x", "other"))),
         ]);
-        let now_vms = vec![vm("b", "prod"), vm("c", "prod")];
+        let now_vms = vec![Arc::new(vm("b", "prod")), Arc::new(vm("c", "prod"))];
         let ev = vm_events("prod", &before, &now_vms, 7, 9.0);
         let kinds: Vec<(EventKind, &str)> = ev.iter().map(|e| (e.kind, e.host.as_str())).collect();
         assert_eq!(

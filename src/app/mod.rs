@@ -9,10 +9,9 @@ pub mod vulns;
 
 use crate::config::{self, Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
-use crate::inventory::openstack::join::CloudInventory;
 use crate::inventory::openstack::source::Source;
 use crate::judge;
-use crate::model::{now, HostState, Outcome, ScanRun, UnixSeconds};
+use crate::model::{now, HostState, Outcome, ScanRun, Target, UnixSeconds, Vm};
 use crate::scan::{self, Progress};
 use crate::state::{GroupStatus, StageStatus, State};
 use crate::store::{self, Commit, Store};
@@ -73,7 +72,7 @@ struct Agent {
     vulns_running: bool,
     /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails).
     sources: Vec<Arc<Source>>,
-    last_good: BTreeMap<String, CloudInventory>,
+    last_good: BTreeMap<String, Vec<(Option<String>, Target)>>,
 }
 
 /// Sessions for the configured clouds (no request is made yet).
@@ -218,7 +217,10 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     );
     let mut view = state.write();
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
-    view.vms = vms.into_iter().map(|v| (v.id.clone(), v)).collect();
+    view.vms = vms
+        .into_iter()
+        .map(|v| (v.id.clone(), Arc::new(v)))
+        .collect();
     let stage_status = |stage: &str, interval: Duration| {
         let runs = || recent.iter().filter(move |r| r.stage == stage);
         // Cancelled and interrupted runs say nothing about the stage's health: a stop ended them.
@@ -346,26 +348,28 @@ impl Agent {
             match result {
                 Ok((inv, report)) => {
                     self.metrics.run("inventory", "success", report.seconds);
-                    round.events.extend(inventory::vm_events(
-                        &f.name, &prev_vms, &inv.vms, scan_id, t,
-                    ));
+                    // One copy of each VM, shared by the view and the store's batch.
+                    let vms: Vec<Arc<Vm>> = inv.vms.into_iter().map(Arc::new).collect();
+                    round
+                        .events
+                        .extend(inventory::vm_events(&f.name, &prev_vms, &vms, scan_id, t));
                     let ids: std::collections::HashSet<&str> =
-                        inv.vms.iter().map(|v| v.id.as_str()).collect();
+                        vms.iter().map(|v| v.id.as_str()).collect();
                     round.removed_vms.extend(
                         prev_vms
                             .values()
                             .filter(|v| v.cloud == f.name && !ids.contains(v.id.as_str()))
                             .map(|v| v.id.clone()),
                     );
-                    round.vms.extend(inv.vms.iter().cloned());
                     {
                         let mut view = self.state.write();
                         view.vms.retain(|_, v| v.cloud != f.name);
-                        for v in &inv.vms {
+                        for v in &vms {
                             view.vms.insert(v.id.clone(), v.clone());
                         }
                     }
-                    self.last_good.insert(f.name.clone(), inv);
+                    round.vms.extend(vms);
+                    self.last_good.insert(f.name.clone(), inv.targets);
                 }
                 Err(e) => {
                     let kept = if self.last_good.contains_key(&f.name) {
@@ -381,7 +385,7 @@ impl Agent {
         }
         for s in &self.sources {
             match self.last_good.get(s.name()) {
-                Some(inv) => round.cloud.units.extend(inventory::units(s, inv)),
+                Some(targets) => round.cloud.units.extend(inventory::units(s, targets)),
                 None => {
                     round.cloud.keep.insert(s.name().to_owned());
                 }

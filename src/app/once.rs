@@ -130,7 +130,9 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
                     continue;
                 };
                 match f.result {
-                    Some(Ok((inv, _))) => cloud.units.extend(super::inventory::units(source, &inv)),
+                    Some(Ok((inv, _))) => cloud
+                        .units
+                        .extend(super::inventory::units(source, &inv.targets)),
                     Some(Err(e)) => {
                         tracing::error!(source = %f.name, error = %e, "OpenStack inventory failed; its VMs are not scanned")
                     }

@@ -301,7 +301,7 @@ pub fn view() -> View {
         view.hosts.insert(h.id.clone(), h);
     }
     for v in [a, b, c] {
-        view.vms.insert(v.id.clone(), v);
+        view.vms.insert(v.id.clone(), std::sync::Arc::new(v));
     }
     view.sources.insert(
         "east".into(),

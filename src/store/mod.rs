@@ -53,7 +53,9 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything one finished scan changes, written atomically.
+/// Everything one finished scan changes: the run, hosts and events atomically, in one batch; the
+/// VM records (inventory facts that stand on their own) before it, a few hundred a batch, so a
+/// large cloud's records are not all held twice (encoded, then in the memtable) at once.
 #[derive(Debug, Default)]
 pub struct Commit {
     pub run: Option<ScanRun>,
@@ -61,7 +63,7 @@ pub struct Commit {
     pub removed_hosts: Vec<String>,
     pub events: Vec<Event>,
     /// Cloud VMs inventoried (written) and gone (deleted), by instance id.
-    pub vms: Vec<Vm>,
+    pub vms: Vec<Arc<Vm>>,
     pub removed_vms: Vec<String>,
 }
 
@@ -115,6 +117,15 @@ fn decode<T: DeserializeOwned>(cf: &str, key: &[u8], value: &[u8]) -> Option<T> 
     }
 }
 
+/// One column family's memtable: flushed to disk when it reaches this size.
+const MEMTABLE_BYTES: usize = 4 << 20;
+/// VM records written in one batch.
+const VMS_PER_BATCH: usize = 256;
+/// All memtables together.
+const MEMTABLE_BUDGET: usize = 16 << 20;
+/// The block cache all column families share.
+const BLOCK_CACHE_BYTES: usize = 8 << 20;
+
 fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|source| Error::Encode { what, source })
 }
@@ -129,9 +140,18 @@ impl Store {
         opts.set_keep_log_file_num(4);
         opts.set_max_log_file_size(4 << 20);
         opts.set_max_total_wal_size(64 << 20);
+        // Memory: RocksDB's defaults (a 64 MiB memtable and a 32 MiB block cache for each column
+        // family) suit a database server, not an agent whose state is tens of MB. Memtables share
+        // one budget and flush early; reads share one small cache.
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o.set_write_buffer_size(MEMTABLE_BYTES);
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            o.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
@@ -219,8 +239,16 @@ impl Store {
         Ok(run)
     }
 
-    /// Write one scan's results in a single batch.
+    /// Write one scan's results (see [`Commit`]).
     pub fn commit(&self, c: &Commit) -> Result<()> {
+        let vms = self.cf(CF_VMS)?;
+        for chunk in c.vms.chunks(VMS_PER_BATCH) {
+            let mut batch = WriteBatch::default();
+            for v in chunk {
+                batch.put_cf(vms, v.id.as_bytes(), encode("vm", &**v)?);
+            }
+            self.db.write(batch)?;
+        }
         let mut batch = WriteBatch::default();
         if let Some(run) = &c.run {
             batch.put_cf(self.cf(CF_SCANS)?, run_key(run.id), encode("scan", run)?);
@@ -231,10 +259,6 @@ impl Store {
         }
         for id in &c.removed_hosts {
             batch.delete_cf(hosts, id.as_bytes());
-        }
-        let vms = self.cf(CF_VMS)?;
-        for v in &c.vms {
-            batch.put_cf(vms, v.id.as_bytes(), encode("vm", v)?);
         }
         for id in &c.removed_vms {
             batch.delete_cf(vms, id.as_bytes());

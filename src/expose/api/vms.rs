@@ -192,7 +192,7 @@ enum Found {
     Host(Box<HostState>),
     /// A cloud VM: as the inventory has it (None when it is gone but hosts of it remain) and the
     /// hosts of its addresses.
-    Instance(Option<Box<Vm>>, Vec<HostState>),
+    Instance(Option<Arc<Vm>>, Vec<HostState>),
 }
 
 fn find(s: &Shared, id: &str) -> Option<Found> {
@@ -218,7 +218,7 @@ fn find(s: &Shared, id: &str) -> Option<Found> {
     if instance.is_none() && hosts.is_empty() {
         return None;
     }
-    Some(Found::Instance(instance.cloned().map(Box::new), hosts))
+    Some(Found::Instance(instance.cloned(), hosts))
 }
 
 /// The newest changes recorded under any of `keys` (host ids, or a VM's instance id), newest first.
@@ -288,7 +288,7 @@ pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
             });
             // Left out, not null, when the VM is gone from the inventory.
             if let Some(vm) = instance {
-                body["instance"] = json!(vm);
+                body["instance"] = json!(&*vm);
             }
             Json(body).into_response()
         }

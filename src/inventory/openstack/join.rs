@@ -52,39 +52,49 @@ pub fn dhcp_namespace(network_id: &str) -> String {
     format!("qdhcp-{network_id}")
 }
 
-/// Join the lists. `prev` gives each VM's first-seen time across inventories.
+/// Join the lists, consuming them (a large cloud's servers are not held twice). `first_seen` gives
+/// the VMs known before (by id) their first-seen times.
 pub fn join(
     opts: &JoinOptions,
-    f: &Fetched,
-    prev: &BTreeMap<String, Vm>,
+    f: Fetched,
+    first_seen: &BTreeMap<String, UnixSeconds>,
     now: UnixSeconds,
 ) -> CloudInventory {
+    let Fetched {
+        servers,
+        ports,
+        floating_ips,
+        networks,
+        security_groups,
+        project_names,
+        user_names,
+    } = f;
     let mut ports_by_device: HashMap<&str, Vec<&Port>> = HashMap::new();
-    for p in &f.ports {
+    for p in &ports {
         if !p.device_id.is_empty() {
             ports_by_device.entry(&p.device_id).or_default().push(p);
         }
     }
-    let networks: HashMap<&str, &Network> = f.networks.iter().map(|n| (n.id.as_str(), n)).collect();
-    let groups: HashMap<&str, &SecurityGroup> = f
-        .security_groups
-        .iter()
-        .map(|g| (g.id.as_str(), g))
-        .collect();
+    let networks: HashMap<&str, &Network> = networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let groups: HashMap<&str, &SecurityGroup> =
+        security_groups.iter().map(|g| (g.id.as_str(), g)).collect();
     let mut fips_by_port: HashMap<&str, Vec<&super::types::FloatingIp>> = HashMap::new();
-    for ip in &f.floating_ips {
+    for ip in &floating_ips {
         if let Some(port) = &ip.port_id {
             fips_by_port.entry(port).or_default().push(ip);
         }
     }
 
-    let mut inv = CloudInventory::default();
-    for s in &f.servers {
+    let mut inv = CloudInventory {
+        vms: Vec::with_capacity(servers.len()),
+        targets: Vec::new(),
+    };
+    for s in servers {
         let scanned = opts
             .statuses
             .iter()
             .any(|st| st.eq_ignore_ascii_case(&s.status));
-        let project_name = f.project_names.get(&s.project_id).cloned();
+        let project_name = project_names.get(&s.project_id).cloned();
         // (address, kind, network name, port)
         let mut found: Vec<(IpAddr, AddressKind, String, Option<&Port>)> = Vec::new();
         let ports = ports_by_device
@@ -174,20 +184,21 @@ pub fn join(
                 namespace,
             });
         }
-        let first_seen = prev.get(&s.id).map_or(now, |v| v.first_seen);
+        let first_seen = first_seen.get(&s.id).copied().unwrap_or(now);
+        let user_name = user_names.get(&s.user_id).cloned();
         inv.vms.push(Vm {
-            id: s.id.clone(),
+            id: s.id,
             cloud: opts.group.clone(),
-            name: s.name.clone(),
-            status: s.status.clone(),
-            project_id: s.project_id.clone(),
+            name: s.name,
+            status: s.status,
+            project_id: s.project_id,
             project_name,
-            user_id: s.user_id.clone(),
-            user_name: f.user_names.get(&s.user_id).cloned(),
-            metadata: s.metadata.clone(),
-            flavor: s.flavor.clone(),
-            created: s.created.clone(),
-            updated: s.updated.clone(),
+            user_id: s.user_id,
+            user_name,
+            metadata: s.metadata,
+            flavor: s.flavor,
+            created: s.created,
+            updated: s.updated,
             addresses,
             diagnostics: None,
             diagnostics_error: None,
@@ -308,7 +319,7 @@ mod tests {
     fn floating_addresses_of_active_vms_become_targets_keyed_by_vm_and_port() {
         let inv = join(
             &opts(AddressChoice::Floating, false),
-            &fetched(),
+            fetched(),
             &BTreeMap::new(),
             5.0,
         );
@@ -340,7 +351,7 @@ mod tests {
     fn fixed_addresses_get_their_networks_dhcp_namespace() {
         let inv = join(
             &opts(AddressChoice::Both, true),
-            &fetched(),
+            fetched(),
             &BTreeMap::new(),
             5.0,
         );
@@ -361,7 +372,7 @@ mod tests {
         let mut f = fetched();
         let before = join(
             &opts(AddressChoice::Floating, false),
-            &f,
+            f.clone(),
             &BTreeMap::new(),
             5.0,
         );
@@ -370,7 +381,7 @@ mod tests {
         f.floating_ips[0].port_id = Some("pb".into());
         let after = join(
             &opts(AddressChoice::Floating, false),
-            &f,
+            f,
             &BTreeMap::new(),
             6.0,
         );
@@ -384,18 +395,14 @@ mod tests {
         let mut f = fetched();
         f.ports.clear();
         f.floating_ips.clear();
-        let prev = BTreeMap::from([(
-            "a".to_string(),
-            join(
-                &opts(AddressChoice::Fixed, false),
-                &f,
-                &BTreeMap::new(),
-                1.0,
-            )
-            .vms[0]
-                .clone(),
-        )]);
-        let inv = join(&opts(AddressChoice::Fixed, false), &f, &prev, 9.0);
+        let first = join(
+            &opts(AddressChoice::Fixed, false),
+            f.clone(),
+            &BTreeMap::new(),
+            1.0,
+        );
+        let prev = BTreeMap::from([("a".to_string(), first.vms[0].first_seen)]);
+        let inv = join(&opts(AddressChoice::Fixed, false), f, &prev, 9.0);
         assert_eq!(inv.targets[0].1.id, "a/-/10.0.0.5");
         assert_eq!(inv.vms[0].first_seen, 1.0);
         assert_eq!(inv.vms[0].last_seen, 9.0);

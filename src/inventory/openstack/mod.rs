@@ -9,8 +9,9 @@
 //!   endpoint selection from the catalog, project and user names; implements [`Api`](api::Api).
 //! - [`http`]: its HTTP client (rustls on ring, the cloud's CA bundle / `verify` / client certificate)
 //!   and reply helpers.
-//! - [`nova`]: compute microversion negotiation, `/servers/detail` across every page (and the
-//!   pagination walk Neutron shares), servers parsed into [`types`].
+//! - [`nova`]: compute microversion negotiation, `/servers/detail` across every page, servers parsed
+//!   into [`types`].
+//! - [`paging`]: the pagination walk Nova and Neutron share, pages parsed an item at a time.
 //! - [`diagnostics`]: `/servers/{id}/diagnostics` in both formats (2.48+ standard, legacy libvirt keys),
 //!   in seconds and bytes.
 //! - [`neutron`]: ports, floating IPs, networks and security groups with their rules, fetched
@@ -28,5 +29,6 @@ pub mod join;
 pub mod keystone;
 pub mod neutron;
 pub mod nova;
+pub mod paging;
 pub mod source;
 pub mod types;

@@ -7,9 +7,10 @@
 //! `X-OpenStack-Nova-API-Version: 2.N` (except at 2.0, the pre-microversion API, which gets neither).
 
 use super::api::{Api, Error, Reply, ServiceType};
+use super::paging::{paginate, parse_page, Page};
 use super::types::{AddressKind, Server, ServerAddress};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// A compute API microversion, `major.minor` (always 2.N in practice).
@@ -230,188 +231,6 @@ pub async fn negotiate(api: &impl Api, wanted: Microversion) -> Result<Microvers
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pagination (shared with neutron.rs)
-// ---------------------------------------------------------------------------------------------
-
-/// One page of a collection, parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Items left out, each as `<id or name>: <why>`.
-    pub skipped: Vec<String>,
-    /// The `rel=next` link of `<collection>_links` (an absolute URL).
-    pub next: Option<String>,
-    /// The id of the page's last item (the marker of the next page).
-    pub last_id: Option<String>,
-    /// How many items the page listed, skipped ones included.
-    pub listed: usize,
-}
-
-/// Everything a paginated GET returned.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Listed<T> {
-    pub items: Vec<T>,
-    /// Items that could not be parsed (each was logged with a warning).
-    pub skipped: usize,
-}
-
-/// How an item is named in warnings: its id, else its name, else its position.
-fn describe(item: &Value, index: usize) -> String {
-    for key in ["id", "name"] {
-        if let Some(s) = item
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            return format!("{key} {s}");
-        }
-    }
-    format!("item #{index}")
-}
-
-/// Parses a page `{"<collection>": [...], "<collection>_links": [...]}`. Items `parse` rejects are
-/// listed in [`Page::skipped`]; a body that is not JSON or lacks the list is an error.
-pub fn parse_page<T>(
-    body: &[u8],
-    collection: &str,
-    parse: fn(&Value) -> Result<T, String>,
-) -> Result<Page<T>, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let list = doc
-        .get(collection)
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("no `{collection}` list in the reply"))?;
-    let mut items = Vec::with_capacity(list.len());
-    let mut skipped = Vec::new();
-    for (index, raw) in list.iter().enumerate() {
-        match parse(raw) {
-            Ok(item) => items.push(item),
-            Err(why) => skipped.push(format!("{}: {why}", describe(raw, index))),
-        }
-    }
-    let next = doc
-        .get(format!("{collection}_links"))
-        .and_then(Value::as_array)
-        .and_then(|links| {
-            links
-                .iter()
-                .find(|l| l.get("rel").and_then(Value::as_str) == Some("next"))
-        })
-        .and_then(|l| l.get("href"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let last_id = list
-        .last()
-        .and_then(|l| l.get("id"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok(Page {
-        items,
-        skipped,
-        next,
-        last_id,
-        listed: list.len(),
-    })
-}
-
-/// The path and query of a URL (`http://h:1/a?b` → `/a?b`), for errors: no host, no userinfo.
-pub(super) fn path_of(url: &str) -> String {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &url[8..]
-    } else if lower.starts_with("http://") {
-        &url[7..]
-    } else {
-        return url.to_string();
-    };
-    match rest.find(['/', '?']) {
-        Some(i) if rest[i..].starts_with('/') => rest[i..].to_string(),
-        Some(i) => format!("/{}", &rest[i..]),
-        None => "/".to_string(),
-    }
-}
-
-fn is_absolute_http(url: &str) -> bool {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    lower.starts_with("https://") || lower.starts_with("http://")
-}
-
-/// GETs `first` and every `rel=next` page after it, until a page has no next link or lists
-/// nothing. A next link or last-item marker seen before, or a next link still there after
-/// `max_pages` pages, is [`Error::Pagination`]; a page that does not parse is [`Error::Invalid`].
-pub(super) async fn paginate<T>(
-    api: &impl Api,
-    service: ServiceType,
-    first: &str,
-    collection: &str,
-    headers: &[(&str, &str)],
-    max_pages: u32,
-    parse: fn(&Value) -> Result<T, String>,
-) -> Result<Listed<T>, Error> {
-    let max_pages = max_pages.max(1);
-    let mut url = first.to_string();
-    let mut seen_links: HashSet<String> = HashSet::new();
-    let mut seen_markers: HashSet<String> = HashSet::new();
-    let mut items = Vec::new();
-    let mut skipped = 0usize;
-    let mut page_no: u32 = 0;
-    loop {
-        page_no += 1;
-        let reply = api.get(service, &url, headers).await?;
-        let page = parse_page(&reply.body, collection, parse).map_err(|reason| Error::Invalid {
-            service,
-            path: path_of(&url),
-            reason,
-        })?;
-        for why in &page.skipped {
-            tracing::warn!(%service, collection, item = %why, "skipping an item the API listed but that cannot be used");
-        }
-        skipped += page.skipped.len();
-        items.extend(page.items);
-        let next = match page.next {
-            Some(next) if page.listed > 0 => next,
-            _ => return Ok(Listed { items, skipped }),
-        };
-        let pagination = |reason: String| Error::Pagination {
-            service,
-            path: path_of(&url),
-            reason,
-        };
-        if !is_absolute_http(&next) {
-            return Err(Error::Invalid {
-                service,
-                path: path_of(&url),
-                reason: format!(
-                    "the next link of `{collection}_links` is not an absolute http(s) URL: {:?}",
-                    path_of(&next)
-                ),
-            });
-        }
-        if let Some(marker) = page.last_id {
-            if !seen_markers.insert(marker.clone()) {
-                return Err(pagination(format!(
-                    "page {page_no} of {collection} ends with {marker}, which already ended an \
-                     earlier page"
-                )));
-            }
-        }
-        if !seen_links.insert(next.clone()) {
-            return Err(pagination(format!(
-                "page {page_no} of {collection} links to {}, which was already fetched",
-                path_of(&next)
-            )));
-        }
-        if page_no >= max_pages {
-            return Err(pagination(format!(
-                "still a next page of {collection} after {max_pages} pages; raise the page size or \
-                 the page limit if the cloud really is that large"
-            )));
-        }
-        url = next;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------------------------
 
@@ -436,11 +255,10 @@ impl Default for ListOptions {
     }
 }
 
-/// The servers of every page, and how many were left out (logged as warnings).
+/// The servers of every page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerList {
     pub servers: Vec<Server>,
-    pub skipped: usize,
 }
 
 /// The first request of a server listing.
@@ -474,7 +292,6 @@ pub async fn list_servers(
     .map_err(|e| explain_406(e, mv))?;
     Ok(ServerList {
         servers: listed.items,
-        skipped: listed.skipped,
     })
 }
 
@@ -943,18 +760,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn paths_for_errors() {
-        assert_eq!(
-            path_of("http://h:8774/v2.1/servers/detail?limit=1"),
-            "/v2.1/servers/detail?limit=1"
-        );
-        assert_eq!(path_of("HTTPS://user:pw@h/x"), "/x");
-        assert_eq!(path_of("https://h"), "/");
-        assert_eq!(path_of("https://h?limit=1"), "/?limit=1");
-        assert_eq!(path_of("/servers"), "/servers");
-    }
-
     // --- listing servers -----------------------------------------------------------------
 
     fn page(ids: &[&str], next: Option<&str>) -> String {
@@ -994,7 +799,6 @@ mod tests {
         };
         let ids: Vec<_> = list.servers.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c", "d", "e"]);
-        assert_eq!(list.skipped, 0);
         let reqs = api.requests();
         let paths: Vec<_> = reqs.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(paths, ["/servers/detail?all_tenants=1&limit=2", P2, P3]);
@@ -1012,11 +816,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stops_on_empty_page_and_counts_skipped() {
+    async fn stops_on_empty_page() {
         let api = FakeApi::new();
-        let p1 = r#"{"servers":[{"id":"a"},{"name":"no id"}],"servers_links":[{"rel":"next","href":"http://n/servers/detail?limit=2&marker=a"}]}"#;
+        let p1 = r#"{"servers":[{"id":"a"},{"id":"b"}],"servers_links":[{"rel":"next","href":"http://n/servers/detail?limit=2&marker=b"}]}"#;
         api.ok("/servers/detail?limit=2", p1).ok(
-            "http://n/servers/detail?limit=2&marker=a",
+            "http://n/servers/detail?limit=2&marker=b",
             page(&[], Some("http://n/never")),
         );
         let o = ListOptions {
@@ -1027,8 +831,7 @@ mod tests {
             Ok(l) => l,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(list.servers.len(), 1);
-        assert_eq!(list.skipped, 1);
+        assert_eq!(list.servers.len(), 2);
         let reqs = api.requests();
         assert_eq!(
             reqs.len(),
@@ -1039,6 +842,34 @@ mod tests {
             reqs.iter().all(|r| r.headers.is_empty()),
             "2.0 sends no microversion"
         );
+    }
+
+    /// A server that cannot be used fails the listing (naming it): skipping it would report a VM
+    /// that still exists as gone.
+    #[tokio::test]
+    async fn an_unusable_server_fails_the_listing() {
+        let api = FakeApi::new();
+        let p1 = r#"{"servers":[{"id":"a"},{"name":"vm-7"},{"id":"c","addresses":{"n":[{"addr":"300.1.1.1"}]}}]}"#;
+        api.ok("/servers/detail?limit=3", p1);
+        let o = ListOptions {
+            all_projects: false,
+            ..opts(3)
+        };
+        match list_servers(&api, Microversion::LEGACY, &o).await {
+            Err(e @ Error::Invalid { .. }) => {
+                let s = e.to_string();
+                for part in [
+                    "compute",
+                    "/servers/detail?limit=3",
+                    "name vm-7",
+                    "no id",
+                    "and 1 more",
+                ] {
+                    assert!(s.contains(part), "{part:?} missing from {s}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -8,12 +8,14 @@ use super::api::Error;
 use super::join::{self, CloudInventory, Fetched, JoinOptions};
 use super::keystone::{Names, Session, SessionOptions};
 use super::nova::{self, Microversion};
+use super::types::Diagnostics;
 use super::{diagnostics, neutron};
 use crate::config::openstack::OpenStackSource;
-use crate::model::Vm;
+use crate::model::UnixSeconds;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// How the diagnostics requests of one inventory went, by outcome.
@@ -48,8 +50,6 @@ pub struct FetchReport {
     pub seconds: f64,
     pub microversion: String,
     pub servers: usize,
-    /// Items of Nova's and Neutron's lists that could not be parsed.
-    pub skipped: usize,
     /// Whether Keystone let us list every project / user name (else ids stand in).
     pub names_complete: bool,
     pub diagnostics: DiagnosticsCounts,
@@ -96,7 +96,7 @@ impl Source {
     /// (at most 30 s) apart. Returns the last error when all fail; `None` if cancelled.
     pub async fn fetch(
         &self,
-        prev: &BTreeMap<String, Vm>,
+        first_seen: &BTreeMap<String, UnixSeconds>,
         cancel: &CancellationToken,
     ) -> Option<Result<(CloudInventory, FetchReport), Error>> {
         let mut delay = Duration::from_secs(1);
@@ -104,7 +104,7 @@ impl Source {
         loop {
             let result = tokio::select! {
                 _ = cancel.cancelled() => return None,
-                r = self.fetch_once(prev) => r,
+                r = self.fetch_once(first_seen) => r,
             };
             match result {
                 Ok((inv, mut report)) => {
@@ -131,7 +131,7 @@ impl Source {
     /// One attempt.
     pub async fn fetch_once(
         &self,
-        prev: &BTreeMap<String, Vm>,
+        first_seen: &BTreeMap<String, UnixSeconds>,
     ) -> Result<(CloudInventory, FetchReport), Error> {
         let started = Instant::now();
         let api = &*self.session;
@@ -167,14 +167,15 @@ impl Source {
             })
         };
         let (projects, users) = (names(projects, "project"), names(users, "user"));
+        let names_complete = projects.complete && users.complete;
         let fetched = Fetched {
             servers: servers.servers,
             ports: net.ports,
             floating_ips: net.floating_ips,
             networks: net.networks,
             security_groups: net.security_groups,
-            project_names: projects.map.clone(),
-            user_names: users.map.clone(),
+            project_names: projects.map,
+            user_names: users.map,
         };
         let opts = JoinOptions {
             group: c.name.clone(),
@@ -183,15 +184,13 @@ impl Source {
             namespaces: c.namespaces.is_some(),
             scanner_source: c.scanner_source,
         };
-        let now = crate::model::now();
-        let mut inv = join::join(&opts, &fetched, prev, now);
         let mut report = FetchReport {
             microversion: mv.to_string(),
             servers: fetched.servers.len(),
-            skipped: servers.skipped + net.skipped,
-            names_complete: names_complete(&projects, &users),
+            names_complete,
             ..FetchReport::default()
         };
+        let mut inv = join::join(&opts, fetched, first_seen, crate::model::now());
         if c.diagnostics {
             report.diagnostics = self.diagnostics(&mut inv, mv).await;
         }
@@ -224,19 +223,22 @@ impl Source {
             })
             .map(|(i, v)| (i, v.id.clone()))
             .collect();
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.config.diagnostics_concurrency.max(1),
-        ));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, id) in ids {
-            let session = self.session.clone();
-            let limit = limit.clone();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                (i, diagnostics::diagnostics(&*session, mv, &id).await)
-            });
+        // At most `diagnostics_concurrency` requests (and tasks) at a time: a task per VM up front
+        // would hold ten thousand futures for a large cloud.
+        let limit = self.config.diagnostics_concurrency.max(1);
+        let mut pending = ids.into_iter();
+        let mut tasks: JoinSet<(usize, Result<Diagnostics, Error>)> = JoinSet::new();
+        let mut spawn_next = |tasks: &mut JoinSet<_>| {
+            if let Some((i, id)) = pending.next() {
+                let session = self.session.clone();
+                tasks.spawn(async move { (i, diagnostics::diagnostics(&*session, mv, &id).await) });
+            }
+        };
+        for _ in 0..limit {
+            spawn_next(&mut tasks);
         }
         while let Some(joined) = tasks.join_next().await {
+            spawn_next(&mut tasks);
             let Ok((i, result)) = joined else {
                 counts.failed += 1;
                 continue;
@@ -263,8 +265,4 @@ impl Source {
         }
         counts
     }
-}
-
-fn names_complete(projects: &Names, users: &Names) -> bool {
-    projects.complete && users.complete
 }
