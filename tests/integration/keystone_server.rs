@@ -7,9 +7,12 @@
 //!
 //! Needs python3.11 (with the venv module), curl and jq: without them the tests fail saying so.
 
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What `start-keystone.sh` printed.
@@ -222,4 +225,77 @@ fn start() -> Result<Keystone, String> {
             .map_err(|e| format!("SERVER_PID: {e}"))?,
         url,
     })
+}
+
+/// A JSON request to Keystone with the admin token; returns (status, body).
+pub fn keystone_call(method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let ks = keystone();
+    let addr = ks.root.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).expect("connect to keystone");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    write!(
+        s,
+        "{method} /v3{path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        ks.admin_token,
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Registers the fake's compute and network endpoints (and Keystone's) in a region of their own.
+/// The agent looks endpoints up across every catalog entry of a type, so a second `network` service
+/// created by another module at the same moment would not matter; ours are created under a lock.
+pub fn register_region(region: &str, compute: &str, network: &str) {
+    static SERVICES: Mutex<()> = Mutex::new(());
+    let (st, _) = keystone_call("POST", "/regions", &json!({"region": {"id": region}}));
+    assert!(st == 201 || st == 409, "create region: HTTP {st}");
+    let ids = {
+        let _guard = SERVICES.lock().unwrap_or_else(|p| p.into_inner());
+        let (st, services) = keystone_call("GET", "/services", &Value::Null);
+        assert_eq!(st, 200);
+        let id_of = |kind: &str| {
+            services["services"]
+                .as_array()
+                .and_then(|l| l.iter().find(|s| s["type"] == kind))
+                .and_then(|s| s["id"].as_str())
+                .map(str::to_owned)
+        };
+        let network_id = id_of("network").unwrap_or_else(|| {
+            let (st, v) = keystone_call(
+                "POST",
+                "/services",
+                &json!({"service": {"type": "network", "name": "neutron"}}),
+            );
+            assert_eq!(st, 201, "create network service: {v}");
+            v["service"]["id"].as_str().unwrap().to_owned()
+        });
+        let compute_id = id_of("compute").expect("the script registers a compute service");
+        let identity_id = id_of("identity").expect("bootstrap registers the identity service");
+        [compute_id, network_id, identity_id]
+    };
+    let identity = keystone().url.clone();
+    for (service, url) in ids.iter().zip([compute, network, identity.as_str()]) {
+        for interface in ["public", "internal", "admin"] {
+            let (st, v) = keystone_call(
+                "POST",
+                "/endpoints",
+                &json!({"endpoint": {"service_id": service, "interface": interface, "url": url, "region_id": region}}),
+            );
+            assert_eq!(st, 201, "create endpoint: {v}");
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod keystone;
 mod keystone_server;
 mod once;
 mod openstack;
+mod openstack_faults;
 mod prometheus;
 mod services;
 mod util;

@@ -8,83 +8,10 @@ use crate::fake_cloud::{
     Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
     Service, TokenCheck,
 };
-use crate::keystone_server::keystone;
+use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{sample, wait_for, write_config, Agent, Listener};
-use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use serde_json::Value;
 use std::time::Duration;
-
-/// A JSON request to Keystone with the admin token; returns (status, body).
-fn keystone_call(method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let ks = keystone();
-    let addr = ks.root.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).expect("connect to keystone");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    write!(
-        s,
-        "{method} /v3{path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        ks.admin_token,
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-/// Register the fake's compute and network endpoints in their own region, so the tests sharing this
-/// Keystone keep the catalog they expect.
-fn register_region(region: &str, compute: &str, network: &str) {
-    let (st, _) = keystone_call("POST", "/regions", &json!({"region": {"id": region}}));
-    assert!(st == 201 || st == 409, "create region: HTTP {st}");
-    let (st, services) = keystone_call("GET", "/services", &Value::Null);
-    assert_eq!(st, 200);
-    let id_of = |kind: &str| {
-        services["services"]
-            .as_array()
-            .and_then(|l| l.iter().find(|s| s["type"] == kind))
-            .and_then(|s| s["id"].as_str())
-            .map(str::to_owned)
-    };
-    let network_id = id_of("network").unwrap_or_else(|| {
-        let (st, v) = keystone_call(
-            "POST",
-            "/services",
-            &json!({"service": {"type": "network", "name": "neutron"}}),
-        );
-        assert_eq!(st, 201, "create network service: {v}");
-        v["service"]["id"].as_str().unwrap().to_owned()
-    });
-    let compute_id = id_of("compute").expect("the script registers a compute service");
-    let identity_id = id_of("identity").expect("bootstrap registers the identity service");
-    let identity = keystone().url.clone();
-    for (service, url) in [
-        (compute_id, compute),
-        (network_id, network),
-        (identity_id, identity.as_str()),
-    ] {
-        for interface in ["public", "internal", "admin"] {
-            let (st, v) = keystone_call(
-                "POST",
-                "/endpoints",
-                &json!({"endpoint": {"service_id": service, "interface": interface, "url": url, "region_id": region}}),
-            );
-            assert_eq!(st, 201, "create endpoint: {v}");
-        }
-    }
-}
 
 const WEB: &str = "0e7b1d6e-0000-4000-8000-000000000001";
 const DB: &str = "0e7b1d6e-0000-4000-8000-000000000002";
