@@ -67,17 +67,30 @@ pub struct Commit {
     pub removed_vms: Vec<String>,
 }
 
+/// Event keys from `from` (inclusive) to `until` (exclusive).
+struct KeyRange {
+    from: Vec<u8>,
+    until: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    fn before_until(&self, k: &[u8]) -> bool {
+        self.until.as_ref().is_none_or(|u| k < u.as_slice())
+    }
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
     pub since: Option<UnixSeconds>,
     pub until: Option<UnixSeconds>,
-    pub host: Option<String>,
+    /// Only events of these host (or VM instance) ids; empty: every event.
+    pub hosts: Vec<String>,
     pub kind: Option<EventKind>,
     /// Continue after this event key (from a previous page).
     pub after: Option<Vec<u8>>,
     pub limit: usize,
-    /// Newest first (only with `host`; `since`, `until` and `after` still bound the range).
+    /// Newest first (only with `hosts`; `since`, `until` and `after` still bound the range).
     pub newest_first: bool,
 }
 
@@ -119,6 +132,8 @@ fn decode<T: DeserializeOwned>(cf: &str, key: &[u8], value: &[u8]) -> Option<T> 
 
 /// One column family's memtable: flushed to disk when it reaches this size.
 const MEMTABLE_BYTES: usize = 4 << 20;
+/// At most this many host ids of one VM are looked up for its history.
+const MAX_HOSTS_UNDER: usize = 1024;
 /// VM records written in one batch.
 const VMS_PER_BATCH: usize = 256;
 /// All memtables together.
@@ -326,7 +341,6 @@ impl Store {
 
     /// History events in time order, filtered; returns them with their keys (for paging).
     pub fn events(&self, q: &EventQuery) -> Result<Vec<(Vec<u8>, Event)>> {
-        let events = self.cf(CF_EVENTS)?;
         let until = q.until.map(|t| event_key_from(t + 1e-9));
         let mut from = q
             .since
@@ -339,66 +353,123 @@ impl Store {
                 from = next;
             }
         }
-        let in_range = |k: &[u8]| until.as_ref().is_none_or(|u| k < u.as_slice());
-        let mut out = Vec::new();
-        let keep = |k: Vec<u8>, v: &[u8], out: &mut Vec<(Vec<u8>, Event)>| {
-            if let Some(e) = decode::<Event>(CF_EVENTS, &k, v) {
-                if q.kind.is_none_or(|kind| e.kind == kind) {
-                    out.push((k, e));
-                }
-            }
+        let range = KeyRange {
+            from,
+            until: until.map(|u| u.to_vec()),
         };
-        match &q.host {
-            Some(host) => {
-                let index = self.cf(CF_EVENTS_BY_HOST)?;
-                let prefix = host_index_prefix(host);
-                let mut start = prefix.clone();
-                let mode = if q.newest_first {
-                    // Just past the last possible key of this host within `until`.
-                    match &until {
-                        Some(u) => start.extend_from_slice(u),
-                        None => start.extend_from_slice(&[0xff; EVENT_KEY_LEN + 1]),
-                    }
-                    IteratorMode::From(&start, Direction::Reverse)
-                } else {
-                    start.extend_from_slice(&from);
-                    IteratorMode::From(&start, Direction::Forward)
-                };
-                for item in self.db.iterator_cf(index, mode) {
-                    let (k, _) = item?;
-                    if !k.starts_with(&prefix) || out.len() >= q.limit {
-                        break;
-                    }
-                    let ek = &k[prefix.len()..];
-                    if q.newest_first {
-                        if ek < from.as_slice() {
-                            break;
-                        }
-                        if !in_range(ek) {
-                            continue; // the seek key itself, when `until` is exact
-                        }
-                    } else if !in_range(ek) {
-                        break;
-                    }
-                    if let Some(v) = self.db.get_cf(events, ek)? {
-                        keep(ek.to_vec(), &v, &mut out);
-                    }
+        let mut out = Vec::new();
+        if q.hosts.is_empty() {
+            let events = self.cf(CF_EVENTS)?;
+            let mode = IteratorMode::From(&range.from, Direction::Forward);
+            for item in self.db.iterator_cf(events, mode) {
+                let (k, v) = item?;
+                if !range.before_until(&k) || out.len() >= q.limit {
+                    break;
                 }
+                self.keep(q, k.to_vec(), &v, &mut out);
             }
-            None => {
-                for item in self
-                    .db
-                    .iterator_cf(events, IteratorMode::From(&from, Direction::Forward))
-                {
-                    let (k, v) = item?;
-                    if !in_range(&k) || out.len() >= q.limit {
-                        break;
-                    }
-                    keep(k.to_vec(), &v, &mut out);
+            return Ok(out);
+        }
+        // Each host's first `limit` events (through the index), merged: any event among the first
+        // `limit` of all of them is among the first `limit` of its own host.
+        for host in &q.hosts {
+            self.host_events(host, q, &range, &mut out)?;
+        }
+        if q.newest_first {
+            out.sort_by(|a, b| b.0.cmp(&a.0));
+        } else {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        out.dedup_by(|a, b| a.0 == b.0);
+        out.truncate(q.limit);
+        Ok(out)
+    }
+
+    /// Up to `q.limit` events of one host within `range`, in `q`'s order, appended to `out`.
+    fn host_events(
+        &self,
+        host: &str,
+        q: &EventQuery,
+        range: &KeyRange,
+        out: &mut Vec<(Vec<u8>, Event)>,
+    ) -> Result<()> {
+        let (events, index) = (self.cf(CF_EVENTS)?, self.cf(CF_EVENTS_BY_HOST)?);
+        let prefix = host_index_prefix(host);
+        let mut start = prefix.clone();
+        let mode = if q.newest_first {
+            // Just past the last possible key of this host within `until`.
+            match &range.until {
+                Some(u) => start.extend_from_slice(u),
+                None => start.extend_from_slice(&[0xff; EVENT_KEY_LEN + 1]),
+            }
+            IteratorMode::From(&start, Direction::Reverse)
+        } else {
+            start.extend_from_slice(&range.from);
+            IteratorMode::From(&start, Direction::Forward)
+        };
+        let mut n = 0;
+        for item in self.db.iterator_cf(index, mode) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || n >= q.limit {
+                break;
+            }
+            let ek = &k[prefix.len()..];
+            if q.newest_first {
+                if ek < range.from.as_slice() {
+                    break;
                 }
+                if !range.before_until(ek) {
+                    continue; // the seek key itself, when `until` is exact
+                }
+            } else if !range.before_until(ek) {
+                break;
+            }
+            if let Some(v) = self.db.get_cf(events, ek)? {
+                n += usize::from(self.keep(q, ek.to_vec(), &v, out));
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Decode an event and add it to `out` when it is of `q`'s kind; whether it was added.
+    fn keep(&self, q: &EventQuery, k: Vec<u8>, v: &[u8], out: &mut Vec<(Vec<u8>, Event)>) -> bool {
+        match decode::<Event>(CF_EVENTS, &k, v) {
+            Some(e) if q.kind.is_none_or(|kind| e.kind == kind) => {
+                out.push((k, e));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The ids of the hosts whose ids start with `<instance>/` (a cloud VM's addresses, current and
+    /// past), from the history index: one seek per host.
+    pub fn hosts_under(&self, instance: &str) -> Result<Vec<String>> {
+        let index = self.cf(CF_EVENTS_BY_HOST)?;
+        let prefix = format!("{instance}/").into_bytes();
+        let mut seek = prefix.clone();
+        let mut hosts = Vec::new();
+        loop {
+            let mut it = self
+                .db
+                .iterator_cf(index, IteratorMode::From(&seek, Direction::Forward));
+            let Some(item) = it.next() else { break };
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(end) = k.iter().position(|&b| b == 0) else {
+                break; // not an index key; nothing of ours sorts after it
+            };
+            hosts.push(String::from_utf8_lossy(&k[..end]).into_owned());
+            // Past every key of this host: its id, then the byte after the 0 separator.
+            seek = k[..end].to_vec();
+            seek.push(1);
+            if hosts.len() >= MAX_HOSTS_UNDER {
+                break;
+            }
+        }
+        Ok(hosts)
     }
 
     /// Delete scan runs started before `scans_before` and events older than `events_before`, at

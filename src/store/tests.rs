@@ -134,7 +134,7 @@ fn events_filter_page_and_prune() {
     let all = |q: EventQuery| s.events(&EventQuery { limit: 100, ..q }).unwrap();
     assert_eq!(all(EventQuery::default()).len(), 3);
     let h1 = all(EventQuery {
-        host: Some("127.0.0.1".into()),
+        hosts: vec!["127.0.0.1".into()],
         ..Default::default()
     });
     assert_eq!(
@@ -173,7 +173,7 @@ fn events_filter_page_and_prune() {
     assert_eq!(all(EventQuery::default()).len(), 1);
     assert_eq!(
         all(EventQuery {
-            host: Some("127.0.0.2".into()),
+            hosts: vec!["127.0.0.2".into()],
             ..Default::default()
         })
         .len(),
@@ -199,4 +199,59 @@ fn a_foreign_schema_version_is_refused() {
     }
     let e = Store::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("schema version 99"), "{e}");
+}
+
+#[test]
+fn a_vms_hosts_are_found_and_their_events_merged_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let at = |t: f64, host: &str, kind: EventKind| Event {
+        host: host.into(),
+        ..ev(t, "127.0.0.1", kind)
+    };
+    let events = vec![
+        at(10.0, "vm-a", EventKind::VmAppeared),
+        at(20.0, "vm-a/p1/10.0.0.5", EventKind::PortOpened),
+        at(25.0, "vm-ab/p9/10.0.0.9", EventKind::PortOpened),
+        at(30.0, "vm-a/p2/203.0.113.5", EventKind::PortOpened),
+        at(40.0, "vm-a/p1/10.0.0.5", EventKind::PortClosed),
+        at(50.0, "vm-a/p1/10.0.0.5", EventKind::PortOpened),
+    ];
+    s.commit(&Commit {
+        events,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.hosts_under("vm-a").unwrap(),
+        ["vm-a/p1/10.0.0.5", "vm-a/p2/203.0.113.5"],
+        "one entry per host, and not vm-ab's"
+    );
+    assert!(s.hosts_under("vm-zz").unwrap().is_empty());
+    let hosts = vec![
+        "vm-a".to_string(),
+        "vm-a/p1/10.0.0.5".into(),
+        "vm-a/p2/203.0.113.5".into(),
+    ];
+    let times = |q: EventQuery| -> Vec<f64> {
+        s.events(&q)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.time)
+            .collect()
+    };
+    let q = EventQuery {
+        hosts: hosts.clone(),
+        limit: 3,
+        ..Default::default()
+    };
+    assert_eq!(times(q.clone()), [10.0, 20.0, 30.0]);
+    let newest = EventQuery {
+        newest_first: true,
+        ..q.clone()
+    };
+    assert_eq!(times(newest), [50.0, 40.0, 30.0]);
+    let page1 = s.events(&q).unwrap();
+    let after = page1.last().map(|(k, _)| k.clone());
+    assert_eq!(times(EventQuery { after, ..q }), [40.0, 50.0]);
 }

@@ -241,7 +241,16 @@ pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
         Err(e) => return e.into_response(),
     };
     let limit = query.limit;
-    match store::blocking(&s.store, move |st| st.events(&query)).await {
+    let found = store::blocking(&s.store, move |st| {
+        // A cloud VM's instance id stands for the VM and every host (address) it has had.
+        let mut query = query;
+        if let [id] = query.hosts.as_slice() {
+            let under = st.hosts_under(id)?;
+            query.hosts.extend(under);
+        }
+        st.events(&query)
+    });
+    match found.await {
         Ok(events) => {
             let next = (events.len() == limit)
                 .then(|| events.last().map(|(k, _)| schema::to_hex(k)))
@@ -269,9 +278,12 @@ fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
     Ok(EventQuery {
         since,
         until,
-        host: p.get("vm", "a host or VM id", |v| {
-            (!v.is_empty()).then(|| v.to_string())
-        })?,
+        hosts: p
+            .get("vm", "a host or VM id", |v| {
+                (!v.is_empty()).then(|| v.to_string())
+            })?
+            .into_iter()
+            .collect(),
         kind: p.get("kind", KINDS, EventKind::parse)?,
         after: p.get("cursor", "the next_cursor of a previous page", |v| {
             schema::from_hex(v).filter(|k| k.len() == schema::EVENT_KEY_LEN)

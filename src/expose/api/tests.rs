@@ -331,8 +331,29 @@ async fn changes_accept_the_vm_kinds() {
     assert_eq!(kinds(&v), [("vm_appeared".to_string(), "vm-a".to_string())]);
     let v = api.ok("/api/v1/changes?kind=vm_gone").await;
     assert_eq!(kinds(&v), [("vm_gone".to_string(), "vm-q".to_string())]);
+    // A VM's instance id stands for the VM and its hosts, in time order; paging still works.
     let v = api.ok("/api/v1/changes?vm=vm-a").await;
-    assert_eq!(kinds(&v), [("vm_appeared".to_string(), "vm-a".to_string())]);
+    let pair = |k: &str, h: &str| (k.to_string(), h.to_string());
+    assert_eq!(
+        kinds(&v),
+        [
+            pair("vm_appeared", "vm-a"),
+            pair("port_opened", FIXED_A),
+            pair("port_opened", FLOATING_A)
+        ]
+    );
+    let v = api.ok("/api/v1/changes?vm=vm-a&limit=2").await;
+    assert_eq!(kinds(&v).len(), 2);
+    let cursor = v["next_cursor"].as_str().unwrap().to_string();
+    let v = api
+        .ok(&format!("/api/v1/changes?vm=vm-a&limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(kinds(&v), [pair("port_opened", FLOATING_A)]);
+    // A host id is just that host.
+    let v = api.ok(&format!("/api/v1/changes?vm={FIXED_A}")).await;
+    assert_eq!(kinds(&v), [pair("port_opened", FIXED_A)]);
+    let v = api.ok("/api/v1/changes?vm=vm-a&kind=port_opened").await;
+    assert_eq!(kinds(&v).len(), 2);
     let v = api.ok("/api/v1/changes").await;
     assert_eq!(v["changes"].as_array().unwrap().len(), 5);
 }

@@ -224,20 +224,13 @@ fn find(s: &Shared, id: &str) -> Option<Found> {
 /// The newest changes recorded under any of `keys` (host ids, or a VM's instance id), newest first.
 async fn recent_changes(s: &Shared, keys: Vec<String>) -> Result<Vec<Event>, store::Error> {
     store::blocking(&s.store, move |st| {
-        let mut all = Vec::new();
-        for key in keys {
-            let q = EventQuery {
-                host: Some(key),
-                limit: RECENT_CHANGES,
-                newest_first: true,
-                ..Default::default()
-            };
-            all.extend(st.events(&q)?);
-        }
-        // Event keys sort by time (then scan and sequence): newest first is descending key order.
-        all.sort_by(|a, b| b.0.cmp(&a.0));
-        all.truncate(RECENT_CHANGES);
-        Ok(all.into_iter().map(|(_, e)| e).collect())
+        let q = EventQuery {
+            hosts: keys,
+            limit: RECENT_CHANGES,
+            newest_first: true,
+            ..Default::default()
+        };
+        Ok(st.events(&q)?.into_iter().map(|(_, e)| e).collect())
     })
     .await
 }
