@@ -2,10 +2,9 @@
 //! history events. No I/O and no behaviour beyond small helpers; everything here is what the store
 //! persists (serde) and what the API returns.
 
-pub use crate::inventory::openstack::types::{AddressKind, Diagnostics, SecurityGroup};
+pub use crate::inventory::openstack::types::{AddressKind, Diagnostics, Metadata, SecurityGroup};
 pub use crate::judge::exposure::{Exposure, RuleRef};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -74,7 +73,7 @@ impl Target {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmTarget {
     pub link: VmLink,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     /// The Neutron port's security groups (with rules) and whether port security is on.
     pub security_groups: Vec<SecurityGroup>,
     pub port_security_enabled: bool,
@@ -116,8 +115,8 @@ pub struct Vm {
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -170,7 +170,7 @@ mod tests {
             project_name: None,
             user_id: "u".into(),
             user_name: None,
-            metadata: BTreeMap::new(),
+            metadata: Default::default(),
             flavor: None,
             created: None,
             updated: None,

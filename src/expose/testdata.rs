@@ -11,7 +11,6 @@ use crate::model::{
     VulnSource, Vulnerability,
 };
 use crate::state::{SourceStatus, View};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub const FIXED_A: &str = "vm-a/port-a/10.0.0.5";
@@ -151,7 +150,7 @@ fn vm(
         project_name: project.1.map(Into::into),
         user_id: user.0.into(),
         user_name: user.1.map(Into::into),
-        metadata: BTreeMap::new(),
+        metadata: Default::default(),
         flavor: None,
         created: None,
         updated: None,
@@ -182,7 +181,7 @@ pub fn view() -> View {
         ("p-1", Some("demo")),
         ("u-1", Some("alice")),
     );
-    a.metadata.insert("role".into(), "web".into());
+    a.metadata = [("role".to_string(), "web".to_string())].into();
     a.flavor = Some("m1.small".into());
     a.diagnostics =
         Some(parse_diagnostics(&fixture("server-diagnostics-get-resp-v2.48.json"), true).unwrap());

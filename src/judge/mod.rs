@@ -354,7 +354,7 @@ pub fn removed(prev: &HostState, scan_id: u64, now: UnixSeconds) -> Vec<Event> {
 pub fn rejudge(
     prev: &HostState,
     policy: &Policy,
-    metadata: Option<&std::collections::BTreeMap<String, String>>,
+    metadata: Option<&crate::model::Metadata>,
     now: UnixSeconds,
 ) -> Judged {
     let mut state = prev.clone();

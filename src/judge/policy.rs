@@ -8,7 +8,7 @@
 //! selectors are ANDed and an empty one selects every host. A host known only by its address (a CIDR
 //! target) has no project and no metadata, so it never matches a rule that selects on either.
 
-use crate::model::{Protocol, Verdict};
+use crate::model::{Metadata, Protocol, Verdict};
 use crate::ports::{PortMatcher, PortSpecError};
 use ipnetwork::IpNetwork;
 use std::borrow::Cow;
@@ -39,7 +39,7 @@ pub struct Subject<'a> {
     pub project_id: Option<&'a str>,
     pub project_name: Option<&'a str>,
     /// The VM's metadata, for cloud VMs.
-    pub metadata: Option<&'a BTreeMap<String, String>>,
+    pub metadata: Option<&'a Metadata>,
 }
 
 impl<'a> Subject<'a> {
@@ -76,7 +76,7 @@ pub struct Rule {
 impl Rule {
     fn selects(&self, s: &Subject<'_>) -> bool {
         let project = |p: &String| s.project_id == Some(p) || s.project_name == Some(p);
-        let metadata = |m: &BTreeMap<String, String>| {
+        let metadata = |m: &Metadata| {
             self.metadata.iter().all(|(k, want)| {
                 m.get(k)
                     .is_some_and(|have| want == ANY_VALUE || have == want)
@@ -137,7 +137,7 @@ impl Policy {
 
     /// What is wrong with the VM's port declaration, if it has one that does not parse (it is then
     /// ignored by [`Policy::verdict_for`]); for the caller to log or count.
-    pub fn metadata_problem(&self, metadata: &BTreeMap<String, String>) -> Option<String> {
+    pub fn metadata_problem(&self, metadata: &Metadata) -> Option<String> {
         match self.declared(metadata)? {
             (_, Ok(_)) => None,
             (key, Err(e)) => Some(format!(
@@ -149,7 +149,7 @@ impl Policy {
     /// The VM's declaration under `metadata_key`, parsed, with the key; `None` without one.
     fn declared<'m>(
         &'m self,
-        metadata: &BTreeMap<String, String>,
+        metadata: &Metadata,
     ) -> Option<(&'m str, Result<PortMatcher, PortSpecError>)> {
         let key = self.metadata_key.as_deref()?;
         let value = metadata.get(key)?;
@@ -205,14 +205,15 @@ mod tests {
         PortMatcher::parse(specs).unwrap()
     }
 
-    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// A rule's metadata selector (a map) or a VM's metadata, from pairs.
+    fn meta<M: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> M {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
 
-    fn vm<'a>(project: (&'a str, &'a str), metadata: &'a BTreeMap<String, String>) -> Subject<'a> {
+    fn vm<'a>(project: (&'a str, &'a str), metadata: &'a Metadata) -> Subject<'a> {
         Subject {
             address: ip("10.5.0.7"),
             group: "cloud",
@@ -312,7 +313,7 @@ mod tests {
             }],
             ..Policy::default()
         };
-        let none = BTreeMap::new();
+        let none = Metadata::default();
         let expect = |s: &Subject<'_>| p.verdict_for(s, TCP, 8443).1.into_owned();
         assert_eq!(expect(&vm(("a1b2", "whatever"), &none)), "billing", "by id");
         assert_eq!(
@@ -349,9 +350,7 @@ mod tests {
             }],
             ..Policy::default()
         };
-        let name = |m: &BTreeMap<String, String>| {
-            p.verdict_for(&vm(("p", "p"), m), TCP, 10250).1.into_owned()
-        };
+        let name = |m: &Metadata| p.verdict_for(&vm(("p", "p"), m), TCP, 10250).1.into_owned();
         assert_eq!(
             name(&meta(&[("role", "k8s-node"), ("cluster", "prod")])),
             "k8s-nodes"
@@ -376,7 +375,7 @@ mod tests {
             DEFAULT,
             "exact value"
         );
-        assert_eq!(name(&BTreeMap::new()), DEFAULT);
+        assert_eq!(name(&Metadata::default()), DEFAULT);
         let cidr_host = Subject::address(ip("10.5.0.7"), "cloud");
         assert_eq!(p.verdict_for(&cidr_host, TCP, 10250).1, DEFAULT);
         // A literal "*" value on the VM is just a value; the selector "*" accepts anything.
@@ -531,7 +530,7 @@ mod tests {
             meta(&[(KEY, "5000, 22/udp")]),
             meta(&[(KEY, "")]),
             meta(&[(KEY, " , ")]),
-            BTreeMap::new(),
+            Metadata::default(),
         ] {
             assert_eq!(p.metadata_problem(&fine), None, "{fine:?}");
         }

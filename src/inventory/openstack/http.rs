@@ -274,13 +274,13 @@ pub enum BodyError {
 
 /// The whole body, refusing more than `cap` bytes.
 pub async fn read_body(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
-    {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX)) {
         return Err(BodyError::TooLarge(cap));
     }
-    let mut body = Vec::new();
+    // Sized once when the length is announced: a page of a thousand servers is megabytes, and
+    // growing it by doubling would hold two copies at a time.
+    let mut body = Vec::with_capacity(announced.map_or(0, |n| usize::try_from(n).unwrap_or(0)));
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
         if body.len() + chunk.len() > cap {
             return Err(BodyError::TooLarge(cap));

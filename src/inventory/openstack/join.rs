@@ -125,7 +125,8 @@ pub fn join(
                 found.push((a.address, a.kind, a.network.clone(), port));
             }
         }
-        let mut addresses = Vec::new();
+        // Sized exactly: most VMs have one or two addresses, and a growing Vec starts at four.
+        let mut addresses = Vec::with_capacity(found.len());
         for (address, kind, network, port) in found {
             let wanted = match opts.addresses {
                 AddressChoice::Both => true,
@@ -135,11 +136,11 @@ pub fn join(
             let namespace = (opts.namespaces && kind == AddressKind::Fixed)
                 .then(|| port.map(|p| dhcp_namespace(&p.network_id)))
                 .flatten();
-            let sgs: Vec<SecurityGroup> = port
+            let sgs: Vec<&SecurityGroup> = port
                 .map(|p| {
                     p.security_groups
                         .iter()
-                        .filter_map(|id| groups.get(id.as_str()).map(|g| (*g).clone()))
+                        .filter_map(|id| groups.get(id.as_str()).copied())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -167,7 +168,7 @@ pub fn join(
                     vm: Some(Arc::new(VmTarget {
                         link,
                         metadata: s.metadata.clone(),
-                        security_groups: sgs.clone(),
+                        security_groups: sgs.iter().map(|g| (*g).clone()).collect(),
                         port_security_enabled: port.is_none_or(|p| p.port_security_enabled),
                         scanner_source: opts.scanner_source,
                     })),
@@ -179,7 +180,7 @@ pub fn join(
                 kind,
                 network,
                 port_id: port.map(|p| p.id.clone()),
-                security_groups: sgs.into_iter().map(|g| g.name).collect(),
+                security_groups: sgs.iter().map(|g| g.name.clone()).collect(),
                 host: (scanned && wanted).then_some(host),
                 namespace,
             });
@@ -223,7 +224,7 @@ mod tests {
             status: status.into(),
             project_id: "p1".into(),
             user_id: "u1".into(),
-            metadata: BTreeMap::from([("role".into(), "web".into())]),
+            metadata: [("role".into(), "web".into())].into(),
             addresses: addrs
                 .iter()
                 .map(|(a, k)| ServerAddress {

@@ -8,9 +8,8 @@
 
 use super::api::{Api, Error, Reply, ServiceType};
 use super::paging::{paginate, parse_page, Page};
-use super::types::{AddressKind, Server, ServerAddress};
+use super::types::{AddressKind, Metadata, Server, ServerAddress};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// A compute API microversion, `major.minor` (always 2.N in practice).
@@ -322,7 +321,7 @@ pub fn parse_server(v: &Value) -> Result<Server, String> {
         .filter(|s| !s.is_empty())
         .ok_or("the server has no id")?
         .to_string();
-    let metadata = match obj.get("metadata") {
+    let metadata: Metadata = match obj.get("metadata") {
         Some(Value::Object(m)) => m
             .iter()
             .map(|(k, v)| {
@@ -334,7 +333,7 @@ pub fn parse_server(v: &Value) -> Result<Server, String> {
                 (k.clone(), v)
             })
             .collect(),
-        _ => BTreeMap::new(),
+        _ => Metadata::default(),
     };
     let mut addresses = Vec::new();
     match obj.get("addresses") {
@@ -351,6 +350,7 @@ pub fn parse_server(v: &Value) -> Result<Server, String> {
         }
         Some(_) => return Err("`addresses` is not an object".into()),
     }
+    addresses.shrink_to_fit(); // kept until the join: no spare room for ten thousand servers
     let flavor = match obj.get("flavor") {
         Some(Value::Object(f)) => opt_text(f, "original_name").or_else(|| opt_text(f, "id")),
         _ => None,

@@ -258,7 +258,10 @@ pub(super) async fn paginate<T>(
         items.extend(page.items);
         let next = match page.next {
             Some(next) if page.listed > 0 => next,
-            _ => return Ok(Listed { items }),
+            _ => {
+                items.shrink_to_fit(); // kept for the whole inventory: no spare capacity
+                return Ok(Listed { items });
+            }
         };
         let pagination = |reason: String| Error::Pagination {
             service,

@@ -6,6 +6,60 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+/// A server's metadata: key/value pairs sorted by key, held in one exact-size allocation (a map
+/// of one entry would take a whole B-tree node, half a kilobyte, for each of ten thousand VMs).
+/// Serialised as a JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata(Box<[(String, String)]>);
+
+impl Metadata {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The pairs, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+/// A later pair wins over an earlier one with the same key (as in a map).
+impl FromIterator<(String, String)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let map: BTreeMap<String, String> = iter.into_iter().collect();
+        Metadata(map.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Metadata {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(d).map(|m| m.into_iter().collect())
+    }
+}
+
 /// One Nova server (`GET /servers/detail`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Server {
@@ -16,7 +70,7 @@ pub struct Server {
     /// `tenant_id`.
     pub project_id: String,
     pub user_id: String,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     /// Every address Nova lists, network by network.
     pub addresses: Vec<ServerAddress>,
     /// The flavor's name (2.47+: `original_name`) or, before 2.47, its id.
@@ -199,4 +253,27 @@ pub struct DiskStats {
     pub read_requests: Option<f64>,
     pub write_requests: Option<f64>,
     pub errors: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_a_sorted_map_in_json_and_in_lookups() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let m: Metadata = [pair("z", "1"), pair("a", "2"), pair("z", "3")]
+            .into_iter()
+            .collect();
+        assert_eq!(m.len(), 2, "a later pair replaces an earlier one");
+        assert_eq!(m.get("z").map(String::as_str), Some("3"));
+        assert_eq!(m.get("a").map(String::as_str), Some("2"));
+        assert_eq!(m.get("b"), None);
+        let json = serde_json::to_string(&m).unwrap_or_default();
+        assert_eq!(json, r#"{"a":"2","z":"3"}"#);
+        let back: Metadata = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(back, m);
+        assert!(serde_json::from_str::<Metadata>(r#"["a"]"#).is_err());
+        assert!(Metadata::default().is_empty());
+    }
 }
