@@ -75,7 +75,7 @@ pub struct VmTarget {
     pub link: VmLink,
     pub metadata: Metadata,
     /// The Neutron port's security groups (with rules) and whether port security is on.
-    pub security_groups: Vec<SecurityGroup>,
+    pub security_groups: Vec<Arc<SecurityGroup>>,
     pub port_security_enabled: bool,
     /// Where the scanner's probes come from, as the VM sees them (`[[openstack]] scanner_source`).
     pub scanner_source: Option<IpAddr>,
@@ -125,7 +125,8 @@ pub struct Vm {
     pub updated: Option<String>,
     pub addresses: Vec<VmAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diagnostics: Option<Diagnostics>,
+    /// Boxed: most of a VM's size when present, and absent for many VMs.
+    pub diagnostics: Option<Box<Diagnostics>>,
     /// Why diagnostics are missing (`HTTP 403: ...`), when they were asked for and not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics_error: Option<String>,

@@ -183,8 +183,9 @@ pub fn view() -> View {
     );
     a.metadata = [("role".to_string(), "web".to_string())].into();
     a.flavor = Some("m1.small".into());
-    a.diagnostics =
-        Some(parse_diagnostics(&fixture("server-diagnostics-get-resp-v2.48.json"), true).unwrap());
+    a.diagnostics = Some(Box::new(
+        parse_diagnostics(&fixture("server-diagnostics-get-resp-v2.48.json"), true).unwrap(),
+    ));
     a.addresses = vec![
         VmAddress {
             address: "10.0.0.5".parse().unwrap(),
@@ -207,9 +208,9 @@ pub fn view() -> View {
     ];
     let mut b = vm("vm-b", "east", "db-1", ("p-2", None), ("u-2", None));
     b.status = "SHUTOFF".into();
-    b.diagnostics = Some(
+    b.diagnostics = Some(Box::new(
         parse_diagnostics(&fixture("server-diagnostics-get-resp-legacy.json"), false).unwrap(),
-    );
+    ));
     b.addresses = vec![VmAddress {
         address: "2001:db8::7".parse().unwrap(),
         kind: AddressKind::Fixed,

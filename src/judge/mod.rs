@@ -186,7 +186,8 @@ fn subject(target: &Target) -> policy::Subject<'_> {
 /// The security groups' say on a VM's open ports: marks each port the world can reach with the
 /// rule that allows it, and returns the whole assessment.
 fn assess(vm: &VmTarget, address: std::net::IpAddr, ports: &mut [PortFinding]) -> Exposure {
-    let groups: Vec<&crate::model::SecurityGroup> = vm.security_groups.iter().collect();
+    let groups: Vec<&crate::model::SecurityGroup> =
+        vm.security_groups.iter().map(|g| &**g).collect();
     let open: Vec<(Protocol, u16)> = ports.iter().map(|p| (p.protocol, p.port)).collect();
     let e = exposure::assess(
         &groups,

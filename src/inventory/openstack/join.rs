@@ -76,7 +76,10 @@ pub fn join(
         }
     }
     let networks: HashMap<&str, &Network> = networks.iter().map(|n| (n.id.as_str(), n)).collect();
-    let groups: HashMap<&str, &SecurityGroup> =
+    // Shared by every scan target whose port has the group.
+    let security_groups: Vec<Arc<SecurityGroup>> =
+        security_groups.into_iter().map(Arc::new).collect();
+    let groups: HashMap<&str, &Arc<SecurityGroup>> =
         security_groups.iter().map(|g| (g.id.as_str(), g)).collect();
     let mut fips_by_port: HashMap<&str, Vec<&super::types::FloatingIp>> = HashMap::new();
     for ip in &floating_ips {
@@ -136,7 +139,7 @@ pub fn join(
             let namespace = (opts.namespaces && kind == AddressKind::Fixed)
                 .then(|| port.map(|p| dhcp_namespace(&p.network_id)))
                 .flatten();
-            let sgs: Vec<&SecurityGroup> = port
+            let sgs: Vec<&Arc<SecurityGroup>> = port
                 .map(|p| {
                     p.security_groups
                         .iter()
@@ -168,7 +171,7 @@ pub fn join(
                     vm: Some(Arc::new(VmTarget {
                         link,
                         metadata: s.metadata.clone(),
-                        security_groups: sgs.iter().map(|g| (*g).clone()).collect(),
+                        security_groups: sgs.iter().map(|g| Arc::clone(g)).collect(),
                         port_security_enabled: port.is_none_or(|p| p.port_security_enabled),
                         scanner_source: opts.scanner_source,
                     })),

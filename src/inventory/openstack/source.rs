@@ -249,7 +249,7 @@ impl Source {
             match result {
                 Ok(d) => {
                     counts.ok += 1;
-                    vm.diagnostics = Some(d);
+                    vm.diagnostics = Some(Box::new(d));
                 }
                 Err(e) => {
                     match e.status() {
