@@ -1,5 +1,14 @@
-//! One discovery pass: inventory → scan → judge, for every target group, against the previous host
-//! states. No store and no HTTP here: the agent commits what this returns, and `scan --once` prints it.
+//! One discovery pass: inventory → scan → services → judge, for every target group, against the
+//! previous host states. No store and no HTTP here: the agent commits what this returns, and
+//! `scan --once` prints it.
+//!
+//! Every probe of a unit's addresses — the TCP connect scan, then nmap's service detection — runs
+//! from the unit's network namespace: the agent's own, or on a Neutron network node the network's
+//! `qdhcp-`/`qrouter-` namespace, entered by a dedicated thread ([`scan::netns::spawn_in`]). Each
+//! observation remembers that namespace, and nmap's answers are matched back by (namespace,
+//! address), never by address alone: two tenant networks may both use 10.0.0.5. A namespace that
+//! cannot be entered costs only its own addresses (they keep their last state, or, for services,
+//! what discovery found); the rest of the pass goes on.
 
 use crate::config::Config;
 use crate::inventory;
@@ -9,7 +18,9 @@ use crate::model::{
     ServiceInfo, Target, VulnSource, Vulnerability,
 };
 use crate::scan::{self, nmap, nmap_xml, Progress};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +101,15 @@ async fn scan_unit(
     Ok((addresses, out))
 }
 
+/// What discovery saw on one target, and the network namespace it was probed from.
+#[derive(Debug, Clone)]
+struct Observed {
+    target: Target,
+    obs: HostObservation,
+    /// The unit's namespace file; `None`: the agent's own namespace.
+    namespace: Option<Arc<Path>>,
+}
+
 /// What one pass produced.
 #[derive(Debug)]
 pub struct Pass {
@@ -136,8 +156,12 @@ fn cves(entries: &[nmap_xml::Vuln]) -> impl Iterator<Item = Vulnerability> + '_ 
 }
 
 /// Ask nmap what runs on every host's open ports and fold the answers into the observations.
+/// nmap probes each host from the namespace discovery probed it from: the agent's own, or a
+/// tenant network's (its batches run nmap from a thread inside it); answers go back to the
+/// observations of the same (namespace, address) only. A namespace nmap cannot enter costs its
+/// hosts their services (they keep what discovery found) and adds one error naming it.
 async fn services(
-    observed: &mut [(Target, HostObservation)],
+    observed: &mut [Observed],
     settings: &nmap::Settings,
     caps: &nmap::Capabilities,
     progress: Arc<nmap::Progress>,
@@ -148,34 +172,60 @@ async fn services(
         started: now(),
         ..Default::default()
     };
-    // nmap runs in the agent's own namespace: addresses probed from another namespace keep what
-    // discovery found.
-    let mut seen = HashSet::new();
-    let jobs: Vec<nmap::Job> = observed
-        .iter()
-        .filter(|(t, o)| !o.open.is_empty() && !in_namespace(t) && seen.insert(t.address))
-        .map(|(t, o)| nmap::Job {
-            address: t.address,
-            tcp_ports: o.open.clone(),
+    // Open ports per (namespace, address): targets sharing both share one nmap job.
+    let mut wanted: BTreeMap<Option<Arc<Path>>, BTreeMap<IpAddr, BTreeSet<u16>>> = BTreeMap::new();
+    for o in observed.iter().filter(|o| !o.obs.open.is_empty()) {
+        wanted
+            .entry(o.namespace.clone())
+            .or_default()
+            .entry(o.target.address)
+            .or_default()
+            .extend(&o.obs.open);
+    }
+    let jobs: Vec<(Option<Arc<Path>>, Vec<nmap::Job>)> = wanted
+        .into_iter()
+        .map(|(ns, hosts)| {
+            let jobs = hosts
+                .into_iter()
+                .map(|(address, ports)| nmap::Job {
+                    address,
+                    tcp_ports: ports.into_iter().collect(),
+                })
+                .collect();
+            (ns, jobs)
         })
         .collect();
-    report.hosts = jobs.len();
-    if jobs.is_empty() {
+    report.hosts = jobs.iter().map(|(_, j)| j.len()).sum();
+    if report.hosts == 0 {
         return report;
     }
-    tracing::info!(hosts = jobs.len(), "identifying services with nmap");
-    let (found, errors) = nmap::run(&jobs, settings, caps, progress, cancel.child_token()).await;
+    let scopes: Vec<nmap::Scope<'_>> = jobs
+        .iter()
+        .map(|(ns, jobs)| nmap::Scope {
+            namespace: ns.as_deref(),
+            jobs,
+        })
+        .collect();
+    tracing::info!(
+        hosts = report.hosts,
+        namespaces = scopes.iter().filter(|s| s.namespace.is_some()).count(),
+        "identifying services with nmap"
+    );
+    let (found, errors) =
+        nmap::run_scoped(&scopes, settings, caps, progress, cancel.child_token()).await;
     report.errors = errors.iter().map(|e| (e.kind(), e.to_string())).collect();
     for e in &errors {
         tracing::warn!(kind = e.kind(), error = %e, "service detection incomplete");
     }
-    report.covered = found.len();
-    for host in found {
-        for (_, obs) in observed
-            .iter_mut()
-            .filter(|(t, _)| t.address == host.address && !in_namespace(t))
-        {
-            fold_services(obs, &host);
+    report.covered = found.iter().map(Vec::len).sum();
+    let by_host: BTreeMap<(Option<&Path>, IpAddr), &nmap::HostServices> = scopes
+        .iter()
+        .zip(&found)
+        .flat_map(|(scope, hosts)| hosts.iter().map(|h| ((scope.namespace, h.address), h)))
+        .collect();
+    for o in observed.iter_mut() {
+        if let Some(host) = by_host.get(&(o.namespace.as_deref(), o.target.address)) {
+            fold_services(&mut o.obs, host);
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -189,11 +239,8 @@ async fn services(
     report
 }
 
-fn in_namespace(t: &Target) -> bool {
-    t.vm.as_ref().is_some_and(|v| v.link.namespace.is_some())
-}
-
-/// Fold nmap's answer for one host into its observation.
+/// Fold nmap's answer for one host into its observation: TCP services and CVEs of the ports this
+/// observation has open (another target with the same address may have asked about more).
 fn fold_services(obs: &mut HostObservation, host: &nmap::HostServices) {
     {
         obs.services_known = true;
@@ -209,6 +256,9 @@ fn fold_services(obs: &mut HostObservation, host: &nmap::HostServices) {
             })
         };
         for p in &host.tcp {
+            if obs.open.binary_search(&p.port).is_err() {
+                continue;
+            }
             if let Some(s) = service(p) {
                 obs.services.push((Protocol::Tcp, p.port, s));
             }
@@ -333,7 +383,7 @@ pub async fn discovery(
         .map(|g| g.ports.len() as u64)
         .max()
         .unwrap_or(0);
-    let mut observed: Vec<(Target, HostObservation)> = Vec::new();
+    let mut observed: Vec<Observed> = Vec::new();
     let mut hosts = Vec::new();
     let mut events = Vec::new();
     let mut in_inventory = HashSet::new();
@@ -387,12 +437,17 @@ pub async fn discovery(
                 break;
             }
         };
-        let by_address: BTreeMap<std::net::IpAddr, HostObservation> =
+        let by_address: BTreeMap<IpAddr, HostObservation> =
             addresses.into_iter().zip(out.hosts).collect();
+        let namespace: Option<Arc<Path>> = g.namespace.as_deref().map(Arc::from);
         for target in &g.targets {
             if let Some(obs) = by_address.get(&target.address) {
                 in_inventory.insert(target.id.clone());
-                observed.push((target.clone(), obs.clone()));
+                observed.push(Observed {
+                    target: target.clone(),
+                    obs: obs.clone(),
+                    namespace: namespace.clone(),
+                });
             }
         }
         run.probes.open += out.counts.open;
@@ -425,6 +480,7 @@ pub async fn discovery(
         pass.run = run;
         return pass;
     }
+    // Service detection, each host from the namespace discovery probed it from.
     if let (Some(settings), Some(caps)) = (&config.nmap, caps) {
         let report = services(&mut observed, settings, caps, nmap_progress, &cancel).await;
         for (kind, e) in &report.errors {
@@ -434,7 +490,7 @@ pub async fn discovery(
     }
     let finished = now();
     run.finished = Some(finished);
-    for (target, obs) in &observed {
+    for Observed { target, obs, .. } in &observed {
         let j = judge::judge_host(
             target,
             obs,
@@ -469,6 +525,355 @@ pub async fn discovery(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::netns::testns::{fresh_id, privileged, BannerServer, TestNs};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    use tokio::time::timeout;
+
+    /// Longest a services stage may take in these tests.
+    const LIMIT: Duration = Duration::from_secs(90);
+    /// nmap's NULL probe matches these at once: ssh, OpenSSH, version "9.2p1 Debian 2" (nmap 7.93
+    /// folds the Debian revision into the version).
+    const SSH_92: &[u8] = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+    const SSH_84: &[u8] = b"SSH-2.0-OpenSSH_8.4p1 Debian-5\r\n";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    async fn nmap_settings() -> (nmap::Settings, nmap::Capabilities) {
+        let settings = nmap::Settings {
+            path: "/usr/bin/nmap".into(),
+            stats_every: Duration::from_secs(1),
+            ..nmap::Settings::default()
+        };
+        let caps = nmap::probe_nmap(&settings).await.unwrap();
+        (settings, caps)
+    }
+
+    fn observed(id: &str, address: IpAddr, open: &[u16], ns: Option<&Path>) -> Observed {
+        Observed {
+            target: Target {
+                id: id.into(),
+                ..Target::address(address, "g")
+            },
+            obs: HostObservation {
+                open: open.to_vec(),
+                ..HostObservation::default()
+            },
+            namespace: ns.map(Arc::from),
+        }
+    }
+
+    /// The (name, product, version) nmap gave a port of an observation.
+    fn service(o: &Observed, port: u16) -> Option<(String, String, String)> {
+        o.obs
+            .services
+            .iter()
+            .find(|(proto, p, _)| *proto == Protocol::Tcp && *p == port)
+            .map(|(_, _, s)| {
+                let f = |v: &Option<String>| v.clone().unwrap_or_default();
+                (f(&s.name), f(&s.product), f(&s.version))
+            })
+    }
+
+    fn ssh(version: &str) -> Option<(String, String, String)> {
+        Some(("ssh".into(), "OpenSSH".into(), version.into()))
+    }
+
+    /// Connect from this (the root) namespace and read what the server says first.
+    async fn banner_here(addr: IpAddr, port: u16) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut s = timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((addr, port)),
+        )
+        .await
+        .expect("connected in time")
+        .expect("connected");
+        let mut buf = vec![0u8; 256];
+        let n = timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("banner in time")
+            .expect("read the banner");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn services_are_identified_from_each_hosts_own_namespace() {
+        if !privileged("services_are_identified_from_each_hosts_own_namespace") {
+            return;
+        }
+        let ns = TestNs::create();
+        let addr = ip("127.0.91.7");
+        // The same address and port in both namespaces, different servers behind them.
+        let root = BannerServer::start(None, addr, 0, SSH_84).await;
+        let port = root.port;
+        let _inside = BannerServer::start(Some(&ns.path), addr, port, SSH_92).await;
+        assert_eq!(
+            banner_here(addr, port).await.trim_end(),
+            "SSH-2.0-OpenSSH_8.4p1 Debian-5",
+            "the root namespace must not reach the namespace's server"
+        );
+
+        let (settings, caps) = nmap_settings().await;
+        let progress = Arc::new(nmap::Progress::default());
+        let mut observed = vec![
+            observed("vm-a/port-a/127.0.91.7", addr, &[port], Some(&ns.path)),
+            observed("127.0.91.7", addr, &[port], None),
+        ];
+        let started = Instant::now();
+        let report = timeout(
+            LIMIT,
+            services(
+                &mut observed,
+                &settings,
+                &caps,
+                progress.clone(),
+                &CancellationToken::new(),
+            ),
+        )
+        .await
+        .expect("services finished in time");
+        eprintln!("nmap in two namespaces took {:.1?}", started.elapsed());
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!((report.hosts, report.covered), (2, 2));
+        assert_eq!(
+            service(&observed[0], port),
+            ssh("9.2p1 Debian 2"),
+            "the namespaced target: {:?}",
+            observed[0].obs
+        );
+        assert_eq!(
+            service(&observed[1], port),
+            ssh("8.4p1 Debian 5"),
+            "the same address in the agent's namespace: {:?}",
+            observed[1].obs
+        );
+        assert!(observed.iter().all(|o| o.obs.services_known));
+        assert!(observed.iter().all(|o| o.obs.services.len() == 1));
+        assert_eq!(progress.batches_total.load(Ordering::Relaxed), 2);
+        assert_eq!(progress.batches_done.load(Ordering::Relaxed), 2);
+        assert_eq!(progress.failed_batches.load(Ordering::Relaxed), 0);
+        assert_eq!(progress.percent(), 100.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_identifies_services_inside_a_tenant_namespace() {
+        if !privileged("a_pass_identifies_services_inside_a_tenant_namespace") {
+            return;
+        }
+        let ns = TestNs::create();
+        let addr = ip("127.0.91.8");
+        // Only the namespace has a server: from the root namespace the port is closed.
+        let inside = BannerServer::start(Some(&ns.path), addr, 0, SSH_92).await;
+        let port = inside.port;
+        let refused = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::new(addr, port),
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            refused.as_ref().map_err(std::io::Error::kind).err(),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "root namespace connect to {addr}:{port}: {refused:?}"
+        );
+
+        let mut config = crate::config::load(None, &Default::default()).unwrap();
+        config.groups.clear();
+        let (settings, caps) = nmap_settings().await;
+        config.nmap = Some(settings);
+        let ports = crate::ports::PortList::parse(&port.to_string()).unwrap();
+        let unit = |ns: Option<&Path>, id: &str| Unit {
+            group: "cloud".into(),
+            namespace: ns.map(Path::to_path_buf),
+            targets: vec![Target {
+                id: id.into(),
+                ..Target::address(addr, "cloud")
+            }],
+            ports: ports.clone(),
+        };
+        let cloud = CloudTargets {
+            units: vec![
+                unit(None, "vm-b/port-b/127.0.91.8"),
+                unit(Some(&ns.path), "vm-a/port-a/127.0.91.8"),
+            ],
+            keep: HashSet::new(),
+        };
+        let ctx = Context {
+            fd_limit: 4096,
+            nmap: Some(&caps),
+            progress: Arc::new(Progress::default()),
+            nmap_progress: Arc::new(nmap::Progress::default()),
+            cancel: CancellationToken::new(),
+        };
+        let pass = timeout(
+            LIMIT,
+            discovery(&config, new_run(&config), &BTreeMap::new(), cloud, ctx),
+        )
+        .await
+        .expect("the pass finished in time");
+        assert_eq!(pass.run.outcome, Outcome::Success, "{:?}", pass.run.errors);
+        let report = pass.services.as_ref().expect("services ran");
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!((report.hosts, report.covered), (1, 1));
+        let host = |id: &str| {
+            pass.hosts
+                .iter()
+                .find(|h| h.id == id)
+                .unwrap_or_else(|| panic!("no state for {id}: {:?}", pass.hosts))
+        };
+        let inside_host = host("vm-a/port-a/127.0.91.8");
+        assert_eq!(
+            inside_host.ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+            [port]
+        );
+        let svc = inside_host.ports[0].service.as_ref().expect("a service");
+        assert_eq!(
+            (
+                svc.name.as_deref(),
+                svc.product.as_deref(),
+                svc.version.as_deref()
+            ),
+            (Some("ssh"), Some("OpenSSH"), Some("9.2p1 Debian 2")),
+            "{svc:?}"
+        );
+        assert!(
+            svc.cpes.iter().any(|c| c == "cpe:/a:openbsd:openssh:9.2p1"),
+            "{svc:?}"
+        );
+        // The agent's own namespace found the port closed: no state, or one without ports.
+        let outside = pass.hosts.iter().find(|h| h.id == "vm-b/port-b/127.0.91.8");
+        assert!(outside.is_none_or(|h| h.ports.is_empty()), "{outside:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_namespace_nmap_cannot_enter_costs_only_its_hosts() {
+        // Needs no privileges: the namespace file is missing, so nothing is ever entered.
+        let root = BannerServer::start(None, ip("127.0.91.9"), 0, SSH_92).await;
+        let port = root.port;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("qdhcp-present"), b"").unwrap();
+        let name = format!("qdhcp-{}", fresh_id());
+        let missing = dir.path().join(&name);
+        let (settings, caps) = nmap_settings().await;
+        // One batch per host: the namespace has two, and is reported once either way (its second
+        // batch skipped, or failing alongside the first).
+        for parallel_batches in [1, 3] {
+            let settings = nmap::Settings {
+                batch_hosts: 1,
+                parallel_batches,
+                ..settings.clone()
+            };
+            let progress = Arc::new(nmap::Progress::default());
+            let mut observed = vec![
+                observed(
+                    "vm-a/p/127.0.91.9",
+                    ip("127.0.91.9"),
+                    &[port],
+                    Some(&missing),
+                ),
+                observed(
+                    "vm-b/p/127.0.91.10",
+                    ip("127.0.91.10"),
+                    &[port],
+                    Some(&missing),
+                ),
+                observed("127.0.91.9", ip("127.0.91.9"), &[port], None),
+            ];
+            let report = timeout(
+                LIMIT,
+                services(
+                    &mut observed,
+                    &settings,
+                    &caps,
+                    progress.clone(),
+                    &CancellationToken::new(),
+                ),
+            )
+            .await
+            .expect("services finished in time");
+            assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+            let (kind, message) = &report.errors[0];
+            assert_eq!(*kind, "netns_missing");
+            assert!(
+                message.contains(&format!("cannot run nmap in network namespace {name}"))
+                    && message.contains("keep what discovery found")
+                    && message.contains("available: qdhcp-present"),
+                "{message}"
+            );
+            assert_eq!((report.hosts, report.covered), (3, 1));
+            // The agent's own host was identified; the namespace's kept discovery's result.
+            assert_eq!(service(&observed[2], port), ssh("9.2p1 Debian 2"));
+            assert!(observed[2].obs.services_known);
+            for o in &observed[..2] {
+                assert!(!o.obs.services_known && o.obs.services.is_empty(), "{o:?}");
+                assert_eq!(o.obs.open, [port]);
+            }
+            assert_eq!(progress.batches_total.load(Ordering::Relaxed), 3);
+            assert_eq!(progress.batches_done.load(Ordering::Relaxed), 3);
+            assert_eq!(progress.failed_batches.load(Ordering::Relaxed), 2);
+            assert_eq!(progress.percent(), 100.0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelling_stops_nmap_inside_a_namespace_promptly() {
+        if !privileged("cancelling_stops_nmap_inside_a_namespace_promptly") {
+            return;
+        }
+        let ns = TestNs::create();
+        let addr = ip("127.0.91.11");
+        // A port that accepts and never answers: nmap's probes wait out their timeouts.
+        let silent = BannerServer::start(Some(&ns.path), addr, 0, b"").await;
+        let (settings, caps) = nmap_settings().await;
+        let progress = Arc::new(nmap::Progress::default());
+        let cancel = CancellationToken::new();
+        let mut observed = vec![observed("vm", addr, &[silent.port], Some(&ns.path))];
+        let stage = services(&mut observed, &settings, &caps, progress.clone(), &cancel);
+        let cancelled_at = async {
+            // Let nmap get going inside the namespace, then stop it.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while pids_in(&ns.name).await.is_empty() {
+                assert!(Instant::now() < deadline, "nmap never ran in the namespace");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cancel.cancel();
+            Instant::now()
+        };
+        let (report, cancelled_at) = timeout(LIMIT, async { tokio::join!(stage, cancelled_at) })
+            .await
+            .expect("services finished in time");
+        let took = cancelled_at.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "stopped {took:?} after the cancel"
+        );
+        let kinds: Vec<&str> = report.errors.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, ["cancelled"], "{:?}", report.errors);
+        assert_eq!(report.covered, 0);
+        assert!(!observed[0].obs.services_known);
+        // nmap was killed: nothing runs in the namespace any more.
+        assert_eq!(pids_in(&ns.name).await, Vec::<String>::new());
+    }
+
+    /// Processes in the named namespace (`ip netns pids`): nmap, while it runs there.
+    async fn pids_in(name: &str) -> Vec<String> {
+        let out = timeout(
+            Duration::from_secs(10),
+            tokio::process::Command::new("ip")
+                .args(["netns", "pids", name])
+                .output(),
+        )
+        .await
+        .expect("ip netns pids finished in time")
+        .expect("ran ip netns pids");
+        assert!(out.status.success(), "ip netns pids {name}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
 
     #[test]
     fn vulners_entries_become_one_cve_each() {

@@ -396,29 +396,18 @@ pub fn scan_in(
     async move { running.await? }
 }
 
+/// Test helpers for work in network namespaces (other modules' tests use them too): Neutron-like
+/// test namespaces, the privilege check that skips tests which need root, and a banner server
+/// (inside a namespace, or in this one).
 #[cfg(test)]
-mod tests {
+pub(crate) mod testns {
     use super::*;
-    use crate::scan::Error as ScanError;
-    use std::os::unix::fs::MetadataExt;
     use std::process::{Command, Stdio};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
-    use tokio::time::timeout;
-
-    const LISTEN_ADDR: [u8; 4] = [127, 0, 90, 7];
-    const BLACKHOLE_ADDR: &str = "127.0.90.8";
-
-    fn settings() -> tcp::Settings {
-        tcp::Settings {
-            concurrency: 64,
-            initial_timeout: Duration::from_millis(500),
-            ..tcp::Settings::default()
-        }
-    }
 
     /// Run a command, killing it after 20 s; returns whether it succeeded, and its stderr.
-    fn run(cmd: &str, args: &[&str]) -> (bool, String) {
+    pub(crate) fn run(cmd: &str, args: &[&str]) -> (bool, String) {
         let mut child = Command::new(cmd)
             .args(args)
             .stdout(Stdio::null())
@@ -443,13 +432,13 @@ mod tests {
         }
     }
 
-    fn must_run(cmd: &str, args: &[&str]) {
+    pub(crate) fn must_run(cmd: &str, args: &[&str]) {
         let (ok, stderr) = run(cmd, args);
         assert!(ok, "{cmd} {args:?} failed: {stderr}");
     }
 
     /// A uuid-shaped id that no other test (or earlier run) uses.
-    fn fresh_id() -> String {
+    pub(crate) fn fresh_id() -> String {
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -469,13 +458,13 @@ mod tests {
     }
 
     /// A Neutron-like `qdhcp-<id>` namespace with loopback up, deleted on drop.
-    struct TestNs {
-        name: String,
-        path: PathBuf,
+    pub(crate) struct TestNs {
+        pub(crate) name: String,
+        pub(crate) path: PathBuf,
     }
 
     impl TestNs {
-        fn create() -> TestNs {
+        pub(crate) fn create() -> TestNs {
             let name = dhcp_namespace(&fresh_id());
             must_run("ip", &["netns", "add", &name]);
             let ns = TestNs {
@@ -489,7 +478,7 @@ mod tests {
         }
 
         /// Run a command inside the namespace; panics on failure when `must`.
-        fn exec(&self, cmd: &[&str], must: bool) -> (bool, String) {
+        pub(crate) fn exec(&self, cmd: &[&str], must: bool) -> (bool, String) {
             let net = format!("--net={}", self.path.display());
             let mut args = vec![net.as_str()];
             args.extend_from_slice(cmd);
@@ -509,13 +498,122 @@ mod tests {
     }
 
     /// Whether the namespace tests can run here; says why not when they cannot.
-    fn privileged(test: &str) -> bool {
+    pub(crate) fn privileged(test: &str) -> bool {
         match can_enter_namespaces() {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("SKIPPING {test}: it needs to create and enter network namespaces: {e}");
                 false
             }
+        }
+    }
+
+    /// A TCP server that writes `banner` on every connection it accepts (nmap's NULL probe matches
+    /// an SSH banner at once), until dropped. With an empty banner it holds every connection open
+    /// and says nothing (nmap's probes then wait out their timeouts).
+    pub(crate) struct BannerServer {
+        pub(crate) port: u16,
+        stop: CancellationToken,
+    }
+
+    impl Drop for BannerServer {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    impl BannerServer {
+        /// Listens on `addr:port` (0: any free port), inside the namespace at `ns` (on its own
+        /// thread, see [`spawn_in`]) or, with `None`, in this one; panics when it does not listen
+        /// within 10 s.
+        pub(crate) async fn start(
+            ns: Option<&Path>,
+            addr: IpAddr,
+            port: u16,
+            banner: &'static [u8],
+        ) -> BannerServer {
+            let stop = CancellationToken::new();
+            let (port_tx, port_rx) = oneshot::channel();
+            let stopped = stop.clone();
+            let serve = move || serve(addr, port, banner, port_tx, stopped);
+            let task = match ns {
+                Some(ns) => {
+                    let running = spawn_in(ns, serve);
+                    tokio::spawn(async move { running.await.map_err(|e| e.to_string()) })
+                }
+                None => tokio::spawn(async move {
+                    serve().await;
+                    Ok(())
+                }),
+            };
+            match tokio::time::timeout(Duration::from_secs(10), port_rx).await {
+                Ok(Ok(Ok(port))) => BannerServer { port, stop },
+                other => {
+                    stop.cancel();
+                    let why = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    panic!("no banner server on {addr}:{port} in {ns:?}: {other:?}; {why:?}");
+                }
+            }
+        }
+    }
+
+    async fn serve(
+        addr: IpAddr,
+        port: u16,
+        banner: &'static [u8],
+        port_tx: oneshot::Sender<io::Result<u16>>,
+        stop: CancellationToken,
+    ) {
+        use tokio::io::AsyncWriteExt;
+        let l = match tokio::net::TcpListener::bind((addr, port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = port_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = port_tx.send(l.local_addr().map(|a| a.port()));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                r = l.accept() => {
+                    let Ok((mut s, _)) = r else { continue };
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        if banner.is_empty() {
+                            // Silent: hold the connection, answer nothing.
+                            stop.cancelled().await;
+                            return;
+                        }
+                        let _ = s.write_all(banner).await;
+                        let _ = s.shutdown().await;
+                        // Give the client time to read before the socket closes.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testns::{privileged, TestNs};
+    use super::*;
+    use crate::scan::Error as ScanError;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+    use tokio::time::timeout;
+
+    const LISTEN_ADDR: [u8; 4] = [127, 0, 90, 7];
+    const BLACKHOLE_ADDR: &str = "127.0.90.8";
+
+    fn settings() -> tcp::Settings {
+        tcp::Settings {
+            concurrency: 64,
+            initial_timeout: Duration::from_millis(500),
+            ..tcp::Settings::default()
         }
     }
 

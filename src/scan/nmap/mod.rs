@@ -3,9 +3,17 @@
 //! nmap_xml's. Only the addresses in the jobs ever reach nmap, and results are filtered back to
 //! the ports each host's job asked for.
 //!
+//! Jobs come in [`Scope`]s, one per network namespace they are probed from: the agent's own, or a
+//! Neutron network's `qdhcp-`/`qrouter-` namespace, whose batches each run nmap from a thread that
+//! entered it ([`netns::spawn_in`]). A batch never mixes scopes, results come back per scope (one
+//! fixed address can belong to two tenant networks), and a namespace that cannot be entered costs
+//! only its own hosts (one [`Error::Namespace`]); all scopes share `parallel_batches`, one progress
+//! estimate and the cancel token.
+//!
 //! Layout: `privileges` probes the binary and our rights, `args` builds nmap's command line,
 //! `plan` groups the jobs into batches, `batch` runs one nmap process (with `task_progress`
-//! following its progress); the public types and [`run`], which drives the batches, are here.
+//! following its progress); the public types and [`run`]/[`run_scoped`], which drive the
+//! batches, are here.
 
 mod args;
 mod batch;
@@ -17,10 +25,11 @@ mod tests;
 
 pub use privileges::probe_nmap;
 
+use super::netns;
 use super::nmap_xml::{self, OsMatch, Port};
 use args::udp_enabled;
 use batch::run_batch;
-use plan::plan;
+use plan::{plan_scopes, Batch};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::IpAddr;
@@ -95,6 +104,14 @@ pub struct Job {
     pub tcp_ports: Vec<u16>,
 }
 
+/// Jobs probed from one network namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The namespace file (`/run/netns/qdhcp-<network id>`); `None`: the agent's own namespace.
+    pub namespace: Option<&'a Path>,
+    pub jobs: &'a [Job],
+}
+
 /// What nmap reported for one host, limited to the ports its job asked for (any state).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostServices {
@@ -145,6 +162,16 @@ pub enum Error {
     OutputTooLarge { limit: usize },
     #[error("nmap run cancelled by shutdown")]
     Cancelled,
+    #[error("cannot run nmap in network namespace {namespace} (its hosts keep what discovery found): {source}")]
+    Namespace {
+        namespace: String,
+        source: netns::Error,
+    },
+    #[error("in network namespace {namespace}: {source}")]
+    InNamespace {
+        namespace: String,
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -160,8 +187,36 @@ impl Error {
             Error::Output { .. } => "nmap_output",
             Error::OutputTooLarge { .. } => "nmap_output_too_large",
             Error::Cancelled => "cancelled",
+            Error::Namespace { source, .. } => source.kind(),
+            Error::InNamespace { source, .. } => source.kind(),
         }
     }
+
+    /// The error itself, or the one [`Error::InNamespace`] wraps.
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::InNamespace { source, .. } => source.innermost(),
+            e => e,
+        }
+    }
+
+    /// Says which namespace a batch's error happened in.
+    fn in_namespace(self, namespace: &str) -> Error {
+        match self {
+            e @ (Error::Cancelled | Error::Namespace { .. } | Error::InNamespace { .. }) => e,
+            e => Error::InNamespace {
+                namespace: namespace.to_string(),
+                source: Box::new(e),
+            },
+        }
+    }
+}
+
+/// Display name of a namespace file: its file name (`qdhcp-<network id>`).
+fn namespace_name(ns: &Path) -> String {
+    ns.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ns.display().to_string())
 }
 
 fn show(path: &Path) -> String {
@@ -244,10 +299,10 @@ struct BatchOutcome {
     cancelled: bool,
 }
 
-/// Service-scans the jobs' hosts, at most `parallel_batches` nmap processes at a time. Returns
-/// every host nmap finished (sorted by address) and every error; a failed batch only loses its
-/// own hosts. On `cancel`, running nmaps are killed and what finished before is returned along
-/// with [`Error::Cancelled`].
+/// Service-scans the jobs' hosts from the agent's own network namespace, at most
+/// `parallel_batches` nmap processes at a time. Returns every host nmap finished (sorted by
+/// address) and every error; a failed batch only loses its own hosts. On `cancel`, running nmaps
+/// are killed and what finished before is returned along with [`Error::Cancelled`].
 pub async fn run(
     jobs: &[Job],
     settings: &Settings,
@@ -255,6 +310,27 @@ pub async fn run(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> (Vec<HostServices>, Vec<Error>) {
+    let scope = Scope {
+        namespace: None,
+        jobs,
+    };
+    let (mut found, errors) = run_scoped(&[scope], settings, caps, progress, cancel).await;
+    (found.pop().unwrap_or_default(), errors)
+}
+
+/// [`run`] for jobs in several network namespaces: each scope's batches run nmap from inside its
+/// namespace (a thread that entered it, see [`netns::spawn_in`]), all scopes sharing
+/// `parallel_batches`, `progress` (one estimate over every batch) and `cancel`. Returns the hosts
+/// nmap finished per scope, in the order of `scopes`, and every error; errors from inside a
+/// namespace come as [`Error::InNamespace`]. A namespace that cannot be entered costs only its
+/// own hosts: one [`Error::Namespace`] for it, its other batches are not tried.
+pub async fn run_scoped(
+    scopes: &[Scope<'_>],
+    settings: &Settings,
+    caps: &Capabilities,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> (Vec<Vec<HostServices>>, Vec<Error>) {
     if !settings.udp_ports.is_empty()
         && !caps.privileged
         && !UDP_WARNED.swap(true, Ordering::Relaxed)
@@ -269,7 +345,7 @@ pub async fn run(
         );
     }
     let udp = udp_enabled(settings, caps);
-    let batches = plan(jobs, settings.batch_hosts, udp);
+    let batches = plan_scopes(scopes, settings.batch_hosts, udp);
     let total = batches.len();
     progress
         .batches_total
@@ -292,7 +368,10 @@ pub async fn run(
     });
     shared.refresh();
 
-    let mut found: BTreeMap<IpAddr, HostServices> = BTreeMap::new();
+    let mut found: Vec<BTreeMap<IpAddr, HostServices>> =
+        scopes.iter().map(|_| BTreeMap::new()).collect();
+    // Scopes whose namespace could not be entered: their other batches are not tried.
+    let mut unreachable = vec![false; scopes.len()];
     let mut errors = Vec::new();
     let mut pending = batches.into_iter();
     let mut set = JoinSet::new();
@@ -300,23 +379,31 @@ pub async fn run(
     let mut stop = false; // nmap cannot be started at all: don't try the other batches
     loop {
         while !stop && !cancel.is_cancelled() && set.len() < settings.parallel_batches.max(1) {
-            match pending.next() {
-                Some(b) => {
-                    set.spawn(run_batch(shared.clone(), b, cancel.clone()));
-                }
-                None => break,
+            let Some(b) = pending.next() else {
+                break;
+            };
+            if unreachable[b.scope] {
+                shared.done.fetch_add(1, Ordering::Relaxed);
+                progress.batches_done.fetch_add(1, Ordering::Relaxed);
+                progress.failed_batches.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
+            let ns = scopes[b.scope].namespace.map(Path::to_path_buf);
+            set.spawn(run_batch_from(ns, shared.clone(), b, cancel.clone()));
         }
         let Some(joined) = set.join_next().await else {
             break;
         };
-        let out = joined.unwrap_or_else(|e| BatchOutcome {
-            hosts: Vec::new(),
-            errors: vec![Error::Nmap {
-                message: format!("nmap batch task failed: {e}"),
-            }],
-            failed: true,
-            cancelled: false,
+        let (scope, out) = joined.unwrap_or_else(|e| {
+            let out = BatchOutcome {
+                hosts: Vec::new(),
+                errors: vec![Error::Nmap {
+                    message: format!("nmap batch task failed: {e}"),
+                }],
+                failed: true,
+                cancelled: false,
+            };
+            (usize::MAX, out)
         });
         cancelled |= out.cancelled;
         if !out.cancelled {
@@ -327,17 +414,31 @@ pub async fn run(
             progress.failed_batches.fetch_add(1, Ordering::Relaxed);
         }
         for e in out.errors {
-            let cannot_start = matches!(e, Error::NotFound { .. } | Error::Spawn { .. });
+            if let Error::Namespace { .. } = e {
+                if let Some(seen) = unreachable.get_mut(scope) {
+                    // Batches of the namespace already running when it first failed repeat it.
+                    if std::mem::replace(seen, true) {
+                        continue;
+                    }
+                }
+                errors.push(e);
+                continue;
+            }
+            let cannot_start =
+                matches!(e.innermost(), Error::NotFound { .. } | Error::Spawn { .. });
             if !(cannot_start && stop) {
                 errors.push(e); // batches already running when it first failed repeat it
             }
             stop |= cannot_start;
         }
-        for h in out.hosts {
-            merge(&mut found, h);
+        if let Some(hosts) = found.get_mut(scope) {
+            for h in out.hosts {
+                merge(hosts, h);
+            }
         }
         shared.refresh();
     }
+    shared.refresh(); // batches of unreachable namespaces may have been skipped since
     let skipped = pending.len() as u64;
     if stop && skipped > 0 {
         progress.batches_done.fetch_add(skipped, Ordering::Relaxed);
@@ -348,7 +449,47 @@ pub async fn run(
     if cancelled || (cancel.is_cancelled() && skipped > 0) {
         errors.push(Error::Cancelled);
     }
-    (found.into_values().collect(), errors)
+    let found = found
+        .into_iter()
+        .map(|hosts| hosts.into_values().collect())
+        .collect();
+    (found, errors)
+}
+
+/// One batch, from the network namespace `ns` (`None`: the agent's own), tagged with its scope.
+/// In a namespace, nmap is started from a thread that entered it; its errors are marked with the
+/// namespace, and a namespace that cannot be entered fails the batch with [`Error::Namespace`].
+async fn run_batch_from(
+    ns: Option<PathBuf>,
+    sh: Arc<Shared>,
+    b: Batch,
+    cancel: CancellationToken,
+) -> (usize, BatchOutcome) {
+    let scope = b.scope;
+    let Some(ns) = ns else {
+        return (scope, run_batch(sh, b, cancel).await);
+    };
+    let name = namespace_name(&ns);
+    let out = match netns::spawn_in(&ns, move || run_batch(sh, b, cancel)).await {
+        Ok(mut out) => {
+            out.errors = out
+                .errors
+                .into_iter()
+                .map(|e| e.in_namespace(&name))
+                .collect();
+            out
+        }
+        Err(source) => BatchOutcome {
+            hosts: Vec::new(),
+            errors: vec![Error::Namespace {
+                namespace: name,
+                source,
+            }],
+            failed: true,
+            cancelled: false,
+        },
+    };
+    (scope, out)
 }
 
 fn merge(found: &mut BTreeMap<IpAddr, HostServices>, h: HostServices) {

@@ -14,6 +14,8 @@ const MAX_UNION_PORTS: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Batch {
     pub(super) index: usize,
+    /// Which [`super::Scope`] (network namespace) of the run its hosts belong to.
+    pub(super) scope: usize,
     pub(super) ipv6: bool,
     pub(super) hosts: BTreeMap<IpAddr, Vec<u16>>,
     /// Union of the hosts' ports: what nmap is told to scan.
@@ -24,6 +26,7 @@ impl Batch {
     fn new(ipv6: bool) -> Self {
         Batch {
             index: 0,
+            scope: 0,
             ipv6,
             hosts: BTreeMap::new(),
             tcp_ports: Vec::new(),
@@ -43,6 +46,26 @@ impl Batch {
                 .filter(|p| self.tcp_ports.binary_search(p).is_err())
                 .count()
     }
+}
+
+/// The batches of every scope, numbered across all of them: each scope is planned on its own
+/// (a batch never mixes network namespaces, so one address can be in several scopes).
+pub(super) fn plan_scopes(
+    scopes: &[super::Scope<'_>],
+    batch_hosts: usize,
+    udp: bool,
+) -> Vec<Batch> {
+    let mut batches = Vec::new();
+    for (i, s) in scopes.iter().enumerate() {
+        batches.extend(plan(s.jobs, batch_hosts, udp).into_iter().map(|mut b| {
+            b.scope = i;
+            b
+        }));
+    }
+    for (i, b) in batches.iter_mut().enumerate() {
+        b.index = i;
+    }
+    batches
 }
 
 /// Hosts with identical port lists share batches; the rest of each group is packed into mixed

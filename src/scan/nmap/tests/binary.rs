@@ -38,6 +38,59 @@ async fn missing_binary_is_not_found_with_the_fix() {
 }
 
 #[tokio::test]
+async fn missing_binary_in_a_namespace_is_reported_once_and_stops_every_scope() {
+    use crate::scan::netns::testns::{privileged, TestNs};
+    if !privileged("missing_binary_in_a_namespace_is_reported_once_and_stops_every_scope") {
+        return;
+    }
+    let ns = TestNs::create();
+    let s = Settings {
+        path: "/nonexistent/nmap".into(),
+        batch_hosts: 1,
+        parallel_batches: 1,
+        ..settings()
+    };
+    let jobs = [job("127.0.91.30", &[1]), job("127.0.91.31", &[1])];
+    let scopes = [
+        Scope {
+            namespace: Some(&ns.path),
+            jobs: &jobs,
+        },
+        Scope {
+            namespace: None,
+            jobs: &jobs,
+        },
+    ];
+    let progress = Arc::new(Progress::default());
+    let (found, errors) = tokio::time::timeout(
+        LIMIT,
+        run_scoped(
+            &scopes,
+            &s,
+            &caps(true),
+            progress.clone(),
+            CancellationToken::new(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found, [vec![], vec![]]);
+    let [e] = &errors[..] else {
+        panic!("one error expected: {errors:?}");
+    };
+    assert!(matches!(e.innermost(), Error::NotFound { .. }), "{e:?}");
+    assert_eq!(e.kind(), "nmap_not_found");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("in network namespace {}: nmap not found", ns.name)),
+        "{msg}"
+    );
+    assert_eq!(progress.batches_total.load(Ordering::Relaxed), 4);
+    assert_eq!(progress.batches_done.load(Ordering::Relaxed), 4);
+    assert_eq!(progress.failed_batches.load(Ordering::Relaxed), 4);
+}
+
+#[tokio::test]
 async fn probe_reads_the_installed_version() {
     let c = probe_nmap(&settings()).await.unwrap();
     assert!(c.version.starts_with('7'), "{c:?}");

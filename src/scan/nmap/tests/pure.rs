@@ -114,6 +114,69 @@ fn plan_groups_identical_port_lists() {
 }
 
 #[test]
+fn scopes_are_planned_apart_and_numbered_across() {
+    // 10.0.0.5 in the agent's namespace and in two tenant networks: never one batch.
+    let own = [job("10.0.0.5", &[22]), job("10.0.0.6", &[22])];
+    let net_a = [job("10.0.0.5", &[22])];
+    let net_b = [job("10.0.0.5", &[22]), job("10.0.0.7", &[80])];
+    let (a, b) = (
+        Path::new("/run/netns/qdhcp-a"),
+        Path::new("/run/netns/qdhcp-b"),
+    );
+    let scopes = [
+        Scope {
+            namespace: None,
+            jobs: &own,
+        },
+        Scope {
+            namespace: Some(a),
+            jobs: &net_a,
+        },
+        Scope {
+            namespace: Some(b),
+            jobs: &net_b,
+        },
+        Scope {
+            namespace: Some(a),
+            jobs: &[],
+        },
+    ];
+    let batches = plan_scopes(&scopes, 16, false);
+    let got: Vec<(usize, usize, Vec<IpAddr>)> = batches
+        .iter()
+        .map(|x| (x.index, x.scope, x.hosts.keys().copied().collect()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 0, vec![ip("10.0.0.5"), ip("10.0.0.6")]),
+            (1, 1, vec![ip("10.0.0.5")]),
+            (2, 2, vec![ip("10.0.0.5"), ip("10.0.0.7")]),
+        ]
+    );
+}
+
+#[test]
+fn errors_inside_a_namespace_name_it_and_keep_their_kind() {
+    let e = Error::HostTimeout {
+        address: ip("10.0.0.5"),
+        after: Duration::from_secs(300),
+    }
+    .in_namespace("qdhcp-n1");
+    assert_eq!(e.kind(), "nmap_host_timeout");
+    assert!(matches!(e.innermost(), Error::HostTimeout { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "in network namespace qdhcp-n1: nmap gave up on 10.0.0.5 after 300s \
+         (scan.nmap.host_timeout); no services reported for it"
+    );
+    assert!(matches!(
+        Error::Cancelled.in_namespace("qdhcp-n1"),
+        Error::Cancelled
+    ));
+}
+
+#[test]
 fn privileges_from_proc_status() {
     let st = |uid: &str, eff: &str, amb: &str| {
         format!("Name:\tx\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nCapEff:\t{eff}\nCapAmb:\t{amb}\n")
