@@ -11,7 +11,7 @@ use crate::config::{self, Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
 use crate::inventory::openstack::source::Source;
 use crate::judge;
-use crate::model::{now, HostState, Outcome, ScanRun, Target, UnixSeconds, Vm};
+use crate::model::{now, HostState, Outcome, ScanRun, Target, UnixSeconds};
 use crate::scan::{self, Progress};
 use crate::state::{GroupStatus, StageStatus, State};
 use crate::store::{self, Commit, Store};
@@ -349,7 +349,7 @@ impl Agent {
                 Ok((inv, report)) => {
                     self.metrics.run("inventory", "success", report.seconds);
                     // One copy of each VM, shared by the view and the store's batch.
-                    let vms: Vec<Arc<Vm>> = inv.vms.into_iter().map(Arc::new).collect();
+                    let vms = inv.vms;
                     round
                         .events
                         .extend(inventory::vm_events(&f.name, &prev_vms, &vms, scan_id, t));

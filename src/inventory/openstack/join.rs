@@ -42,7 +42,9 @@ pub struct Fetched {
 /// One cloud's inventory.
 #[derive(Debug, Clone, Default)]
 pub struct CloudInventory {
-    pub vms: Vec<Vm>,
+    /// Each VM in its own shared allocation, as the agent's view keeps it (unique until published,
+    /// so the diagnostics step can still fill it in).
+    pub vms: Vec<Arc<Vm>>,
     /// The addresses to scan, each with the namespace its probes run from (`None`: the agent's own).
     pub targets: Vec<(Option<String>, Target)>,
 }
@@ -190,7 +192,7 @@ pub fn join(
         }
         let first_seen = first_seen.get(&s.id).copied().unwrap_or(now);
         let user_name = user_names.get(&s.user_id).cloned();
-        inv.vms.push(Vm {
+        inv.vms.push(Arc::new(Vm {
             id: s.id,
             cloud: opts.group.clone(),
             name: s.name,
@@ -208,7 +210,7 @@ pub fn join(
             diagnostics_error: None,
             first_seen,
             last_seen: now,
-        });
+        }));
     }
     inv
 }

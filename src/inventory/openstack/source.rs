@@ -243,7 +243,7 @@ impl Source {
                 counts.failed += 1;
                 continue;
             };
-            let Some(vm) = inv.vms.get_mut(i) else {
+            let Some(vm) = inv.vms.get_mut(i).and_then(Arc::get_mut) else {
                 continue;
             };
             match result {
