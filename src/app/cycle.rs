@@ -652,9 +652,20 @@ mod tests {
         );
         assert!(observed.iter().all(|o| o.obs.services_known));
         assert!(observed.iter().all(|o| o.obs.services.len() == 1));
-        assert_eq!(progress.batches_total.load(Ordering::Relaxed), 2);
-        assert_eq!(progress.batches_done.load(Ordering::Relaxed), 2);
-        assert_eq!(progress.failed_batches.load(Ordering::Relaxed), 0);
+        assert_all_batches_done(&progress, 2, 0);
+    }
+
+    /// Every one of `total` nmap batches done, `failed` of them failed, and progress at 100 %.
+    fn assert_all_batches_done(progress: &nmap::Progress, total: u64, failed: u64) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(
+            (
+                load(&progress.batches_total),
+                load(&progress.batches_done),
+                load(&progress.failed_batches)
+            ),
+            (total, total, failed)
+        );
         assert_eq!(progress.percent(), 100.0);
     }
 
@@ -809,10 +820,7 @@ mod tests {
                 assert!(!o.obs.services_known && o.obs.services.is_empty(), "{o:?}");
                 assert_eq!(o.obs.open, [port]);
             }
-            assert_eq!(progress.batches_total.load(Ordering::Relaxed), 3);
-            assert_eq!(progress.batches_done.load(Ordering::Relaxed), 3);
-            assert_eq!(progress.failed_batches.load(Ordering::Relaxed), 2);
-            assert_eq!(progress.percent(), 100.0);
+            assert_all_batches_done(&progress, 3, 2);
         }
     }
 
