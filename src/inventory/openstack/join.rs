@@ -251,16 +251,12 @@ mod tests {
             id: id.into(),
             network_id: "net1".into(),
             device_id: device.into(),
-            device_owner: "compute:nova".into(),
             mac_address: "fa:16:3e:00:00:01".into(),
             fixed_ips: vec![FixedIp {
-                subnet_id: "sub1".into(),
                 ip_address: ip.parse().unwrap(),
             }],
             security_groups: vec!["sg1".into()],
             port_security_enabled: true,
-            project_id: "p1".into(),
-            status: "ACTIVE".into(),
         }
     }
 

@@ -191,10 +191,7 @@ pub fn parse_port(v: &Value) -> Result<Port, String> {
                 let f = object(f, "fixed_ips entry")?;
                 let ip_address =
                     ip(f, "ip_address")?.ok_or("a fixed_ips entry has no ip_address")?;
-                Ok(FixedIp {
-                    subnet_id: text(f, "subnet_id")?,
-                    ip_address,
-                })
+                Ok(FixedIp { ip_address })
             })
             .collect::<Result<_, String>>()?,
         Some(other) => return Err(format!("`fixed_ips` is not a list: {other}")),
@@ -203,13 +200,10 @@ pub fn parse_port(v: &Value) -> Result<Port, String> {
         id: id(obj, "port")?,
         network_id: text(obj, "network_id")?,
         device_id: text(obj, "device_id")?,
-        device_owner: text(obj, "device_owner")?,
         mac_address: text(obj, "mac_address")?,
         fixed_ips,
         security_groups: strings(obj, "security_groups")?,
         port_security_enabled: flag(obj, "port_security_enabled", true)?,
-        project_id: project(obj)?,
-        status: text(obj, "status")?,
     })
 }
 
@@ -351,31 +345,23 @@ mod tests {
                     id: "d80b1a3b-4fc1-49f3-952e-1e2ab7081d8b".into(),
                     network_id: "70c1db1f-b701-45bd-96e0-a313ee3430b3".into(),
                     device_id: "9ae135f4-b6e0-4dad-9e91-3c223e385824".into(),
-                    device_owner: "network:router_gateway".into(),
                     mac_address: "fa:16:3e:58:42:ed".into(),
                     fixed_ips: vec![FixedIp {
-                        subnet_id: "008ba151-0b8c-4a67-98b5-0d2b87666062".into(),
                         ip_address: addr("172.24.4.2"),
                     }],
                     security_groups: vec![],
                     port_security_enabled: false,
-                    project_id: "".into(),
-                    status: "ACTIVE".into(),
                 },
                 Port {
                     id: "f71a6703-d6de-4be1-a91a-a570ede1d159".into(),
                     network_id: "f27aa545-cbdd-4907-b0c6-c9e8b039dcc2".into(),
                     device_id: "9ae135f4-b6e0-4dad-9e91-3c223e385824".into(),
-                    device_owner: "network:router_interface".into(),
                     mac_address: "fa:16:3e:bb:3c:e4".into(),
                     fixed_ips: vec![FixedIp {
-                        subnet_id: "288bf4a1-51ba-43b6-9d0a-520e9005db17".into(),
                         ip_address: addr("10.0.0.1"),
                     }],
                     security_groups: vec![],
                     port_security_enabled: false,
-                    project_id: "d397de8a63f341818f198abb0966f6f3".into(),
-                    status: "ACTIVE".into(),
                 },
             ]
         );
@@ -527,13 +513,12 @@ mod tests {
 
     #[test]
     fn hand_made_items() {
-        // tenant_id fallback, port_security_enabled absent, IPv6.
+        // port_security_enabled absent, IPv6.
         let p = parse_port(
             &json!({"id":"p","tenant_id":"t","fixed_ips":[{"subnet_id":"s","ip_address":"2001:db8::5"}],"security_groups":["g1","g2"]}),
         );
         let p = p.unwrap_or_else(|e| panic!("{e}"));
         assert!(p.port_security_enabled);
-        assert_eq!(p.project_id, "t");
         assert_eq!(p.fixed_ips[0].ip_address, addr("2001:db8::5"));
         assert_eq!(p.security_groups, ["g1", "g2"]);
         for bad in [

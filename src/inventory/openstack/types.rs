@@ -121,20 +121,16 @@ pub struct Port {
     pub network_id: String,
     /// The server it is attached to (for `compute:*` owners), else whatever owns it, or empty.
     pub device_id: String,
-    pub device_owner: String,
     pub mac_address: String,
     pub fixed_ips: Vec<FixedIp>,
     /// Security group ids.
     pub security_groups: Vec<String>,
     /// `port_security_enabled` (absent = true): false means no filtering at all.
     pub port_security_enabled: bool,
-    pub project_id: String,
-    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedIp {
-    pub subnet_id: String,
     pub ip_address: IpAddr,
 }
 
