@@ -51,6 +51,17 @@ pub struct SourceStatus {
     pub names_complete: bool,
 }
 
+/// How the digest e-mail is doing (present when `[email]` is enabled).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmailStatus {
+    /// When the last digest window closed: a digest sent, or none needed (nothing to report).
+    pub last_digest: Option<UnixSeconds>,
+    /// Whether the last delivery attempt succeeded (None before any).
+    pub last_attempt_ok: Option<bool>,
+    /// Digests delivered since start.
+    pub sent: u64,
+}
+
 /// Everything /metrics and the API read.
 #[derive(Debug, Default)]
 pub struct View {
@@ -61,6 +72,7 @@ pub struct View {
     pub sources: BTreeMap<String, SourceStatus>,
     /// gvmd's feeds and their timestamps, from the last Greenbone run.
     pub gmp_feeds: Vec<(String, f64)>,
+    pub email: Option<EmailStatus>,
     pub groups: Vec<GroupStatus>,
     pub stages: BTreeMap<&'static str, StageStatus>,
 }

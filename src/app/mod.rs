@@ -3,6 +3,7 @@
 //! configuration (an invalid one keeps the old). The only module that wires stages together.
 
 pub mod cycle;
+mod digest;
 pub mod inventory;
 pub mod once;
 pub mod vulns;
@@ -73,6 +74,8 @@ struct Agent {
     /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails).
     sources: Vec<Arc<Source>>,
     last_good: BTreeMap<String, Vec<(Option<String>, Target)>>,
+    /// The digest e-mail's schedule.
+    email: digest::Schedule,
 }
 
 /// Sessions for the configured clouds (no request is made yet).
@@ -148,7 +151,9 @@ pub async fn run(
         vulns_running: false,
         sources: Vec::new(),
         last_good: BTreeMap::new(),
+        email: digest::Schedule::default(),
     };
+    agent.load_email_state().await;
     agent.sources = build_sources(&agent.config)?;
     agent.nmap = cycle::nmap_capabilities(&agent.config).await;
     let (vuln_tx, mut vuln_rx) = tokio::sync::mpsc::channel::<vulns::Finished>(1);
@@ -175,12 +180,16 @@ pub async fn run(
             "next discovery run scheduled"
         );
         let vuln_delay = agent.vulnerabilities_due();
+        let email_delay = agent.email_due();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(()) = reload.recv() => agent.reload().await,
             Some(done) = vuln_rx.recv() => agent.apply_vulnerabilities(done).await,
             _ = tokio::time::sleep(vuln_delay.unwrap_or(Duration::MAX)), if vuln_delay.is_some() => {
                 agent.start_vulnerabilities(&vuln_tx, &shutdown).await
+            }
+            _ = tokio::time::sleep(email_delay.unwrap_or(Duration::MAX)), if email_delay.is_some() => {
+                agent.send_digest().await
             }
             _ = tokio::time::sleep(delay) => agent.discovery(&shutdown).await,
         }

@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub storage: StorageFile,
     #[serde(default)]
     pub web: WebFile,
+    /// The digest e-mail.
+    #[serde(default)]
+    pub email: super::email::EmailFile,
     /// Clouds whose VMs are inventoried through Keystone, Nova and Neutron.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub openstack: Vec<super::openstack::OpenStackFile>,
@@ -395,6 +398,7 @@ mod tests {
         assert_eq!(parsed.policy, PolicyFile::default());
         assert_eq!(parsed.storage, StorageFile::default());
         assert_eq!(parsed.web, WebFile::default());
+        assert_eq!(parsed.email, super::super::email::EmailFile::default());
         assert_eq!(parsed.targets.len(), 1);
         assert_eq!(parsed.targets[0].ports.0.len(), 1000);
     }

@@ -3,6 +3,7 @@
 //! the store until this has succeeded; a bad file names the file, the key and what is wrong.
 
 pub mod cli;
+pub mod email;
 pub mod file;
 pub mod openstack;
 
@@ -117,6 +118,8 @@ pub struct Config {
     pub openstack: Vec<openstack::OpenStackSource>,
     pub storage: StorageConfig,
     pub web: WebConfig,
+    /// The digest e-mail; `None` when disabled.
+    pub email: Option<email::EmailConfig>,
 }
 
 impl Config {
@@ -476,6 +479,11 @@ fn build(
     for p in os_problems {
         problem(p.key, p.message);
     }
+    let mut email_problems = Vec::new();
+    let email = email::build(&file.email, &mut email_problems);
+    for p in email_problems {
+        problem(p.key, p.message);
+    }
     let (Some(listen), true) = (listen, problems.is_empty()) else {
         return Err(problems);
     };
@@ -577,6 +585,7 @@ fn build(
             telemetry_path: file.web.telemetry_path.clone(),
             max_port_series: file.web.max_port_series,
         },
+        email,
         file,
     })
 }

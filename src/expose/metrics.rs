@@ -460,6 +460,35 @@ impl Collector for StateCollector {
                 ([("stage", "vulnerabilities")], vulnerabilities),
             ],
         )?;
+        if let Some(e) = &view.email {
+            let one = |what: &str, help: &str, unit: Option<&Unit>, v: f64| {
+                (what.to_string(), help.to_string(), unit.cloned(), v)
+            };
+            let mut rows = vec![one(
+                "email_last_digest_timestamp",
+                "When the last digest window closed (a digest sent, or none needed), in Unix seconds (0 = never)",
+                secs,
+                e.last_digest.unwrap_or(0.0),
+            )];
+            if let Some(ok) = e.last_attempt_ok {
+                rows.push(one(
+                    "email_last_send_success",
+                    "Whether the last attempt to send a digest e-mail succeeded (1) or not (0)",
+                    None,
+                    if ok { 1.0 } else { 0.0 },
+                ));
+            }
+            for (name, help, unit, v) in rows {
+                let no_labels: [(&str, &str); 0] = [];
+                gauges(&mut enc, &name, &help, unit.as_ref(), [(no_labels, v)])?;
+            }
+            ConstCounter::new(e.sent).encode(enc.encode_descriptor(
+                "emails_sent",
+                "Digest e-mails delivered to the relay since the agent started.",
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
         Ok(())
     }
 }

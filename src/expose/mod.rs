@@ -3,6 +3,8 @@
 //! Everything here reads; nothing here scans or writes the store.
 
 pub mod api;
+pub mod digest;
+pub mod email;
 pub mod metrics;
 #[cfg(test)]
 mod testdata;

@@ -237,6 +237,28 @@ impl Store {
         Ok(out)
     }
 
+    /// When the last digest e-mail went out, if one ever did (an unreadable record counts as none).
+    pub fn email_last_sent(&self) -> Result<Option<UnixSeconds>> {
+        let v = self.db.get_cf(self.cf(CF_META)?, META_EMAIL_LAST_SENT)?;
+        Ok(
+            v.and_then(|v| std::str::from_utf8(&v).ok()?.parse::<f64>().ok())
+                .filter(|t| t.is_finite()),
+        )
+    }
+
+    /// Record that a digest e-mail went out at `t` (durably: a restart must not send it twice).
+    pub fn set_email_last_sent(&self, t: UnixSeconds) -> Result<()> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(CF_META)?,
+            META_EMAIL_LAST_SENT,
+            t.to_string(),
+            &opts,
+        )?;
+        Ok(())
+    }
+
     /// Allocate the next scan-run id and record the run as running.
     pub fn begin_run(&self, mut run: ScanRun) -> Result<ScanRun> {
         let meta = self.cf(CF_META)?;

@@ -32,6 +32,8 @@ pub const ALL_CFS: [&str; 6] = [
 
 pub const META_SCHEMA: &[u8] = b"schema_version";
 pub const META_LAST_RUN: &[u8] = b"last_run_id";
+/// When the last digest e-mail went out (`UnixSeconds` as text): its successor covers the changes since.
+pub const META_EMAIL_LAST_SENT: &[u8] = b"email_last_sent";
 
 /// Length of an event key.
 pub const EVENT_KEY_LEN: usize = 20;

@@ -107,6 +107,18 @@ fn commits_survive_reopen_and_runs_get_ids() {
 }
 
 #[test]
+fn the_last_digest_time_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.email_last_sent().unwrap(), None);
+        s.set_email_last_sent(1_764_000_000.5).unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.email_last_sent().unwrap(), Some(1_764_000_000.5));
+}
+
+#[test]
 fn an_unfinished_run_is_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();

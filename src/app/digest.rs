@@ -1,0 +1,148 @@
+//! The agent's digest e-mail: when the next one is due, and sending it — the view and the events
+//! since the last digest become a [`Digest`], the mailer delivers it, and the store remembers when,
+//! so a restart neither sends twice nor skips a window. A failed delivery is retried, not fatal.
+
+use super::Agent;
+use crate::expose::digest::{Digest, Scope};
+use crate::expose::email;
+use crate::model::{now, UnixSeconds};
+use crate::state::EmailStatus;
+use crate::store::{self, EventQuery};
+use std::time::Duration;
+
+/// Most events a digest reads (it says when there were more).
+const MAX_EVENTS: usize = 10_000;
+/// Wait after a failed delivery before trying again (or the interval, if shorter).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
+
+impl Agent {
+    /// Load when the last digest went out (start-up).
+    pub(super) async fn load_email_state(&mut self) {
+        if self.config.email.is_none() {
+            return;
+        }
+        match store::blocking(&self.store, |s| s.email_last_sent()).await {
+            Ok(t) => self.email.last_sent = t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read when the last digest e-mail went out; the next one covers one interval")
+            }
+        }
+        self.publish_email(|_| {});
+    }
+
+    /// How long until the next digest is due; `None` when e-mail is off or nothing was scanned yet.
+    pub(super) fn email_due(&self) -> Option<Duration> {
+        let cfg = self.config.email.as_ref()?;
+        let discovered = self
+            .state
+            .read()
+            .stages
+            .get("discovery")
+            .and_then(|s| s.last_success)
+            .is_some();
+        let t = now();
+        let due = email::due_in(self.email.last_sent, discovered, t, cfg.interval)?;
+        let retry = self.email.retry_at.map_or(Duration::ZERO, |r| {
+            Duration::from_secs_f64((r - t).max(0.0))
+        });
+        Some(due.max(retry))
+    }
+
+    /// Build the digest of the window since the last one and send it.
+    pub(super) async fn send_digest(&mut self) {
+        let Some(cfg) = self.config.email.clone() else {
+            return;
+        };
+        let t = now();
+        let since = email::window_start(self.email.last_sent, t, cfg.interval);
+        let query = EventQuery {
+            since: Some(since),
+            until: Some(t),
+            limit: MAX_EVENTS + 1,
+            ..Default::default()
+        };
+        let events = match store::blocking(&self.store, move |s| s.events(&query)).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the changes for the digest e-mail; retrying later");
+                self.metrics.error("store", e.kind());
+                self.email_failed(t, &cfg.interval);
+                return;
+            }
+        };
+        let truncated = events.len() > MAX_EVENTS;
+        let changes = events
+            .into_iter()
+            .take(MAX_EVENTS)
+            .map(|(_, e)| e)
+            .collect();
+        let scope = Scope {
+            since,
+            now: t,
+            min_cvss: cfg.min_cvss,
+        };
+        let digest = Digest::build(&self.state.read(), changes, truncated, scope);
+        if digest.is_quiet() && !cfg.send_empty {
+            tracing::info!(
+                "digest e-mail not sent: nothing unexpected, no vulnerable host, no change (email.send_empty = false)"
+            );
+            self.record_sent(t).await;
+            return;
+        }
+        let subject = digest.subject();
+        match email::send(&cfg, &digest).await {
+            Ok(()) => {
+                tracing::info!(
+                    recipients = cfg.to.len(),
+                    server = %format!("{}:{}", cfg.host, cfg.port),
+                    %subject,
+                    "digest e-mail sent"
+                );
+                self.publish_email(|s| {
+                    s.last_attempt_ok = Some(true);
+                    s.sent += 1;
+                });
+                self.record_sent(t).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = %humantime::format_duration(RETRY_AFTER_FAILURE.min(cfg.interval)), "digest e-mail not sent");
+                self.metrics.error("email", e.kind());
+                self.email_failed(t, &cfg.interval);
+            }
+        }
+    }
+
+    /// The window is closed at `t`: remember it, durably.
+    async fn record_sent(&mut self, t: UnixSeconds) {
+        self.email.last_sent = Some(t);
+        self.email.retry_at = None;
+        self.publish_email(|s| s.last_digest = Some(t));
+        if let Err(e) = store::blocking(&self.store, move |s| s.set_email_last_sent(t)).await {
+            tracing::error!(error = %e, "cannot record that the digest e-mail went out; a restart may send it again");
+            self.metrics.error("store", e.kind());
+        }
+    }
+
+    fn email_failed(&mut self, t: UnixSeconds, interval: &Duration) {
+        self.email.retry_at = Some(t + RETRY_AFTER_FAILURE.min(*interval).as_secs_f64());
+        self.publish_email(|s| s.last_attempt_ok = Some(false));
+    }
+
+    fn publish_email(&self, f: impl FnOnce(&mut EmailStatus)) {
+        let mut view = self.state.write();
+        let status = view.email.get_or_insert_with(|| EmailStatus {
+            last_digest: self.email.last_sent,
+            ..Default::default()
+        });
+        f(status);
+    }
+}
+
+/// What the loop keeps between digests.
+#[derive(Debug, Default)]
+pub(super) struct Schedule {
+    /// When the last digest went out (or was skipped as empty).
+    pub last_sent: Option<UnixSeconds>,
+    /// Not before this, after a failure.
+    pub retry_at: Option<UnixSeconds>,
+}

@@ -1,0 +1,260 @@
+//! The digest e-mail's schedule and delivery: when the next digest is due, and how it reaches the
+//! relay (lettre over SMTP; STARTTLS or TLS through rustls; AUTH when configured). One connection a
+//! digest, bounded by the configured timeout. Errors name the relay and what went wrong, never the
+//! password.
+
+use super::digest::Digest;
+use crate::config::email::{EmailConfig, TlsMode};
+use crate::model::UnixSeconds;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+
+/// Why a digest was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the digest message: {0}")]
+    Message(String),
+    #[error("cannot set up TLS for the SMTP relay {server}: {message}")]
+    Tls { server: String, message: String },
+    #[error("the SMTP relay {server} did not take the digest: {message}")]
+    Smtp { server: String, message: String },
+}
+
+impl Error {
+    /// Stable label for `stinger_errors_total{stage="email",kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Message(_) => "message",
+            Error::Tls { .. } => "tls",
+            Error::Smtp { .. } => "smtp",
+        }
+    }
+}
+
+/// How long until the next digest is due: `interval` after the last one sent; with none sent yet, as
+/// soon as a discovery run has succeeded (so the first digest reports a scan), else not yet (`None`).
+pub fn due_in(
+    last_sent: Option<UnixSeconds>,
+    discovered: bool,
+    now: UnixSeconds,
+    interval: Duration,
+) -> Option<Duration> {
+    match last_sent {
+        Some(last) => {
+            let next = last + interval.as_secs_f64();
+            // A clock set back far behind the last digest: wait one interval, not forever.
+            let wait = if now < last {
+                interval.as_secs_f64()
+            } else {
+                next - now
+            };
+            Some(Duration::from_secs_f64(wait.max(0.0)))
+        }
+        None if discovered => Some(Duration::ZERO),
+        None => None,
+    }
+}
+
+/// The changes window of the next digest: from the last one sent, or one interval back for the first.
+pub fn window_start(
+    last_sent: Option<UnixSeconds>,
+    now: UnixSeconds,
+    interval: Duration,
+) -> UnixSeconds {
+    last_sent.unwrap_or(now - interval.as_secs_f64())
+}
+
+/// The e-mail for a digest: the text body, and the JSON attached as `stinger-digest-<date>.json`.
+pub fn message(cfg: &EmailConfig, d: &Digest) -> Result<Message, Error> {
+    let prefix = cfg.subject_prefix.trim();
+    let subject = if prefix.is_empty() {
+        d.subject()
+    } else {
+        format!("{prefix} {}", d.subject())
+    };
+    let mut b = Message::builder()
+        .from(cfg.from.clone())
+        .subject(subject)
+        .date_now();
+    for to in &cfg.to {
+        b = b.to(to.clone());
+    }
+    let date = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs_f64(d.generated.max(0.0)),
+    )
+    .to_string();
+    let name = format!("stinger-digest-{}.json", date.get(..10).unwrap_or("now"));
+    let json = ContentType::parse("application/json").map_err(|e| Error::Message(e.to_string()))?;
+    b.multipart(
+        MultiPart::mixed()
+            .singlepart(SinglePart::plain(d.text(cfg.max_lines)))
+            .singlepart(Attachment::new(name).body(d.json(), json)),
+    )
+    .map_err(|e| Error::Message(e.to_string()))
+}
+
+/// A transport to the configured relay (no connection is made until a send).
+fn transport(cfg: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Error> {
+    let server = format!("{}:{}", cfg.host, cfg.port);
+    let tls_error = |e: lettre::transport::smtp::Error| Error::Tls {
+        server: server.clone(),
+        message: e.to_string(),
+    };
+    let tls = match cfg.tls {
+        TlsMode::None => Tls::None,
+        mode => {
+            let mut p = TlsParameters::builder(cfg.host.clone());
+            if let Some(pem) = &cfg.ca_pem {
+                p = p.add_root_certificate(Certificate::from_pem(pem).map_err(tls_error)?);
+            }
+            let params = p.build_rustls().map_err(tls_error)?;
+            if mode == TlsMode::Tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        }
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
+        .port(cfg.port)
+        .tls(tls)
+        .timeout(Some(cfg.timeout));
+    if let Some((user, password)) = &cfg.credentials {
+        b = b.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    Ok(b.build())
+}
+
+/// Deliver one digest to every recipient.
+pub async fn send(cfg: &EmailConfig, d: &Digest) -> Result<(), Error> {
+    let msg = message(cfg, d)?;
+    let t = transport(cfg)?;
+    let server = format!("{}:{}", cfg.host, cfg.port);
+    // lettre's own timeout covers each command; this bounds the whole exchange.
+    let whole = cfg.timeout.saturating_mul(4);
+    match tokio::time::timeout(whole, t.send(msg)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::Smtp {
+            server,
+            message: e.to_string(),
+        }),
+        Err(_) => Err(Error::Smtp {
+            server,
+            message: format!("no answer within {}", humantime::format_duration(whole)),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::email::{build, EmailFile};
+    use crate::expose::digest::Scope;
+    use crate::state::View;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn due_after_an_interval_or_after_the_first_scan() {
+        assert_eq!(due_in(None, false, 1000.0, DAY), None);
+        assert_eq!(due_in(None, true, 1000.0, DAY), Some(Duration::ZERO));
+        assert_eq!(
+            due_in(Some(1000.0), true, 1000.0 + 3600.0, DAY),
+            Some(DAY - Duration::from_secs(3600))
+        );
+        assert_eq!(
+            due_in(Some(1000.0), true, 1000.0 + 2.0 * 86_400.0, DAY),
+            Some(Duration::ZERO),
+            "overdue: at once"
+        );
+        assert_eq!(
+            due_in(Some(1_000_000.0), true, 1000.0, DAY),
+            Some(DAY),
+            "clock set back"
+        );
+        assert_eq!(window_start(Some(5.0), 100_000.0, DAY), 5.0);
+        assert_eq!(window_start(None, 100_000.0, DAY), 100_000.0 - 86_400.0);
+    }
+
+    #[test]
+    fn the_message_has_subject_recipients_body_and_json_attachment() {
+        let mut problems = Vec::new();
+        let cfg = build(
+            &EmailFile {
+                enabled: true,
+                to: vec!["Ops <ops@example.org>".into(), "sec@example.org".into()],
+                from: "Stinger <stinger@example.org>".into(),
+                ..Default::default()
+            },
+            &mut problems,
+        )
+        .expect("valid");
+        let d = Digest::build(
+            &View::default(),
+            Vec::new(),
+            false,
+            Scope {
+                since: 0.0,
+                now: 1_764_000_000.0,
+                min_cvss: 7.0,
+            },
+        );
+        let raw = String::from_utf8(message(&cfg, &d).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains("Subject: [stinger] nothing unexpected, no changes"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("To: Ops <ops@example.org>, sec@example.org"),
+            "{raw}"
+        );
+        assert!(raw.contains("From: Stinger <stinger@example.org>"), "{raw}");
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(
+            raw.contains("filename=\"stinger-digest-2025-11-24.json\""),
+            "{raw}"
+        );
+        assert!(raw.contains("0 hosts scanned"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn a_relay_that_refuses_connections_is_a_clear_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut problems = Vec::new();
+        let cfg = build(
+            &EmailFile {
+                enabled: true,
+                smtp_server: format!("127.0.0.1:{port}"),
+                tls: TlsMode::None,
+                to: vec!["ops@example.org".into()],
+                timeout: Duration::from_secs(5),
+                ..Default::default()
+            },
+            &mut problems,
+        )
+        .expect("valid");
+        let d = Digest::build(
+            &View::default(),
+            Vec::new(),
+            false,
+            Scope {
+                since: 0.0,
+                now: 1.0,
+                min_cvss: 7.0,
+            },
+        );
+        let e = send(&cfg, &d).await.unwrap_err();
+        assert_eq!(e.kind(), "smtp");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+}
