@@ -479,8 +479,12 @@ impl Collector for StateCollector {
                 ));
             }
             for (name, help, unit, v) in rows {
-                let no_labels: [(&str, &str); 0] = [];
-                gauges(&mut enc, &name, &help, unit.as_ref(), [(no_labels, v)])?;
+                ConstGauge::new(v).encode(enc.encode_descriptor(
+                    &name,
+                    &format!("{help}."),
+                    unit.as_ref(),
+                    MetricType::Gauge,
+                )?)?;
             }
             ConstCounter::new(e.sent).encode(enc.encode_descriptor(
                 "emails_sent",

@@ -49,7 +49,7 @@ cidrs = ["127.0.60.2/32"]
 allow = ["20003"]
 "#;
 
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     use std::io::Write;
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])

@@ -3,6 +3,7 @@
 
 mod agent;
 mod alerts;
+mod email;
 #[path = "../../examples/fake_cloud/server.rs"]
 mod fake_cloud;
 mod fake_cloud_selftest;

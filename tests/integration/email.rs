@@ -1,0 +1,367 @@
+//! The digest e-mail through the real binary and a real SMTP server (aiosmtpd from Debian's
+//! python3-aiosmtpd, driven by `smtp_server.py`): STARTTLS against a test CA, AUTH, the message as
+//! Python's MIME parser reads it, the e-mail metrics, no second digest after a restart, a refused
+//! password counted and retried without the password in the log, and a quiet window sending nothing.
+
+use crate::util::*;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Debian's interpreter: python3-aiosmtpd installs into its dist-packages only.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// aiosmtpd on a loopback address, writing what it accepts into `outdir`.
+struct SmtpServer {
+    child: Child,
+    outdir: PathBuf,
+}
+
+impl SmtpServer {
+    fn start(
+        addr: &str,
+        dir: &Path,
+        tls: Option<(&Path, &Path)>,
+        auth: Option<(&str, &str)>,
+    ) -> SmtpServer {
+        let outdir = dir.join("mail");
+        std::fs::create_dir_all(&outdir).unwrap();
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(repo().join("tests/integration/smtp_server.py"))
+            .args(["--listen", addr, "--lifetime", "300", "--outdir"])
+            .arg(&outdir);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if let Some((user, password)) = auth {
+            cmd.args(["--user", user, "--password", password]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{PYTHON} (needs Debian's python3-aiosmtpd): {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "smtp_server.py did not start on {addr}"
+        );
+        SmtpServer { child, outdir }
+    }
+
+    /// Every message accepted so far, oldest first, as `smtp_server.py` decoded it.
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.outdir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for `ip`, written into `dir`: (ca, cert, key) paths.
+fn pki(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![ip.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("smtp.pem"),
+        dir.join("smtp.key"),
+    );
+    std::fs::write(&paths.0, ca_pem).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// A free port on `ip` (bound, then released).
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text_part(m: &Value) -> &str {
+    m["parts"][0]["text"].as_str().unwrap_or_default()
+}
+
+const PASSWORD: &str = "smtp-Pw-7qZ";
+
+#[test]
+fn the_digest_goes_out_over_starttls_with_auth_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "127.0.120.1");
+    let smtp_addr = format!("127.0.120.1:{}", free_port("127.0.120.1"));
+    let smtp = SmtpServer::start(
+        &smtp_addr,
+        dir.path(),
+        Some((&cert, &key)),
+        Some(("stinger", PASSWORD)),
+    );
+    let open_port = free_port("127.0.120.2");
+    let _open = Listener::new(&format!("127.0.120.2:{open_port}"));
+    let pw = dir.path().join("smtp-password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[[targets]]
+name = "mail"
+cidrs = ["127.0.120.2"]
+ports = "22,{open_port}"
+
+[email]
+enabled = true
+smtp_server = "{smtp_addr}"
+tls = "starttls"
+ca_file = "{ca}"
+username = "stinger"
+password_file = "{pw}"
+from = "Stinger <stinger@example.org>"
+to = ["Cloud admins <admins@example.org>", "sec@example.org"]
+interval = "1h"
+"#,
+            ca = ca.display(),
+            pw = pw.display()
+        ),
+    );
+    let agent = Agent::start(&config);
+    let msgs = wait_for("the digest e-mail", Duration::from_secs(60), || {
+        let m = smtp.messages();
+        (!m.is_empty()).then_some(m)
+    });
+    let m = &msgs[0];
+    assert_eq!(m["tls"], true, "STARTTLS: {m}");
+    assert_eq!(m["authenticated"], true, "AUTH: {m}");
+    assert_eq!(m["mail_from"], "stinger@example.org");
+    assert_eq!(
+        m["rcpt_to"],
+        serde_json::json!(["admins@example.org", "sec@example.org"])
+    );
+    let subject = m["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("[stinger] 1 unexpected open port on 1 host, "),
+        "{subject}"
+    );
+    assert_eq!(m["parts"][0]["content_type"], "text/plain");
+    let text = text_part(m);
+    assert!(text.contains("127.0.120.2  (mail)"), "{text}");
+    assert!(
+        text.contains(&format!("tcp/{open_port}  unidentified  rule default")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "port_opened  127.0.120.2 tcp/{open_port} unexpected"
+        )),
+        "{text}"
+    );
+    let attachment = &m["parts"][1];
+    assert_eq!(attachment["content_type"], "application/json");
+    assert!(
+        attachment["filename"]
+            .as_str()
+            .unwrap()
+            .starts_with("stinger-digest-"),
+        "{attachment}"
+    );
+    let digest: Value = serde_json::from_str(attachment["text"].as_str().unwrap()).unwrap();
+    assert_eq!(digest["summary"]["unexpected_ports"], 1);
+    assert_eq!(digest["unexpected"][0]["address"], "127.0.120.2");
+    assert_eq!(digest["unexpected"][0]["ports"][0]["port"], open_port);
+    assert!(
+        digest["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "port_opened" && e["port"] == open_port),
+        "{digest}"
+    );
+
+    let metrics = wait_for("the e-mail metrics", Duration::from_secs(10), || {
+        let m = agent.metrics();
+        (sample(&m, "stinger_emails_sent_total") == Some(1.0)).then_some(m)
+    });
+    assert_eq!(
+        sample(&metrics, "stinger_email_last_send_success"),
+        Some(1.0)
+    );
+    crate::agent::promtool_check(&metrics);
+    let last = sample(&metrics, "stinger_email_last_digest_timestamp_seconds").unwrap();
+    assert!(last > 1.7e9, "{metrics}");
+    assert!(agent.log().contains("digest e-mail sent"));
+    assert!(
+        !agent.log().contains(PASSWORD),
+        "the password is never logged"
+    );
+    assert!(agent.stop().success());
+
+    // A restart within the hour sends nothing: the window is remembered (a digest due at start
+    // would go out at once, as the first one did).
+    let agent = Agent::start(&config);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "no second digest within the interval"
+    );
+    let metrics = agent.metrics();
+    assert_eq!(
+        sample(&metrics, "stinger_email_last_digest_timestamp_seconds"),
+        Some(last),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "stinger_emails_sent_total"), Some(0.0));
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn a_refused_password_is_counted_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path(), "127.0.120.11");
+    let smtp_addr = format!("127.0.120.11:{}", free_port("127.0.120.11"));
+    let smtp = SmtpServer::start(
+        &smtp_addr,
+        dir.path(),
+        Some((&cert, &key)),
+        Some(("stinger", PASSWORD)),
+    );
+    let port = free_port("127.0.120.12");
+    let _open = Listener::new(&format!("127.0.120.12:{port}"));
+    let wrong = "wrong-Pw-x81";
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[[targets]]
+name = "mail"
+cidrs = ["127.0.120.12"]
+ports = "{port}"
+
+[email]
+enabled = true
+smtp_server = "{smtp_addr}"
+ca_file = "{ca}"
+username = "stinger"
+password_env = "STINGER_TEST_SMTP_PASSWORD"
+to = ["admins@example.org"]
+"#,
+            ca = ca.display()
+        ),
+    );
+    let agent = Agent::start_env(&config, &[], &[("STINGER_TEST_SMTP_PASSWORD", wrong)]);
+    let metrics = wait_for("the failed delivery", Duration::from_secs(60), || {
+        let m = agent.metrics();
+        (sample(&m, "stinger_email_last_send_success") == Some(0.0)).then_some(m)
+    });
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"stinger_errors_total{stage="email",kind="smtp"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "stinger_emails_sent_total"), Some(0.0));
+    assert_eq!(
+        sample(&metrics, "stinger_email_last_digest_timestamp_seconds"),
+        Some(0.0),
+        "the window stays open for the retry"
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("digest e-mail not sent") && log.contains(&smtp_addr),
+        "the error names the relay:\n{log}"
+    );
+    assert!(!log.contains(wrong), "the password is never logged");
+    assert!(smtp.messages().is_empty());
+}
+
+#[test]
+fn a_quiet_window_sends_nothing_over_plain_smtp_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_addr = format!("127.0.120.21:{}", free_port("127.0.120.21"));
+    let smtp = SmtpServer::start(&smtp_addr, dir.path(), None, None);
+    // Nothing listens on the scanned port: no unexpected port, no change.
+    let port = free_port("127.0.120.22");
+    let body = |send_empty: bool| {
+        format!(
+            r#"[[targets]]
+name = "quiet"
+cidrs = ["127.0.120.22"]
+ports = "{port}"
+
+[email]
+enabled = true
+smtp_server = "{smtp_addr}"
+tls = "none"
+to = ["admins@example.org"]
+send_empty = {send_empty}
+"#
+        )
+    };
+    let config = write_config(dir.path(), &body(false));
+    let agent = Agent::start(&config);
+    wait_for("the quiet digest", Duration::from_secs(60), || {
+        agent
+            .log()
+            .contains("digest e-mail not sent: nothing unexpected")
+            .then_some(())
+    });
+    let metrics = agent.metrics();
+    assert!(sample(&metrics, "stinger_email_last_digest_timestamp_seconds").unwrap() > 1.7e9);
+    assert!(
+        smtp.messages().is_empty(),
+        "nothing to report, nothing sent"
+    );
+    assert!(agent.stop().success());
+
+    // With send_empty and a fresh store, the same quiet state is mailed, in plain SMTP.
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    let config = write_config(dir.path(), &body(true));
+    let agent = Agent::start(&config);
+    let msgs = wait_for("the empty digest", Duration::from_secs(60), || {
+        let m = smtp.messages();
+        (!m.is_empty()).then_some(m)
+    });
+    assert_eq!(msgs[0]["tls"], false);
+    assert_eq!(
+        msgs[0]["subject"],
+        "[stinger] nothing unexpected, no changes"
+    );
+    let text = text_part(&msgs[0]);
+    assert!(text.contains("0 hosts scanned"), "{text}");
+    assert!(agent.stop().success());
+}
