@@ -3,15 +3,13 @@
 //! so a restart neither sends twice nor skips a window. A failed delivery is retried, not fatal.
 
 use super::Agent;
-use crate::expose::digest::{Digest, Scope};
+use crate::expose::digest::{Digest, Scope, MAX_CHANGES};
 use crate::expose::email;
 use crate::model::{now, UnixSeconds};
 use crate::state::EmailStatus;
 use crate::store::{self, EventQuery};
 use std::time::Duration;
 
-/// Most events a digest reads (it says when there were more).
-const MAX_EVENTS: usize = 10_000;
 /// Wait after a failed delivery before trying again (or the interval, if shorter).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
 
@@ -58,7 +56,7 @@ impl Agent {
         let query = EventQuery {
             since: Some(since),
             until: Some(t),
-            limit: MAX_EVENTS + 1,
+            limit: MAX_CHANGES + 1,
             ..Default::default()
         };
         let events = match store::blocking(&self.store, move |s| s.events(&query)).await {
@@ -70,10 +68,10 @@ impl Agent {
                 return;
             }
         };
-        let truncated = events.len() > MAX_EVENTS;
+        let truncated = events.len() > MAX_CHANGES;
         let changes = events
             .into_iter()
-            .take(MAX_EVENTS)
+            .take(MAX_CHANGES)
             .map(|(_, e)| e)
             .collect();
         let scope = Scope {

@@ -612,7 +612,15 @@ impl Agent {
             "configuration reloaded"
         );
         self.nmap = cycle::nmap_capabilities(&new).await;
+        let email_was_on = self.config.email.is_some();
         self.config = new;
+        // The digest follows the new [email] at once; its window survives in the store either way.
+        if self.config.email.is_none() {
+            self.state.write().email = None;
+            self.email = digest::Schedule::default();
+        } else if !email_was_on {
+            self.load_email_state().await;
+        }
     }
 }
 

@@ -9,7 +9,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// What a digest covers and how much of it the text body lists.
+/// Most history events a digest reads (it says when there were more).
+pub const MAX_CHANGES: usize = 10_000;
+
+/// What a digest covers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scope {
     /// Start of the changes window (the last digest sent).

@@ -68,6 +68,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/scans/{id}", get(api::scan))
         .route("/api/v1/changes", get(api::changes))
         .route("/api/v1/vulnerabilities", get(api::vulnerabilities))
+        .route("/api/v1/digest", get(api::digest))
         .route(
             "/api/v1/openapi.yaml",
             get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
@@ -136,6 +137,7 @@ async fn landing(AxState(s): AxState<Arc<Shared>>) -> Html<String> {
          <li><a href=\"/api/v1/scans\">Scan runs</a></li>\
          <li><a href=\"/api/v1/changes\">Changes</a></li>\
          <li><a href=\"/api/v1/vulnerabilities\">Vulnerabilities</a></li>\
+         <li><a href=\"/api/v1/digest\">Digest (what the e-mail says)</a></li>\
          <li><a href=\"/api/v1/openapi.yaml\">API description (OpenAPI)</a></li>\
          <li><a href=\"/-/healthy\">Health</a> and <a href=\"/-/ready\">readiness</a></li>\
          </ul></body></html>\n",

@@ -338,5 +338,10 @@ pub fn view() -> View {
             names_complete: false,
         },
     );
+    view.email = Some(crate::state::EmailStatus {
+        last_digest: Some(1_800_000_100.0),
+        last_attempt_ok: Some(true),
+        sent: 2,
+    });
     view
 }

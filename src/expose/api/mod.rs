@@ -1,11 +1,12 @@
 //! The JSON detail API under `/api/v1/` (documented in `../openapi.yaml`): hosts/VMs with filters and
-//! cursor paging, one host or one cloud VM in full ([`vms`]), vulnerabilities, scan runs, and history
-//! changes. Hosts and VMs come from the in-memory view; runs and changes from the store. Every bad
+//! cursor paging, one host or one cloud VM in full ([`vms`]), vulnerabilities, scan runs, history
+//! changes, and the digest the e-mail carries. Hosts and VMs come from the in-memory view; runs and changes from the store. Every bad
 //! query parameter gets a 400 naming the parameter and the accepted form.
 
 mod vms;
 pub use vms::{vm, vms};
 
+use super::digest::{Digest, Scope, MAX_CHANGES};
 use super::Shared;
 use crate::model::{Event, EventKind, UnixSeconds};
 use crate::store::{self, schema, EventQuery};
@@ -260,6 +261,53 @@ pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
         }
         Err(e) => server_error(e),
     }
+}
+
+/// The digest as the next e-mail would carry it, whether or not e-mail is on: the changes since
+/// `since` (default: the last digest sent, else 24 hours back) and hosts at or above `min_cvss`
+/// (default 7).
+pub async fn digest(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
+    let (since, min_cvss) = match parse_digest(q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let t = crate::model::now();
+    let since = since
+        .or_else(|| s.state.read().email.as_ref().and_then(|e| e.last_digest))
+        .unwrap_or(t - 86_400.0);
+    let query = EventQuery {
+        since: Some(since),
+        until: Some(t),
+        limit: MAX_CHANGES + 1,
+        ..Default::default()
+    };
+    match store::blocking(&s.store, move |st| st.events(&query)).await {
+        Ok(events) => {
+            let truncated = events.len() > MAX_CHANGES;
+            let changes = events
+                .into_iter()
+                .take(MAX_CHANGES)
+                .map(|(_, e)| e)
+                .collect();
+            let scope = Scope {
+                since,
+                now: t,
+                min_cvss,
+            };
+            let d = Digest::build(&s.state.read(), changes, truncated, scope);
+            Json(d).into_response()
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+fn parse_digest(q: Option<String>) -> Result<(Option<UnixSeconds>, f64), BadRequest> {
+    let p = Params::parse(q, &["since", "min_cvss"])?;
+    let since = p.get("since", TIME_FORM, parse_time)?;
+    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
+        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
+    })?;
+    Ok((since, min_cvss.unwrap_or(7.0)))
 }
 
 fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {

@@ -401,3 +401,55 @@ fn openapi_documents_the_filters_and_event_kinds() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_digest_is_built_from_the_view_and_the_window_of_changes() {
+    let api = serve().await;
+    let d = api.ok("/api/v1/digest?since=0&min_cvss=0").await;
+    assert_eq!(d["changes"].as_array().unwrap().len(), 5, "{d}");
+    assert_eq!(d["summary"]["changes"]["port_opened"], 3);
+    assert_eq!(d["changes_truncated"], false);
+    let hosts = api.ok("/api/v1/vms?limit=1000").await;
+    assert_eq!(
+        d["summary"]["hosts"],
+        hosts["vms"].as_array().unwrap().len(),
+        "{d}"
+    );
+    let unexpected = d["unexpected"].as_array().unwrap();
+    assert!(
+        !unexpected.is_empty(),
+        "the test view has unexpected ports: {d}"
+    );
+    for h in unexpected {
+        for p in h["ports"].as_array().unwrap() {
+            assert_eq!(p["verdict"], "unexpected", "{h}");
+        }
+    }
+    let ids: Vec<&str> = unexpected
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        api.ids("unexpected=true").await,
+        "the same hosts as the vms filter"
+    );
+
+    // The window starts where asked: only the last two events.
+    let d = api.ok("/api/v1/digest?since=1970-01-01T00:06:40Z").await;
+    let kinds: Vec<&str> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["port_opened", "vm_gone"]);
+    // Without since, and no digest sent yet: the last 24 hours (none of the 1970 events).
+    let d = api.ok("/api/v1/digest").await;
+    assert_eq!(d["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(d["min_cvss"], 7.0);
+
+    api.bad("/api/v1/digest?min_cvss=11", "min_cvss").await;
+    api.bad("/api/v1/digest?since=soon", "since").await;
+    api.bad("/api/v1/digest?vm=x", "vm").await;
+}
