@@ -160,6 +160,26 @@ timeout = "5s"
         exposure["unfiltered"].to_string().contains("8080"),
         "8080 answers though no rule admits the scanner: {exposure}"
     );
+    // The digest names the VM, its project and its user, as the nightly mail did.
+    let digest = agent.json("/api/v1/digest?since=0");
+    let entry = digest["unexpected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["address"] == "127.0.100.10")
+        .unwrap_or_else(|| panic!("web-1's unexpected 3306 is in the digest: {digest}"));
+    assert_eq!(entry["vm"]["name"], "web-1", "{entry}");
+    assert_eq!(entry["vm"]["project"], "admin", "{entry}");
+    // The fake servers' user id is unknown to Keystone: the id stands in for the name.
+    assert_eq!(entry["vm"]["user"], "fake", "{entry}");
+    assert!(
+        entry["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["verdict"] == "unexpected"),
+        "{entry}"
+    );
     // The SHUTOFF VM is inventoried, not scanned.
     assert_eq!(off.accepts(), 0, "a SHUTOFF VM's address was probed");
     assert!(web_ssh.accepts() > 0 && web_db.accepts() > 0 && web_app.accepts() > 0);
