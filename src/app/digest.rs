@@ -3,11 +3,11 @@
 //! so a restart neither sends twice nor skips a window. A failed delivery is retried, not fatal.
 
 use super::Agent;
-use crate::expose::digest::{Digest, Scope, MAX_CHANGES};
+use crate::expose::digest::{Digest, Scope};
 use crate::expose::email;
 use crate::model::{now, UnixSeconds};
 use crate::state::EmailStatus;
-use crate::store::{self, EventQuery};
+use crate::store;
 use std::time::Duration;
 
 /// Wait after a failed delivery before trying again (or the interval, if shorter).
@@ -53,12 +53,12 @@ impl Agent {
         };
         let t = now();
         let since = email::window_start(self.email.last_sent, t, cfg.interval);
-        let query = EventQuery {
-            since: Some(since),
-            until: Some(t),
-            limit: MAX_CHANGES + 1,
-            ..Default::default()
+        let scope = Scope {
+            since,
+            now: t,
+            min_cvss: cfg.min_cvss,
         };
+        let query = scope.changes_query();
         let events = match store::blocking(&self.store, move |s| s.events(&query)).await {
             Ok(e) => e,
             Err(e) => {
@@ -68,18 +68,7 @@ impl Agent {
                 return;
             }
         };
-        let truncated = events.len() > MAX_CHANGES;
-        let changes = events
-            .into_iter()
-            .take(MAX_CHANGES)
-            .map(|(_, e)| e)
-            .collect();
-        let scope = Scope {
-            since,
-            now: t,
-            min_cvss: cfg.min_cvss,
-        };
-        let digest = Digest::build(&self.state.read(), changes, truncated, scope);
+        let digest = Digest::from_window(&self.state.read(), events, scope);
         if digest.is_quiet() && !cfg.send_empty {
             tracing::info!(
                 "digest e-mail not sent: nothing unexpected, no vulnerable host, no change (email.send_empty = false)"

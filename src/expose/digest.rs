@@ -5,12 +5,13 @@
 
 use crate::model::{Event, HostState, PortFinding, UnixSeconds, Verdict};
 use crate::state::View;
+use crate::store::EventQuery;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Most history events a digest reads (it says when there were more).
-pub const MAX_CHANGES: usize = 10_000;
+const MAX_CHANGES: usize = 10_000;
 
 /// What a digest covers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +82,30 @@ pub struct VmNames {
     pub user: Option<String>,
 }
 
+impl Scope {
+    /// The store query for the window's changes: one more than a digest keeps, to tell it was cut.
+    pub fn changes_query(&self) -> EventQuery {
+        EventQuery {
+            since: Some(self.since),
+            until: Some(self.now),
+            limit: MAX_CHANGES + 1,
+            ..Default::default()
+        }
+    }
+}
+
 impl Digest {
+    /// Build from the view and the store's answer to [`Scope::changes_query`].
+    pub fn from_window(view: &View, events: Vec<(Vec<u8>, Event)>, scope: Scope) -> Digest {
+        let truncated = events.len() > MAX_CHANGES;
+        let changes = events
+            .into_iter()
+            .take(MAX_CHANGES)
+            .map(|(_, e)| e)
+            .collect();
+        Digest::build(view, changes, truncated, scope)
+    }
+
     /// Build from the view and the events of the window (`truncated`: more exist than were read).
     pub fn build(view: &View, changes: Vec<Event>, truncated: bool, scope: Scope) -> Digest {
         let mut s = Summary {

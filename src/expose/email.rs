@@ -161,6 +161,23 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    /// A valid, enabled config from `f`.
+    fn config(f: EmailFile) -> EmailConfig {
+        let mut problems = Vec::new();
+        let f = EmailFile { enabled: true, ..f };
+        build(&f, &mut problems).unwrap_or_else(|| panic!("invalid: {problems:?}"))
+    }
+
+    /// The digest of an empty state at `now`.
+    fn empty_digest(now: UnixSeconds) -> Digest {
+        let scope = Scope {
+            since: 0.0,
+            now,
+            min_cvss: 7.0,
+        };
+        Digest::build(&View::default(), Vec::new(), false, scope)
+    }
+
     #[test]
     fn due_after_an_interval_or_after_the_first_scan() {
         assert_eq!(due_in(None, false, 1000.0, DAY), None);
@@ -185,27 +202,12 @@ mod tests {
 
     #[test]
     fn the_message_has_subject_recipients_body_and_json_attachment() {
-        let mut problems = Vec::new();
-        let cfg = build(
-            &EmailFile {
-                enabled: true,
-                to: vec!["Ops <ops@example.org>".into(), "sec@example.org".into()],
-                from: "Stinger <stinger@example.org>".into(),
-                ..Default::default()
-            },
-            &mut problems,
-        )
-        .expect("valid");
-        let d = Digest::build(
-            &View::default(),
-            Vec::new(),
-            false,
-            Scope {
-                since: 0.0,
-                now: 1_764_000_000.0,
-                min_cvss: 7.0,
-            },
-        );
+        let cfg = config(EmailFile {
+            to: vec!["Ops <ops@example.org>".into(), "sec@example.org".into()],
+            from: "Stinger <stinger@example.org>".into(),
+            ..Default::default()
+        });
+        let d = empty_digest(1_764_000_000.0);
         let raw = String::from_utf8(message(&cfg, &d).unwrap().formatted()).unwrap();
         assert!(
             raw.contains("Subject: [stinger] nothing unexpected, no changes"),
@@ -230,29 +232,14 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let mut problems = Vec::new();
-        let cfg = build(
-            &EmailFile {
-                enabled: true,
-                smtp_server: format!("127.0.0.1:{port}"),
-                tls: TlsMode::None,
-                to: vec!["ops@example.org".into()],
-                timeout: Duration::from_secs(5),
-                ..Default::default()
-            },
-            &mut problems,
-        )
-        .expect("valid");
-        let d = Digest::build(
-            &View::default(),
-            Vec::new(),
-            false,
-            Scope {
-                since: 0.0,
-                now: 1.0,
-                min_cvss: 7.0,
-            },
-        );
+        let cfg = config(EmailFile {
+            smtp_server: format!("127.0.0.1:{port}"),
+            tls: TlsMode::None,
+            to: vec!["ops@example.org".into()],
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        });
+        let d = empty_digest(1.0);
         let e = send(&cfg, &d).await.unwrap_err();
         assert_eq!(e.kind(), "smtp");
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");

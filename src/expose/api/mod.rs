@@ -6,7 +6,7 @@
 mod vms;
 pub use vms::{vm, vms};
 
-use super::digest::{Digest, Scope, MAX_CHANGES};
+use super::digest::{Digest, Scope};
 use super::Shared;
 use crate::model::{Event, EventKind, UnixSeconds};
 use crate::store::{self, schema, EventQuery};
@@ -275,28 +275,14 @@ pub async fn digest(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Resp
     let since = since
         .or_else(|| s.state.read().email.as_ref().and_then(|e| e.last_digest))
         .unwrap_or(t - 86_400.0);
-    let query = EventQuery {
-        since: Some(since),
-        until: Some(t),
-        limit: MAX_CHANGES + 1,
-        ..Default::default()
+    let scope = Scope {
+        since,
+        now: t,
+        min_cvss,
     };
+    let query = scope.changes_query();
     match store::blocking(&s.store, move |st| st.events(&query)).await {
-        Ok(events) => {
-            let truncated = events.len() > MAX_CHANGES;
-            let changes = events
-                .into_iter()
-                .take(MAX_CHANGES)
-                .map(|(_, e)| e)
-                .collect();
-            let scope = Scope {
-                since,
-                now: t,
-                min_cvss,
-            };
-            let d = Digest::build(&s.state.read(), changes, truncated, scope);
-            Json(d).into_response()
-        }
+        Ok(events) => Json(Digest::from_window(&s.state.read(), events, scope)).into_response(),
         Err(e) => server_error(e),
     }
 }
