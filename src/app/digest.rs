@@ -9,6 +9,7 @@ use crate::model::{now, UnixSeconds};
 use crate::state::EmailStatus;
 use crate::store;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Wait after a failed delivery before trying again (or the interval, if shorter).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
@@ -46,8 +47,9 @@ impl Agent {
         Some(due.max(retry))
     }
 
-    /// Build the digest of the window since the last one and send it.
-    pub(super) async fn send_digest(&mut self) {
+    /// Build the digest of the window since the last one and send it (abandoned on shutdown: the
+    /// window stays open for the next start).
+    pub(super) async fn send_digest(&mut self, shutdown: &CancellationToken) {
         let Some(cfg) = self.config.email.clone() else {
             return;
         };
@@ -77,7 +79,14 @@ impl Agent {
             return;
         }
         let subject = digest.subject();
-        match email::send(&cfg, &digest).await {
+        let sent = tokio::select! {
+            r = email::send(&cfg, &digest) => r,
+            _ = shutdown.cancelled() => {
+                tracing::info!("digest e-mail abandoned: shutting down");
+                return;
+            }
+        };
+        match sent {
             Ok(()) => {
                 tracing::info!(
                     recipients = cfg.to.len(),

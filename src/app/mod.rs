@@ -189,7 +189,7 @@ pub async fn run(
                 agent.start_vulnerabilities(&vuln_tx, &shutdown).await
             }
             _ = tokio::time::sleep(email_delay.unwrap_or(Duration::MAX)), if email_delay.is_some() => {
-                agent.send_digest().await
+                agent.send_digest(&shutdown).await
             }
             _ = tokio::time::sleep(delay) => agent.discovery(&shutdown).await,
         }

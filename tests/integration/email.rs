@@ -365,3 +365,46 @@ send_empty = {send_empty}
     assert!(text.contains("0 hosts scanned"), "{text}");
     assert!(agent.stop().success());
 }
+
+#[test]
+fn a_relay_that_never_answers_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bound and listening but never accepting: the kernel completes the handshake, no banner comes.
+    let silent = std::net::TcpListener::bind("127.0.120.31:0").unwrap();
+    let smtp_addr = silent.local_addr().unwrap().to_string();
+    let port = free_port("127.0.120.32");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[[targets]]
+name = "quiet"
+cidrs = ["127.0.120.32"]
+ports = "{port}"
+
+[email]
+enabled = true
+smtp_server = "{smtp_addr}"
+tls = "none"
+to = ["admins@example.org"]
+send_empty = true
+timeout = "5m"
+"#
+        ),
+    );
+    let agent = Agent::start(&config);
+    agent.wait_successes(1);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let (status, log) = agent.stop_with_log();
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown waited {:?} for the relay",
+        started.elapsed()
+    );
+    assert!(
+        log.contains("digest e-mail abandoned: shutting down"),
+        "{log}"
+    );
+    drop(silent);
+}

@@ -276,6 +276,16 @@ impl Agent {
         })
     }
 
+    /// SIGTERM, wait (bounded) for a clean exit, and return the exit status with the whole log.
+    pub fn stop_with_log(self) -> (ExitStatus, String) {
+        let log = self.log.clone();
+        let status = self.stop();
+        // The reader thread sees end-of-file once the process is gone; give it a moment to append.
+        std::thread::sleep(Duration::from_millis(200));
+        let text = log.lock().unwrap().clone();
+        (status, text)
+    }
+
     /// SIGKILL: no chance to flush or finish anything.
     pub fn kill(mut self) {
         let mut child = self.child.take().unwrap();
