@@ -565,6 +565,20 @@ mod tests {
         }
     }
 
+    /// The services stage over `observed`, bounded by [`LIMIT`].
+    async fn run_services(
+        observed: &mut [Observed],
+        settings: &nmap::Settings,
+        caps: &nmap::Capabilities,
+        progress: &Arc<nmap::Progress>,
+    ) -> ServicesReport {
+        let cancel = CancellationToken::new();
+        let stage = services(observed, settings, caps, progress.clone(), &cancel);
+        timeout(LIMIT, stage)
+            .await
+            .expect("services finished in time")
+    }
+
     /// The (name, product, version) nmap gave a port of an observation.
     fn service(o: &Observed, port: u16) -> Option<(String, String, String)> {
         o.obs
@@ -623,18 +637,7 @@ mod tests {
             observed("127.0.91.7", addr, &[port], None),
         ];
         let started = Instant::now();
-        let report = timeout(
-            LIMIT,
-            services(
-                &mut observed,
-                &settings,
-                &caps,
-                progress.clone(),
-                &CancellationToken::new(),
-            ),
-        )
-        .await
-        .expect("services finished in time");
+        let report = run_services(&mut observed, &settings, &caps, &progress).await;
         eprintln!("nmap in two namespaces took {:.1?}", started.elapsed());
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!((report.hosts, report.covered), (2, 2));
@@ -791,18 +794,7 @@ mod tests {
                 ),
                 observed("127.0.91.9", ip("127.0.91.9"), &[port], None),
             ];
-            let report = timeout(
-                LIMIT,
-                services(
-                    &mut observed,
-                    &settings,
-                    &caps,
-                    progress.clone(),
-                    &CancellationToken::new(),
-                ),
-            )
-            .await
-            .expect("services finished in time");
+            let report = run_services(&mut observed, &settings, &caps, &progress).await;
             assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
             let (kind, message) = &report.errors[0];
             assert_eq!(*kind, "netns_missing");

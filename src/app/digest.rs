@@ -20,13 +20,14 @@ impl Agent {
         if self.config.email.is_none() {
             return;
         }
-        match store::blocking(&self.store, |s| s.email_last_sent()).await {
-            Ok(t) => self.email.last_sent = t,
+        let last = match store::blocking(&self.store, |s| s.email_last_sent()).await {
+            Ok(t) => t,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read when the last digest e-mail went out; the next one covers one interval")
+                tracing::error!(error = %e, "cannot read when the last digest e-mail went out; the next one covers one interval");
+                None
             }
-        }
-        self.publish_email(|_| {});
+        };
+        self.publish_email(|s| s.last_digest = last);
     }
 
     /// How long until the next digest is due; `None` when e-mail is off or nothing was scanned yet.
@@ -40,8 +41,8 @@ impl Agent {
             .and_then(|s| s.last_success)
             .is_some();
         let t = now();
-        let due = email::due_in(self.email.last_sent, discovered, t, cfg.interval)?;
-        let retry = self.email.retry_at.map_or(Duration::ZERO, |r| {
+        let due = email::due_in(self.email_last_sent(), discovered, t, cfg.interval)?;
+        let retry = self.email_retry_at.map_or(Duration::ZERO, |r| {
             Duration::from_secs_f64((r - t).max(0.0))
         });
         Some(due.max(retry))
@@ -54,7 +55,7 @@ impl Agent {
             return;
         };
         let t = now();
-        let since = email::window_start(self.email.last_sent, t, cfg.interval);
+        let since = email::window_start(self.email_last_sent(), t, cfg.interval);
         let scope = Scope {
             since,
             now: t,
@@ -110,8 +111,7 @@ impl Agent {
 
     /// The window is closed at `t`: remember it, durably.
     async fn record_sent(&mut self, t: UnixSeconds) {
-        self.email.last_sent = Some(t);
-        self.email.retry_at = None;
+        self.email_retry_at = None;
         self.publish_email(|s| s.last_digest = Some(t));
         if let Err(e) = store::blocking(&self.store, move |s| s.set_email_last_sent(t)).await {
             tracing::error!(error = %e, "cannot record that the digest e-mail went out; a restart may send it again");
@@ -120,25 +120,20 @@ impl Agent {
     }
 
     fn email_failed(&mut self, t: UnixSeconds, interval: &Duration) {
-        self.email.retry_at = Some(t + RETRY_AFTER_FAILURE.min(*interval).as_secs_f64());
+        self.email_retry_at = Some(t + RETRY_AFTER_FAILURE.min(*interval).as_secs_f64());
         self.publish_email(|s| s.last_attempt_ok = Some(false));
     }
 
-    fn publish_email(&self, f: impl FnOnce(&mut EmailStatus)) {
-        let mut view = self.state.write();
-        let status = view.email.get_or_insert_with(|| EmailStatus {
-            last_digest: self.email.last_sent,
-            ..Default::default()
-        });
-        f(status);
+    /// When the last digest window closed (kept in the view, which /metrics reads too).
+    fn email_last_sent(&self) -> Option<UnixSeconds> {
+        self.state.read().email.as_ref().and_then(|e| e.last_digest)
     }
-}
 
-/// What the loop keeps between digests.
-#[derive(Debug, Default)]
-pub(super) struct Schedule {
-    /// When the last digest went out (or was skipped as empty).
-    pub last_sent: Option<UnixSeconds>,
-    /// Not before this, after a failure.
-    pub retry_at: Option<UnixSeconds>,
+    fn publish_email(&self, f: impl FnOnce(&mut EmailStatus)) {
+        f(self
+            .state
+            .write()
+            .email
+            .get_or_insert_with(EmailStatus::default));
+    }
 }

@@ -74,8 +74,8 @@ struct Agent {
     /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails).
     sources: Vec<Arc<Source>>,
     last_good: BTreeMap<String, Vec<(Option<String>, Target)>>,
-    /// The digest e-mail's schedule.
-    email: digest::Schedule,
+    /// No digest e-mail before this, after a failed one.
+    email_retry_at: Option<UnixSeconds>,
 }
 
 /// Sessions for the configured clouds (no request is made yet).
@@ -151,7 +151,7 @@ pub async fn run(
         vulns_running: false,
         sources: Vec::new(),
         last_good: BTreeMap::new(),
-        email: digest::Schedule::default(),
+        email_retry_at: None,
     };
     agent.load_email_state().await;
     agent.sources = build_sources(&agent.config)?;
@@ -617,7 +617,7 @@ impl Agent {
         // The digest follows the new [email] at once; its window survives in the store either way.
         if self.config.email.is_none() {
             self.state.write().email = None;
-            self.email = digest::Schedule::default();
+            self.email_retry_at = None;
         } else if !email_was_on {
             self.load_email_state().await;
         }

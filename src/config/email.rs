@@ -203,10 +203,10 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
         }
         None
     } else {
-        match read_password(f) {
-            Ok(pw) => Some((f.username.clone(), pw)),
-            Err((key, m)) => {
-                problem(key, m);
+        match super::read_password("email", f.password_file.as_deref(), &f.password_env) {
+            Ok(pw) => Some((f.username.clone(), Password(pw))),
+            Err(p) => {
+                problems.push(p);
                 None
             }
         }
@@ -229,29 +229,6 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
         max_lines: f.max_lines,
         timeout: f.timeout,
     })
-}
-
-/// The password from `password_file`'s first line, else from `password_env`.
-fn read_password(f: &EmailFile) -> Result<Password, (&'static str, String)> {
-    if let Some(p) = &f.password_file {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| ("password_file", format!("cannot read {}: {e}", p.display())))?;
-        let first = text.lines().next().unwrap_or("").to_string();
-        if first.is_empty() {
-            return Err(("password_file", format!("{} is empty", p.display())));
-        }
-        return Ok(Password(first));
-    }
-    match std::env::var(&f.password_env) {
-        Ok(pw) if !pw.is_empty() => Ok(Password(pw)),
-        _ => Err((
-            "password_env",
-            format!(
-                "email.username is set but there is no password: set the environment variable {} or email.password_file",
-                f.password_env
-            ),
-        )),
-    }
 }
 
 /// `host:port` or `[v6]:port`, with a port.

@@ -180,6 +180,37 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// A password as a config section names it: the first line of `file` (preferred), else the
+/// environment variable `env`. The problem names `<section>.password_file` or `.password_env`.
+pub(crate) fn read_password(
+    section: &str,
+    file: Option<&Path>,
+    env: &str,
+) -> Result<String, Problem> {
+    let problem = |key: &str, message: String| Problem {
+        key: format!("{section}.{key}"),
+        message,
+    };
+    if let Some(p) = file {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| problem("password_file", format!("cannot read {}: {e}", p.display())))?;
+        return match text.lines().next() {
+            Some(first) if !first.is_empty() => Ok(first.to_string()),
+            _ => Err(problem(
+                "password_file",
+                format!("{} is empty", p.display()),
+            )),
+        };
+    }
+    match std::env::var(env) {
+        Ok(pw) if !pw.is_empty() => Ok(pw),
+        _ => Err(problem(
+            "password_env",
+            format!("no password: set the environment variable {env} or {section}.password_file"),
+        )),
+    }
+}
+
 fn apply_overrides(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Problem>) {
     if let Some(v) = &o.listen_address {
         file.web.listen_address = v.clone();
@@ -355,34 +386,12 @@ fn build(
     }
     let g = &file.scan.gmp;
     let gmp_password = if g.enabled {
-        let from_file = g.password_file.as_ref().map(|p| {
-            std::fs::read_to_string(p)
-                .map(|s| s.lines().next().unwrap_or("").to_string())
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))
-        });
-        match from_file {
-            Some(Ok(pw)) if !pw.is_empty() => Some(pw),
-            Some(Ok(_)) => {
-                problem("scan.gmp.password_file".into(), "the file is empty".into());
+        match read_password("scan.gmp", g.password_file.as_deref(), &g.password_env) {
+            Ok(pw) => Some(pw),
+            Err(p) => {
+                problem(p.key, p.message);
                 None
             }
-            Some(Err(e)) => {
-                problem("scan.gmp.password_file".into(), e);
-                None
-            }
-            None => match std::env::var(&g.password_env) {
-                Ok(pw) if !pw.is_empty() => Some(pw),
-                _ => {
-                    problem(
-                        "scan.gmp.password_env".into(),
-                        format!(
-                            "no password: set the environment variable {} or scan.gmp.password_file",
-                            g.password_env
-                        ),
-                    );
-                    None
-                }
-            },
         }
     } else {
         None

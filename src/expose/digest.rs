@@ -315,6 +315,12 @@ impl Digest {
         t
     }
 
+    /// The attachment's file name: `stinger-digest-<date>.json`.
+    pub fn attachment_name(&self) -> String {
+        let date = time(self.generated);
+        format!("stinger-digest-{}.json", date.get(..10).unwrap_or("now"))
+    }
+
     /// The JSON attachment.
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self)

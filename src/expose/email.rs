@@ -83,11 +83,7 @@ pub fn message(cfg: &EmailConfig, d: &Digest) -> Result<Message, Error> {
     for to in &cfg.to {
         b = b.to(to.clone());
     }
-    let date = humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + Duration::from_secs_f64(d.generated.max(0.0)),
-    )
-    .to_string();
-    let name = format!("stinger-digest-{}.json", date.get(..10).unwrap_or("now"));
+    let name = d.attachment_name();
     let json = ContentType::parse("application/json").map_err(|e| Error::Message(e.to_string()))?;
     b.multipart(
         MultiPart::mixed()

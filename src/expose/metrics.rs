@@ -461,28 +461,17 @@ impl Collector for StateCollector {
             ],
         )?;
         if let Some(e) = &view.email {
-            let one = |what: &str, help: &str, unit: Option<&Unit>, v: f64| {
-                (what.to_string(), help.to_string(), unit.cloned(), v)
-            };
-            let mut rows = vec![one(
+            ConstGauge::new(e.last_digest.unwrap_or(0.0)).encode(enc.encode_descriptor(
                 "email_last_digest_timestamp",
-                "When the last digest window closed (a digest sent, or none needed), in Unix seconds (0 = never)",
+                "When the last digest window closed (a digest sent, or none needed), in Unix seconds (0 = never).",
                 secs,
-                e.last_digest.unwrap_or(0.0),
-            )];
+                MetricType::Gauge,
+            )?)?;
             if let Some(ok) = e.last_attempt_ok {
-                rows.push(one(
+                ConstGauge::new(if ok { 1.0 } else { 0.0 }).encode(enc.encode_descriptor(
                     "email_last_send_success",
-                    "Whether the last attempt to send a digest e-mail succeeded (1) or not (0)",
+                    "Whether the last attempt to send a digest e-mail succeeded (1) or not (0).",
                     None,
-                    if ok { 1.0 } else { 0.0 },
-                ));
-            }
-            for (name, help, unit, v) in rows {
-                ConstGauge::new(v).encode(enc.encode_descriptor(
-                    &name,
-                    &format!("{help}."),
-                    unit.as_ref(),
                     MetricType::Gauge,
                 )?)?;
             }

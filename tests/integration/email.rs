@@ -120,17 +120,22 @@ fn text_part(m: &Value) -> &str {
 
 const PASSWORD: &str = "smtp-Pw-7qZ";
 
+impl SmtpServer {
+    /// On a free port of `ip`: STARTTLS required, with a certificate from a test CA, and AUTH as
+    /// `stinger` / [`PASSWORD`]. Returns the server, its `ip:port` and the CA file.
+    fn with_tls_and_auth(dir: &Path, ip: &str) -> (SmtpServer, String, PathBuf) {
+        let (ca, cert, key) = pki(dir, ip);
+        let addr = format!("{ip}:{}", free_port(ip));
+        let tls = Some((cert.as_path(), key.as_path()));
+        let server = SmtpServer::start(&addr, dir, tls, Some(("stinger", PASSWORD)));
+        (server, addr, ca)
+    }
+}
+
 #[test]
 fn the_digest_goes_out_over_starttls_with_auth_once_per_interval() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = pki(dir.path(), "127.0.120.1");
-    let smtp_addr = format!("127.0.120.1:{}", free_port("127.0.120.1"));
-    let smtp = SmtpServer::start(
-        &smtp_addr,
-        dir.path(),
-        Some((&cert, &key)),
-        Some(("stinger", PASSWORD)),
-    );
+    let (smtp, smtp_addr, ca) = SmtpServer::with_tls_and_auth(dir.path(), "127.0.120.1");
     let open_port = free_port("127.0.120.2");
     let _open = Listener::new(&format!("127.0.120.2:{open_port}"));
     let pw = dir.path().join("smtp-password");
@@ -251,14 +256,7 @@ interval = "1h"
 #[test]
 fn a_refused_password_is_counted_and_never_logged() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = pki(dir.path(), "127.0.120.11");
-    let smtp_addr = format!("127.0.120.11:{}", free_port("127.0.120.11"));
-    let smtp = SmtpServer::start(
-        &smtp_addr,
-        dir.path(),
-        Some((&cert, &key)),
-        Some(("stinger", PASSWORD)),
-    );
+    let (smtp, smtp_addr, ca) = SmtpServer::with_tls_and_auth(dir.path(), "127.0.120.11");
     let port = free_port("127.0.120.12");
     let _open = Listener::new(&format!("127.0.120.12:{port}"));
     let wrong = "wrong-Pw-x81";

@@ -272,9 +272,10 @@ pub async fn digest(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Resp
         Err(e) => return e.into_response(),
     };
     let t = crate::model::now();
-    let since = since
-        .or_else(|| s.state.read().email.as_ref().and_then(|e| e.last_digest))
-        .unwrap_or(t - 86_400.0);
+    let since = since.unwrap_or_else(|| {
+        let last = s.state.read().email.as_ref().and_then(|e| e.last_digest);
+        super::email::window_start(last, t, std::time::Duration::from_secs(86_400))
+    });
     let scope = Scope {
         since,
         now: t,
