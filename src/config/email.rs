@@ -37,6 +37,9 @@ pub struct EmailFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     pub password_env: String,
+    /// Allow SMTP AUTH with `tls = "none"`, which sends the password in clear: only for a relay on
+    /// this host.
+    pub allow_plaintext_auth: bool,
     /// `Name <address>` or `address`.
     pub from: String,
     pub to: Vec<String>,
@@ -64,6 +67,7 @@ impl Default for EmailFile {
             username: String::new(),
             password_file: None,
             password_env: "STINGER_SMTP_PASSWORD".into(),
+            allow_plaintext_auth: false,
             from: "stinger@localhost".into(),
             to: Vec::new(),
             interval: Duration::from_secs(24 * 3600),
@@ -192,6 +196,15 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
         problem(
             "ca_file",
             "is set but tls = \"none\" never uses it; choose tls = \"starttls\" or \"tls\"".into(),
+        );
+    }
+    if !f.username.is_empty() && f.tls == TlsMode::None && !f.allow_plaintext_auth {
+        problem(
+            "tls",
+            "is \"none\" with email.username set: the SMTP password would cross the network in clear; \
+             choose tls = \"starttls\" or \"tls\", or (for a relay on this host only) set \
+             email.allow_plaintext_auth = true"
+                .into(),
         );
     }
     let credentials = if f.username.is_empty() {
@@ -397,5 +410,37 @@ mod tests {
         };
         assert_eq!(build(&f, &mut problems), None);
         assert_eq!(keys(&problems), ["email.ca_file"]);
+    }
+
+    #[test]
+    fn auth_without_tls_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let mut problems = Vec::new();
+        let f = EmailFile {
+            tls: TlsMode::None,
+            username: "stinger".into(),
+            password_file: Some(pw.clone()),
+            ..enabled()
+        };
+        assert_eq!(build(&f, &mut problems), None);
+        assert_eq!(keys(&problems), ["email.tls"]);
+        let msg = format!("{problems:?}");
+        assert!(msg.contains("allow_plaintext_auth"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+        problems.clear();
+        let f = EmailFile {
+            allow_plaintext_auth: true,
+            ..f
+        };
+        assert!(build(&f, &mut problems).is_some(), "{problems:?}");
+        // Without a user there is nothing to protect.
+        problems.clear();
+        let f = EmailFile {
+            tls: TlsMode::None,
+            ..enabled()
+        };
+        assert!(build(&f, &mut problems).is_some(), "{problems:?}");
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod email;
 pub mod file;
 pub mod openstack;
+mod redact;
 
 use crate::inventory::TargetGroup;
 use crate::judge::{Policy, Rule};
@@ -149,7 +150,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     let file: FileConfig = toml::from_str(&text).map_err(|e| {
         fail(vec![Problem {
             key: String::new(),
-            message: e.to_string().trim_end().to_string(),
+            message: redact::parse_error(&e, &text),
         }])
     })?;
     build(source.clone(), file, overrides).map_err(fail)
@@ -162,7 +163,7 @@ pub fn from_str(text: &str, overrides: &Overrides) -> Result<Config, ConfigError
         source: source.clone(),
         problems: vec![Problem {
             key: String::new(),
-            message: e.to_string(),
+            message: redact::parse_error(&e, text),
         }],
     })?;
     build(source.clone(), file, overrides).map_err(|problems| ConfigError { source, problems })

@@ -190,6 +190,9 @@ async fn bad_parameters_get_a_400_naming_them() {
     api.bad("/api/v1/vms?vm=", "vm").await;
     api.bad("/api/v1/vms?project=", "project").await;
     api.bad("/api/v1/vms?vm=a&vm=b", "vm").await;
+    // A multi-byte character across the fourth byte: a 400, not a panicked handler.
+    api.bad("/api/v1/vms?cve=abc%E2%82%AC", "cve").await;
+    api.bad("/api/v1/vms?cve=%E2%82%ACabcdef", "cve").await;
     api.bad("/api/v1/vms?instance=vm-a", "instance").await;
     api.bad("/api/v1/vms?cidr=10.0.0.0/33", "cidr").await;
     api.bad("/api/v1/changes?kind=vm_deleted", "kind").await;

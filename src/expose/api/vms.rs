@@ -97,7 +97,9 @@ fn non_empty(v: &str) -> Option<String> {
 fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
     let p = Params::parse(q, LIST_PARAMS)?;
     let cve = p.get("cve", "a CVE id, e.g. CVE-2023-38408", |v| {
-        (v.len() > 4 && v[..4].eq_ignore_ascii_case("CVE-")).then(|| v.to_string())
+        // `get`, not `[..4]`: the fourth byte may be inside a character (`abc€`).
+        (v.len() > 4 && v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CVE-")))
+            .then(|| v.to_string())
     })?;
     let service = p.get(
         "service",

@@ -376,6 +376,16 @@ impl State {
                 }
             },
             (None, Some(base)) => base,
+            // Pre-GMP-8 exports: log-level results carry an empty cvss_base and threat `Log`.
+            (None, None)
+                if p.threat.as_deref().is_some_and(|t| {
+                    ["Log", "Debug", "None", "False Positive"]
+                        .iter()
+                        .any(|l| t.trim().eq_ignore_ascii_case(l))
+                }) =>
+            {
+                0.0
+            }
             (None, None) => {
                 return Got::Bad(Error::Missing {
                     element: "result/severity",

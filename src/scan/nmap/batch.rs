@@ -13,7 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdout};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,7 @@ pub(super) async fn run_batch(
     };
     let argv = args(&sh.settings, &sh.caps, &b.tcp_ports, b.ipv6);
     tracing::debug!(batch = b.index, hosts = b.hosts.len(), args = ?argv, "starting nmap");
-    let mut child = match Command::new(&sh.settings.path)
+    let mut child = match super::nmap_command(&sh.settings.path)
         .args(&argv)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

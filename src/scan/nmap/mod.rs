@@ -235,6 +235,24 @@ fn list(hosts: &[IpAddr]) -> String {
     s.join(", ")
 }
 
+/// The only environment variables nmap (and its NSE scripts) inherit: the agent's own environment
+/// holds `STINGER_GMP_PASSWORD`, `STINGER_SMTP_PASSWORD`, `OS_PASSWORD` and other secrets.
+pub(crate) const CHILD_ENV: [&str; 8] = [
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "NMAPDIR",
+];
+
+/// A command for nmap with an environment of [`CHILD_ENV`] only.
+fn nmap_command(path: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        if CHILD_ENV.iter().any(|keep| k == *keep) {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
 fn spawn_error(path: &Path, e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::NotFound => Error::NotFound { path: path.into() },

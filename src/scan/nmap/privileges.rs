@@ -5,13 +5,12 @@ use super::batch::{clip, read_capped, MAX_STDERR_BYTES};
 use super::{spawn_error, Capabilities, Error, Settings};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::Command;
 
 const CAP_NET_RAW: u32 = 13;
 
 /// Runs `nmap --version` and checks our privileges. Call once at start-up (and on reload).
 pub async fn probe_nmap(settings: &Settings) -> Result<Capabilities, Error> {
-    let mut child = Command::new(&settings.path)
+    let mut child = super::nmap_command(&settings.path)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -392,6 +392,30 @@ fn report_per_result_errors_are_recoverable() {
 }
 
 #[test]
+fn pre_gmp8_log_results_with_an_empty_cvss_base_are_severity_zero() {
+    // OMP 7 and older exports: no <severity> (or an empty one), an empty cvss_base, threat Log.
+    let xml = r#"<report id="r"><report id="r"><results>
+        <result id="log"><host>10.0.0.2</host><port>general/tcp</port><nvt oid="1.3.6.1.4.1.25623.1.0.108021"><name>Ping</name><cvss_base></cvss_base></nvt><threat>Log</threat></result>
+        <result id="log2"><host>10.0.0.2</host><port>22/tcp</port><nvt oid="1.7"><cvss_base/></nvt><severity></severity><threat>Log</threat></result>
+        <result id="high"><host>10.0.0.2</host><port>22/tcp</port><nvt oid="1.8"><cvss_base></cvss_base></nvt><threat>High</threat></result>
+        </results></report></report>"#;
+    let mut p = ReportParser::new(xml.as_bytes(), ReportLimits::default());
+    let log = p.next_result().unwrap().unwrap();
+    assert_eq!((log.id.as_deref(), log.severity), (Some("log"), 0.0));
+    assert_eq!(log.threat.as_deref(), Some("Log"));
+    let log2 = p.next_result().unwrap().unwrap();
+    assert_eq!((log2.id.as_deref(), log2.severity), (Some("log2"), 0.0));
+    // A High result with no score at all is still an error: its severity is unknown, not zero.
+    assert!(matches!(
+        p.next_result(),
+        Err(Error::Missing {
+            element: "result/severity"
+        })
+    ));
+    assert_eq!(p.next_result().unwrap(), None);
+}
+
+#[test]
 fn split_port_forms() {
     assert_eq!(split_port("443/tcp"), (Some(443), Some("tcp".into())));
     assert_eq!(split_port("general/tcp"), (None, Some("tcp".into())));

@@ -235,3 +235,54 @@ X"#,
     assert_eq!(hosts[0].tcp[0].port, 80);
     assert!(hosts[0].udp.is_empty(), "UDP was not asked for");
 }
+
+#[tokio::test]
+async fn nmap_inherits_no_secret_from_the_agent() {
+    // The fake nmap writes its whole environment, then a valid empty scan. Whatever the test
+    // process holds (CARGO_*, RUST_*, and in production STINGER_*_PASSWORD, OS_*), only the
+    // allowed names get through.
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("env");
+    let fake = script(
+        dir.path(),
+        "env-nmap",
+        &format!(
+            r#"env > '{}'
+cat >/dev/null
+cat <<'X'
+<?xml version="1.0"?><nmaprun scanner="nmap" version="7.93"><runstats><finished time="1" exit="success"/><hosts up="0" down="0" total="0"/></runstats></nmaprun>
+X"#,
+            env_file.display()
+        ),
+    );
+    assert!(
+        std::env::vars().any(|(k, _)| !CHILD_ENV.contains(&k.as_str())),
+        "the test process has variables to drop"
+    );
+    let s = Settings {
+        path: fake,
+        ..settings()
+    };
+    let (_, errors) = run(
+        &[job("127.0.70.24", &[1])],
+        &s,
+        &caps(true),
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    for line in env.lines().filter(|l| l.contains('=')) {
+        let name = line.split('=').next().unwrap_or_default();
+        // The shell itself sets these.
+        let shell = ["PWD", "OLDPWD", "SHLVL", "_"].contains(&name);
+        assert!(
+            shell || CHILD_ENV.contains(&name),
+            "nmap inherited {name}: {env}"
+        );
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        assert!(env.contains(&format!("PATH={path}")), "{env}");
+    }
+}
