@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig) => check_config(&config),
         Some(Command::Scan(args)) => runtime.block_on(scan_once(&config, args.output)),
         None | Some(Command::Run) => {
-            match runtime.block_on(app::run(config, cli.config_file.clone(), overrides)) {
+            match runtime.block_on(run_agent(config, cli.config_file.clone(), overrides)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("stinger: {e:#}");
@@ -47,6 +47,20 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The agent with this process' signals (SIGTERM/SIGINT stop it, SIGHUP reloads) on the
+/// configured listen address, bound before the store opens so a busy port fails at once.
+async fn run_agent(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    overrides: config::Overrides,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let (shutdown, reload) =
+        stinger::shutdown::listen().context("cannot install signal handlers")?;
+    let listener = stinger::expose::bind(config.web.listen).await?;
+    app::run(config, config_path, overrides, listener, shutdown, reload).await
 }
 
 fn check_config(config: &Config) -> ExitCode {

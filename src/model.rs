@@ -380,13 +380,70 @@ pub struct ProbeCounts {
     pub error: u64,
 }
 
+/// The agent's stages and the parts around them, by the name they carry in the `stage` label of
+/// metrics, in scan runs and in logs. One enum, so a typo is a compile error, not a new series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// OpenStack inventory.
+    Inventory,
+    /// The native TCP connect scan (and the pass it anchors).
+    Discovery,
+    /// The native UDP probes for amplifiers and open resolvers.
+    Udp,
+    /// nmap service and version detection.
+    Services,
+    /// Greenbone through GMP.
+    Vulnerabilities,
+    /// The digest e-mail.
+    Email,
+    /// RocksDB.
+    Store,
+    /// Loading and reloading the configuration.
+    Config,
+}
+
+impl Stage {
+    /// Every stage, in flow order.
+    pub const ALL: [Stage; 8] = [
+        Stage::Inventory,
+        Stage::Discovery,
+        Stage::Udp,
+        Stage::Services,
+        Stage::Vulnerabilities,
+        Stage::Email,
+        Stage::Store,
+        Stage::Config,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Inventory => "inventory",
+            Stage::Discovery => "discovery",
+            Stage::Udp => "udp",
+            Stage::Services => "services",
+            Stage::Vulnerabilities => "vulnerabilities",
+            Stage::Email => "email",
+            Stage::Store => "store",
+            Stage::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One run of a stage (discovery, or vulnerabilities from Greenbone), as recorded in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanRun {
     pub id: u64,
-    /// `discovery` (with services) or `vulnerabilities`.
+    /// [`Stage::Discovery`] (with services) or [`Stage::Vulnerabilities`]; runs stored before
+    /// stages were named are discovery runs.
     #[serde(default = "discovery_stage")]
-    pub stage: String,
+    pub stage: Stage,
     pub started: UnixSeconds,
     pub finished: Option<UnixSeconds>,
     pub outcome: Outcome,
@@ -403,8 +460,8 @@ pub struct ScanRun {
     pub errors: Vec<String>,
 }
 
-fn discovery_stage() -> String {
-    "discovery".to_string()
+fn discovery_stage() -> Stage {
+    Stage::Discovery
 }
 
 /// Kinds of history events.

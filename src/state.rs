@@ -3,7 +3,7 @@
 //! read by /metrics and the API — so a scrape never touches RocksDB and never waits for a scan.
 
 use crate::inventory::openstack::source::DiagnosticsCounts;
-use crate::model::{HostState, UnixSeconds, Vm};
+use crate::model::{HostState, Stage, UnixSeconds, Vm};
 use crate::scan::Progress;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,7 +74,7 @@ pub struct View {
     pub gmp_feeds: Vec<(String, f64)>,
     pub email: Option<EmailStatus>,
     pub groups: Vec<GroupStatus>,
-    pub stages: BTreeMap<&'static str, StageStatus>,
+    pub stages: BTreeMap<Stage, StageStatus>,
 }
 
 impl View {
@@ -84,9 +84,12 @@ impl View {
         let Some(last) = g.last_success else {
             return false;
         };
-        let allowed = self.stages.get("discovery").map_or(f64::INFINITY, |s| {
-            s.interval.as_secs_f64() + s.jitter.as_secs_f64() + g.last_duration + 60.0
-        });
+        let allowed = self
+            .stages
+            .get(&Stage::Discovery)
+            .map_or(f64::INFINITY, |s| {
+                s.interval.as_secs_f64() + s.jitter.as_secs_f64() + g.last_duration + 60.0
+            });
         now - last <= allowed
     }
 }

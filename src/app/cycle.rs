@@ -15,7 +15,7 @@ use crate::inventory;
 use crate::judge;
 use crate::model::{
     now, Event, HostObservation, HostState, OsGuess, Outcome, ProbeCounts, Protocol, ScanRun,
-    ServiceInfo, Target, VulnSource, Vulnerability,
+    ServiceInfo, Stage, Target, VulnSource, Vulnerability,
 };
 use crate::scan::{self, nmap, nmap_xml, Progress};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -313,7 +313,7 @@ pub async fn nmap_capabilities(config: &Config) -> Option<nmap::Capabilities> {
 pub fn new_run(config: &Config) -> ScanRun {
     ScanRun {
         id: 0,
-        stage: "discovery".into(),
+        stage: Stage::Discovery,
         started: now(),
         finished: None,
         outcome: Outcome::Running,

@@ -5,7 +5,7 @@
 use super::Agent;
 use crate::expose::digest::{Digest, Scope};
 use crate::expose::email;
-use crate::model::{now, UnixSeconds};
+use crate::model::{now, Stage, UnixSeconds};
 use crate::state::EmailStatus;
 use crate::store;
 use std::time::Duration;
@@ -37,7 +37,7 @@ impl Agent {
             .state
             .read()
             .stages
-            .get("discovery")
+            .get(&Stage::Discovery)
             .and_then(|s| s.last_success)
             .is_some();
         let t = now();
@@ -66,7 +66,7 @@ impl Agent {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the changes for the digest e-mail; retrying later");
-                self.metrics.error("store", e.kind());
+                self.metrics.error(Stage::Store, e.kind());
                 self.email_failed(t, &cfg.interval);
                 return;
             }
@@ -103,7 +103,7 @@ impl Agent {
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in = %humantime::format_duration(RETRY_AFTER_FAILURE.min(cfg.interval)), "digest e-mail not sent");
-                self.metrics.error("email", e.kind());
+                self.metrics.error(Stage::Email, e.kind());
                 self.email_failed(t, &cfg.interval);
             }
         }
@@ -115,7 +115,7 @@ impl Agent {
         self.publish_email(|s| s.last_digest = Some(t));
         if let Err(e) = store::blocking(&self.store, move |s| s.set_email_last_sent(t)).await {
             tracing::error!(error = %e, "cannot record that the digest e-mail went out; a restart may send it again");
-            self.metrics.error("store", e.kind());
+            self.metrics.error(Stage::Store, e.kind());
         }
     }
 

@@ -4,10 +4,11 @@
 //! they are and nothing of it is scanned. Its health goes to the view (and so to /metrics).
 
 use super::cycle::{CloudTargets, Unit};
+use crate::expose::metrics::Metrics;
 use crate::inventory::openstack::join::CloudInventory;
 use crate::inventory::openstack::source::{FetchReport, Source};
-use crate::model::{Event, EventKind, Target, UnixSeconds, Vm};
-use crate::state::SourceStatus;
+use crate::model::{now, Event, EventKind, Stage, Target, UnixSeconds, Vm};
+use crate::state::{SourceStatus, State};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -143,6 +144,83 @@ pub fn status(
         }
     }
     s
+}
+
+/// Each source's last good inventory: its targets, by source name (scanned when a fetch fails).
+pub type LastGood = BTreeMap<String, Vec<(Option<String>, Target)>>;
+
+/// Inventory every cloud (side by side), publish VMs and source health to the view, and say what
+/// to scan: each source's fresh inventory, else its last good one (updated in `last_good`).
+pub async fn round(
+    sources: &[Arc<Source>],
+    last_good: &mut LastGood,
+    state: &State,
+    metrics: &Metrics,
+    scan_id: u64,
+    cancel: &CancellationToken,
+) -> Round {
+    let mut round = Round::default();
+    if sources.is_empty() {
+        return round;
+    }
+    let prev_vms = state.read().vms.clone();
+    let fetched = fetch_all(sources, &prev_vms, cancel).await;
+    let t = now();
+    for f in fetched {
+        let Some(result) = f.result else {
+            continue; // cancelled: the run stops too
+        };
+        {
+            let mut view = state.write();
+            let st = status(view.sources.get(&f.name), &result, t);
+            view.sources.insert(f.name.clone(), st);
+        }
+        match result {
+            Ok((inv, report)) => {
+                metrics.run(Stage::Inventory, "success", report.seconds);
+                // One copy of each VM, shared by the view and the store's batch.
+                let vms = inv.vms;
+                round
+                    .events
+                    .extend(vm_events(&f.name, &prev_vms, &vms, scan_id, t));
+                let ids: HashSet<&str> = vms.iter().map(|v| v.id.as_str()).collect();
+                round.removed_vms.extend(
+                    prev_vms
+                        .values()
+                        .filter(|v| v.cloud == f.name && !ids.contains(v.id.as_str()))
+                        .map(|v| v.id.clone()),
+                );
+                {
+                    let mut view = state.write();
+                    view.vms.retain(|_, v| v.cloud != f.name);
+                    for v in &vms {
+                        view.vms.insert(v.id.clone(), v.clone());
+                    }
+                }
+                round.vms.extend(vms);
+                last_good.insert(f.name.clone(), inv.targets);
+            }
+            Err(e) => {
+                let kept = if last_good.contains_key(&f.name) {
+                    "scanning its last good inventory"
+                } else {
+                    "no inventory yet: its hosts keep their last state"
+                };
+                tracing::error!(source = %f.name, kind = e.kind(), error = %e, "OpenStack inventory failed; {kept}");
+                metrics.run(Stage::Inventory, "failed", 0.0);
+                metrics.error(Stage::Inventory, e.kind());
+            }
+        }
+    }
+    for s in sources {
+        match last_good.get(s.name()) {
+            Some(targets) => round.cloud.units.extend(units(s, targets)),
+            None => {
+                round.cloud.keep.insert(s.name().to_owned());
+            }
+        }
+    }
+    round
 }
 
 /// What the agent does with a round of inventories: scan units, events, VM records to write and

@@ -1,9 +1,13 @@
-//! The agent: opens the store, serves the last known state at once, then runs discovery on its
-//! schedule — inventory → scan → judge → store → expose — until SIGTERM/SIGINT; SIGHUP reloads the
-//! configuration (an invalid one keeps the old). The only module that wires stages together.
+//! The agent: opens the store, serves the last known state at once, then schedules its stages —
+//! discovery (inventory → scan → judge), Greenbone, the digest — until shutdown; a reload applies a
+//! new configuration (an invalid one keeps the old). Each stage runs as a task of its own and
+//! reports back over a channel, so the loop answers a reload or a shutdown within a second however
+//! long a scan takes. `main` owns the signals and hands shutdown and reload in, so the whole loop
+//! runs in-process in tests. The only module that wires stages together.
 
 pub mod cycle;
 mod digest;
+mod discovery;
 pub mod inventory;
 pub mod once;
 pub mod vulns;
@@ -12,8 +16,8 @@ use crate::config::{self, Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
 use crate::inventory::openstack::source::Source;
 use crate::judge;
-use crate::model::{now, HostState, Outcome, ScanRun, Target, UnixSeconds};
-use crate::scan::{self, Progress};
+use crate::model::{now, HostState, Outcome, ScanRun, Stage, UnixSeconds};
+use crate::scan;
 use crate::state::{GroupStatus, StageStatus, State};
 use crate::store::{self, Commit, Store};
 use anyhow::Context;
@@ -22,10 +26,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// How often a running scan logs its progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Wait after a failed run before trying again (or the interval, if shorter).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 /// Most records retention deletes per pass.
@@ -71,9 +76,13 @@ struct Agent {
     nmap: Option<crate::scan::nmap::Capabilities>,
     /// A Greenbone run is under way (its result arrives on the loop's channel).
     vulns_running: bool,
-    /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails).
+    /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails;
+    /// with the discovery task while a pass runs).
     sources: Vec<Arc<Source>>,
-    last_good: BTreeMap<String, Vec<(Option<String>, Target)>>,
+    last_good: inventory::LastGood,
+    /// Counts configuration reloads: a pass that started under an older configuration is
+    /// re-judged under the current policy when it is stored.
+    generation: u64,
     /// No digest e-mail before this, after a failed one.
     email_retry_at: Option<UnixSeconds>,
 }
@@ -92,14 +101,16 @@ fn build_sources(config: &Config) -> anyhow::Result<Vec<Arc<Source>>> {
         .collect()
 }
 
-/// Run the agent until shutdown.
+/// Run the agent on `listener` until `shutdown` is cancelled; each message on `reload` re-reads the
+/// configuration from `config_path` (or the embedded default) with `overrides`.
 pub async fn run(
     config: Config,
     config_path: Option<PathBuf>,
     overrides: Overrides,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    mut reload: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let (shutdown, mut reload) =
-        crate::shutdown::listen().context("cannot install signal handlers")?;
     let fd_limit = scan::raise_nofile_limit();
     tracing::info!(
         version = crate::build::VERSION,
@@ -109,8 +120,6 @@ pub async fn run(
         "starting stinger"
     );
 
-    // Bind first: a busy port is an immediate, clear failure.
-    let listener = expose::bind(config.web.listen).await?;
     let path = config.storage.path.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&path))
         .await
@@ -151,50 +160,49 @@ pub async fn run(
         vulns_running: false,
         sources: Vec::new(),
         last_good: BTreeMap::new(),
+        generation: 0,
         email_retry_at: None,
     };
     agent.load_email_state().await;
     agent.sources = build_sources(&agent.config)?;
     agent.nmap = cycle::nmap_capabilities(&agent.config).await;
-    let (vuln_tx, mut vuln_rx) = tokio::sync::mpsc::channel::<vulns::Finished>(1);
+    let (vuln_tx, mut vuln_rx) = mpsc::channel::<vulns::Finished>(1);
+    // The discovery pass running now, if any.
+    let mut discovery: Option<JoinHandle<discovery::Done>> = None;
     loop {
-        let (last, last_ok) = agent
-            .state
-            .read()
-            .stages
-            .get("discovery")
-            .map_or((None, None), |s| (s.last_success, s.last_ok));
-        let mut delay = next_delay(
-            last,
-            now(),
-            agent.config.discovery_interval,
-            agent.config.jitter,
-            random_fraction(),
-        );
-        if last_ok == Some(false) {
-            // A failed run is retried, but not in a tight loop.
-            delay = delay.max(agent.config.discovery_interval.min(RETRY_AFTER_FAILURE));
-        }
-        tracing::debug!(
-            seconds = delay.as_secs_f64(),
-            "next discovery run scheduled"
-        );
+        let discovery_delay = match discovery {
+            Some(_) => None,
+            None => Some(agent.discovery_due()),
+        };
         let vuln_delay = agent.vulnerabilities_due();
         let email_delay = agent.email_due();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(()) = reload.recv() => agent.reload().await,
             Some(done) = vuln_rx.recv() => agent.apply_vulnerabilities(done).await,
+            done = wait(discovery.as_mut()), if discovery.is_some() => {
+                discovery = None;
+                agent.finish_discovery(done).await;
+            }
             _ = tokio::time::sleep(vuln_delay.unwrap_or(Duration::MAX)), if vuln_delay.is_some() => {
                 agent.start_vulnerabilities(&vuln_tx, &shutdown).await
             }
             _ = tokio::time::sleep(email_delay.unwrap_or(Duration::MAX)), if email_delay.is_some() => {
                 agent.send_digest(&shutdown).await
             }
-            _ = tokio::time::sleep(delay) => agent.discovery(&shutdown).await,
+            _ = tokio::time::sleep(discovery_delay.unwrap_or(Duration::MAX)), if discovery_delay.is_some() => {
+                discovery = agent.start_discovery(&shutdown).await;
+            }
         }
     }
 
+    // The pass under way saw the same cancellation: it ends at once; store what it says.
+    if let Some(handle) = discovery {
+        match tokio::time::timeout(Duration::from_secs(30), handle).await {
+            Ok(done) => agent.finish_discovery(done).await,
+            Err(_) => tracing::warn!("the discovery pass did not stop within 30s"),
+        }
+    }
     tracing::info!("stopping: draining HTTP requests and flushing the store");
     match tokio::time::timeout(Duration::from_secs(10), server).await {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server failed"),
@@ -204,6 +212,17 @@ pub async fn run(
     store::blocking(&agent.store, |s| s.flush()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The running discovery task's result (`pending` when there is none: its `select!` branch is off
+/// then anyway).
+async fn wait(
+    handle: Option<&mut JoinHandle<discovery::Done>>,
+) -> Result<discovery::Done, tokio::task::JoinError> {
+    match handle {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Fill the in-memory view from the store, so the last known state is served before any scan.
@@ -230,7 +249,7 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
         .into_iter()
         .map(|v| (v.id.clone(), Arc::new(v)))
         .collect();
-    let stage_status = |stage: &str, interval: Duration| {
+    let stage_status = |stage: Stage, interval: Duration| {
         let runs = || recent.iter().filter(move |r| r.stage == stage);
         // Cancelled and interrupted runs say nothing about the stage's health: a stop ended them.
         let judged = runs().find(|r| matches!(r.outcome, Outcome::Success | Outcome::Failed));
@@ -245,18 +264,18 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
         }
     };
     view.stages.insert(
-        "discovery",
-        stage_status("discovery", config.discovery_interval),
+        Stage::Discovery,
+        stage_status(Stage::Discovery, config.discovery_interval),
     );
     if let Some((_, interval)) = &config.gmp {
         view.stages.insert(
-            "vulnerabilities",
-            stage_status("vulnerabilities", *interval),
+            Stage::Vulnerabilities,
+            stage_status(Stage::Vulnerabilities, *interval),
         );
     }
     let recent: Vec<ScanRun> = recent
         .into_iter()
-        .filter(|r| r.stage == "discovery")
+        .filter(|r| r.stage == Stage::Discovery)
         .collect();
     view.groups = group_status(config, &recent);
     Ok(())
@@ -294,113 +313,89 @@ fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
 }
 
 impl Agent {
-    async fn discovery(&mut self, shutdown: &CancellationToken) {
+    /// How long until the next discovery pass is due.
+    fn discovery_due(&self) -> Duration {
+        let (last, last_ok) = self
+            .state
+            .read()
+            .stages
+            .get(&Stage::Discovery)
+            .map_or((None, None), |s| (s.last_success, s.last_ok));
+        let mut delay = next_delay(
+            last,
+            now(),
+            self.config.discovery_interval,
+            self.config.jitter,
+            random_fraction(),
+        );
+        if last_ok == Some(false) {
+            // A failed run is retried, but not in a tight loop.
+            delay = delay.max(self.config.discovery_interval.min(RETRY_AFTER_FAILURE));
+        }
+        tracing::debug!(
+            seconds = delay.as_secs_f64(),
+            "next discovery run scheduled"
+        );
+        delay
+    }
+
+    /// Record a new run and start its pass as a task; `None` when the run cannot be recorded.
+    async fn start_discovery(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Option<JoinHandle<discovery::Done>> {
         let store = self.store.clone();
         let skeleton = cycle::new_run(&self.config);
         let run = match store::blocking(&store, move |s| s.begin_run(skeleton)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot record a new scan run; skipping this run");
-                self.metrics.error("store", e.kind());
+                self.metrics.error(Stage::Store, e.kind());
                 self.set_stage(|s| s.last_ok = Some(false));
-                return;
+                return None;
             }
         };
         tracing::info!(scan_id = run.id, groups = ?run.groups, "discovery run started");
-        let progress = Arc::new(Progress::default());
-        self.state.set_progress(Some(progress.clone()));
         self.set_stage(|s| s.in_progress = true);
-        let reporter = tokio::spawn(report_progress(progress.clone(), run.id));
-        let nmap_progress = Arc::new(crate::scan::nmap::Progress::default());
-        self.state
-            .set_services_progress(Some(nmap_progress.clone()));
-        let round = self.inventory_round(run.id, shutdown).await;
-        let prev = self.state.read().hosts.clone();
-        let ctx = cycle::Context {
+        let job = discovery::Job {
+            config: Arc::new(self.config.clone()),
+            generation: self.generation,
+            run,
+            sources: self.sources.clone(),
+            last_good: std::mem::take(&mut self.last_good),
+            state: self.state.clone(),
+            metrics: self.metrics.clone(),
             fd_limit: self.fd_limit,
-            nmap: self.nmap.as_ref(),
-            progress,
-            nmap_progress,
+            nmap: self.nmap.clone(),
             cancel: shutdown.child_token(),
         };
-        let cloud = round.cloud.clone();
-        let pass = cycle::discovery(&self.config, run, &prev, cloud, ctx).await;
-        reporter.abort();
-        self.state.set_progress(None);
-        self.state.set_services_progress(None);
-        self.commit(pass, round).await;
+        Some(tokio::spawn(job.run()))
     }
 
-    /// Inventory every cloud (side by side), publish VMs and source health to the view, and say
-    /// what to scan: each source's fresh inventory, else its last good one.
-    async fn inventory_round(
-        &mut self,
-        scan_id: u64,
-        shutdown: &CancellationToken,
-    ) -> inventory::Round {
-        let mut round = inventory::Round::default();
-        if self.sources.is_empty() {
-            return round;
-        }
-        let prev_vms = self.state.read().vms.clone();
-        let fetched = inventory::fetch_all(&self.sources, &prev_vms, shutdown).await;
-        let t = now();
-        for f in fetched {
-            let Some(result) = f.result else {
-                continue; // cancelled: the run stops too
-            };
-            {
-                let mut view = self.state.write();
-                let status = inventory::status(view.sources.get(&f.name), &result, t);
-                view.sources.insert(f.name.clone(), status);
+    /// A pass is over: store and publish it; re-judge it if the policy changed meanwhile.
+    async fn finish_discovery(&mut self, done: Result<discovery::Done, tokio::task::JoinError>) {
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                // A panic in the pass: its run stays "running" in the store until the next start
+                // marks it interrupted; the stage shows the failure.
+                tracing::error!(error = %e, "the discovery task failed");
+                self.metrics.error(Stage::Discovery, "task");
+                self.set_stage(|s| {
+                    s.in_progress = false;
+                    s.last_ok = Some(false);
+                });
+                return;
             }
-            match result {
-                Ok((inv, report)) => {
-                    self.metrics.run("inventory", "success", report.seconds);
-                    // One copy of each VM, shared by the view and the store's batch.
-                    let vms = inv.vms;
-                    round
-                        .events
-                        .extend(inventory::vm_events(&f.name, &prev_vms, &vms, scan_id, t));
-                    let ids: std::collections::HashSet<&str> =
-                        vms.iter().map(|v| v.id.as_str()).collect();
-                    round.removed_vms.extend(
-                        prev_vms
-                            .values()
-                            .filter(|v| v.cloud == f.name && !ids.contains(v.id.as_str()))
-                            .map(|v| v.id.clone()),
-                    );
-                    {
-                        let mut view = self.state.write();
-                        view.vms.retain(|_, v| v.cloud != f.name);
-                        for v in &vms {
-                            view.vms.insert(v.id.clone(), v.clone());
-                        }
-                    }
-                    round.vms.extend(vms);
-                    self.last_good.insert(f.name.clone(), inv.targets);
-                }
-                Err(e) => {
-                    let kept = if self.last_good.contains_key(&f.name) {
-                        "scanning its last good inventory"
-                    } else {
-                        "no inventory yet: its hosts keep their last state"
-                    };
-                    tracing::error!(source = %f.name, kind = e.kind(), error = %e, "OpenStack inventory failed; {kept}");
-                    self.metrics.run("inventory", "failed", 0.0);
-                    self.metrics.error("inventory", e.kind());
-                }
-            }
+        };
+        self.last_good = done.last_good;
+        let stale = done.generation != self.generation;
+        self.commit(done.pass, done.round).await;
+        if stale {
+            tracing::info!("the configuration changed while the pass ran; judging it again");
+            let policy = self.config.policy.clone();
+            self.rejudge(&policy).await;
         }
-        for s in &self.sources {
-            match self.last_good.get(s.name()) {
-                Some(targets) => round.cloud.units.extend(inventory::units(s, targets)),
-                None => {
-                    round.cloud.keep.insert(s.name().to_owned());
-                }
-            }
-        }
-        round
     }
 
     /// Store a pass atomically, then publish it to the view and the metrics.
@@ -420,16 +415,19 @@ impl Agent {
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
         if let Some(r) = &pass.services {
             let ok = r.errors.is_empty();
-            self.metrics
-                .run("services", if ok { "success" } else { "failed" }, r.seconds);
+            self.metrics.run(
+                Stage::Services,
+                if ok { "success" } else { "failed" },
+                r.seconds,
+            );
             for (kind, _) in &r.errors {
-                self.metrics.error("services", kind);
+                self.metrics.error(Stage::Services, kind);
             }
             let finished = r.started + r.seconds;
             let mut view = self.state.write();
             let interval = self.config.discovery_interval;
             let jitter = self.config.jitter;
-            let s = view.stages.entry("services").or_insert(StageStatus {
+            let s = view.stages.entry(Stage::Services).or_insert(StageStatus {
                 interval,
                 jitter,
                 last_success: None,
@@ -442,11 +440,12 @@ impl Agent {
             }
         }
         let seconds = run.finished.unwrap_or_else(now) - run.started;
-        self.metrics.run("discovery", run.outcome.as_str(), seconds);
+        self.metrics
+            .run(Stage::Discovery, run.outcome.as_str(), seconds);
         self.metrics.probes(&run.probes);
         if let Err(e) = stored {
             tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
-            self.metrics.error("store", e.kind());
+            self.metrics.error(Stage::Store, e.kind());
             self.set_stage(|s| {
                 s.in_progress = false;
                 s.last_ok = Some(false);
@@ -460,7 +459,7 @@ impl Agent {
                 } else {
                     "scan"
                 };
-                self.metrics.error("discovery", kind);
+                self.metrics.error(Stage::Discovery, kind);
                 tracing::warn!(scan_id = run.id, error = %e, "discovery run did not complete");
             }
         }
@@ -484,7 +483,7 @@ impl Agent {
                     }
                 }
             }
-            if let Some(s) = view.stages.get_mut("discovery") {
+            if let Some(s) = view.stages.get_mut(&Stage::Discovery) {
                 s.in_progress = false;
                 s.last_ok = Some(ok);
                 if ok {
@@ -519,15 +518,55 @@ impl Agent {
             Ok((scans, events)) => tracing::info!(scans, events, "retention removed old records"),
             Err(e) => {
                 tracing::warn!(error = %e, "retention failed; will try again after the next scan");
-                self.metrics.error("store", e.kind());
+                self.metrics.error(Stage::Store, e.kind());
             }
         }
     }
 
     fn set_stage(&self, f: impl FnOnce(&mut StageStatus)) {
-        if let Some(s) = self.state.write().stages.get_mut("discovery") {
+        if let Some(s) = self.state.write().stages.get_mut(&Stage::Discovery) {
             f(s);
         }
+    }
+
+    /// Judge every known host again under `policy`; store and publish what changed. Returns how
+    /// many hosts changed, or `None` when the store refused them (nothing published then).
+    async fn rejudge(&mut self, policy: &crate::judge::policy::Policy) -> Option<usize> {
+        let t = now();
+        let mut changed: Vec<HostState> = Vec::new();
+        let mut events = Vec::new();
+        {
+            let view = self.state.read();
+            for h in view.hosts.values() {
+                let metadata =
+                    h.vm.as_ref()
+                        .and_then(|l| view.vms.get(&l.vm_id))
+                        .map(|v| &v.metadata);
+                let j = judge::rejudge(h, policy, metadata, t);
+                if !j.events.is_empty() {
+                    events.extend(j.events);
+                    changed.extend(j.state);
+                }
+            }
+        }
+        let n = changed.len();
+        let commit = Commit {
+            run: None,
+            hosts: changed.clone(),
+            removed_hosts: Vec::new(),
+            events,
+            ..Default::default()
+        };
+        if let Err(e) = store::blocking(&self.store, move |s| s.commit(&commit)).await {
+            tracing::error!(error = %e, "cannot store re-judged verdicts; keeping the running configuration");
+            self.metrics.error(Stage::Store, e.kind());
+            return None;
+        }
+        let mut view = self.state.write();
+        for h in changed {
+            view.hosts.insert(h.id.clone(), h);
+        }
+        Some(n)
     }
 
     /// SIGHUP: load and validate the file again; apply it, or keep the old one and say why.
@@ -536,7 +575,7 @@ impl Agent {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
-                self.metrics.error("config", "reload");
+                self.metrics.error(Stage::Config, "reload");
                 return;
             }
         };
@@ -548,69 +587,57 @@ impl Agent {
         self.max_port_series
             .store(new.web.max_port_series, Ordering::Relaxed);
         // Re-judge the known state under the new policy so verdicts change at once.
-        let t = now();
-        let mut changed: Vec<HostState> = Vec::new();
-        let mut events = Vec::new();
-        {
-            let view = self.state.read();
-            for h in view.hosts.values() {
-                let metadata =
-                    h.vm.as_ref()
-                        .and_then(|l| view.vms.get(&l.vm_id))
-                        .map(|v| &v.metadata);
-                let j = judge::rejudge(h, &new.policy, metadata, t);
-                if !j.events.is_empty() {
-                    events.extend(j.events);
-                    changed.extend(j.state);
-                }
-            }
-        }
-        let commit = Commit {
-            run: None,
-            hosts: changed.clone(),
-            removed_hosts: Vec::new(),
-            events,
-            ..Default::default()
-        };
-        if let Err(e) = store::blocking(&self.store, move |s| s.commit(&commit)).await {
-            tracing::error!(error = %e, "cannot store re-judged verdicts; keeping the running configuration");
-            self.metrics.error("store", e.kind());
+        let Some(changed) = self.rejudge(&new.policy).await else {
             return;
-        }
+        };
+        self.generation += 1;
         let recent = store::blocking(&self.store, |s| s.scans(None, 200))
             .await
             .unwrap_or_default();
         {
             let mut view = self.state.write();
-            for h in changed.iter() {
-                view.hosts.insert(h.id.clone(), h.clone());
-            }
             view.groups = group_status(&new, &recent);
-            if let Some(s) = view.stages.get_mut("discovery") {
+            if let Some(s) = view.stages.get_mut(&Stage::Discovery) {
                 s.interval = new.discovery_interval;
                 s.jitter = new.jitter;
             }
             match &new.gmp {
                 Some((_, interval)) => {
-                    let s = view.stages.entry("vulnerabilities").or_insert(StageStatus {
-                        interval: *interval,
-                        jitter: Duration::ZERO,
-                        last_success: None,
-                        last_ok: None,
-                        in_progress: false,
-                    });
+                    let s = view
+                        .stages
+                        .entry(Stage::Vulnerabilities)
+                        .or_insert(StageStatus {
+                            interval: *interval,
+                            jitter: Duration::ZERO,
+                            last_success: None,
+                            last_ok: None,
+                            in_progress: false,
+                        });
                     s.interval = *interval;
                 }
                 None => {
-                    view.stages.remove("vulnerabilities");
+                    view.stages.remove(&Stage::Vulnerabilities);
                 }
             }
         }
         tracing::info!(
             config = %new.source,
-            verdicts_changed = changed.len(),
+            verdicts_changed = changed,
             "configuration reloaded"
         );
+        // Clouds get new sessions (a changed clouds.yaml or password applies too); a source that
+        // keeps its name keeps its last good inventory.
+        match build_sources(&new) {
+            Ok(sources) => {
+                self.last_good
+                    .retain(|name, _| sources.iter().any(|s| s.name() == name));
+                self.sources = sources;
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot set up the reloaded OpenStack sources; keeping the running ones");
+                self.metrics.error(Stage::Config, "reload");
+            }
+        }
         self.nmap = cycle::nmap_capabilities(&new).await;
         let email_was_on = self.config.email.is_some();
         self.config = new;
@@ -624,26 +651,8 @@ impl Agent {
     }
 }
 
-async fn report_progress(progress: Arc<Progress>, scan_id: u64) {
-    let started = std::time::Instant::now();
-    let mut tick = tokio::time::interval(PROGRESS_EVERY);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let done = progress.done.load(Ordering::Relaxed);
-        let total = progress.total.load(Ordering::Relaxed);
-        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-        tracing::info!(
-            scan_id,
-            done,
-            total,
-            percent = format!("{:.1}", progress.ratio() * 100.0),
-            open = progress.open.load(Ordering::Relaxed),
-            probes_per_second = rate as u64,
-            "discovery progress"
-        );
-    }
-}
+#[cfg(test)]
+mod loop_tests;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 
 use super::{cycle, next_delay, RETRY_AFTER_FAILURE};
 use crate::judge;
-use crate::model::{now, HostState, Outcome, Protocol, ScanRun, VulnSource, Vulnerability};
+use crate::model::{now, HostState, Outcome, Protocol, ScanRun, Stage, VulnSource, Vulnerability};
 use crate::scan::gmp::{self, VulnResult};
 use crate::store::{self, Commit};
 use std::collections::BTreeMap;
@@ -213,8 +213,8 @@ impl super::Agent {
             return None;
         }
         let view = self.state.read();
-        view.stages.get("discovery")?.last_success?;
-        let stage = view.stages.get("vulnerabilities")?;
+        view.stages.get(&Stage::Discovery)?.last_success?;
+        let stage = view.stages.get(&Stage::Vulnerabilities)?;
         let mut delay = next_delay(stage.last_success, now(), *interval, Duration::ZERO, 0.0);
         if stage.last_ok == Some(false) {
             delay = delay.max((*interval).min(RETRY_AFTER_FAILURE * 10));
@@ -233,13 +233,13 @@ impl super::Agent {
         };
         let hosts = targets(&self.state.read().hosts);
         let mut skeleton = cycle::new_run(&self.config);
-        skeleton.stage = "vulnerabilities".into();
+        skeleton.stage = Stage::Vulnerabilities;
         skeleton.groups = Vec::new();
         let run = match store::blocking(&self.store, move |s| s.begin_run(skeleton)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot record a Greenbone run; skipping it");
-                self.metrics.error("store", e.kind());
+                self.metrics.error(Stage::Store, e.kind());
                 return;
             }
         };
@@ -250,7 +250,7 @@ impl super::Agent {
         );
         let progress = Arc::new(crate::scan::gmp::Progress::default());
         self.state.set_gmp_progress(Some(progress.clone()));
-        if let Some(s) = self.state.write().stages.get_mut("vulnerabilities") {
+        if let Some(s) = self.state.write().stages.get_mut(&Stage::Vulnerabilities) {
             s.in_progress = true;
         }
         self.vulns_running = true;
@@ -292,13 +292,13 @@ impl super::Agent {
         let ok = run.outcome == Outcome::Success && stored.is_ok();
         let seconds = run.finished.unwrap_or(t) - run.started;
         self.metrics
-            .run("vulnerabilities", run.outcome.as_str(), seconds);
+            .run(Stage::Vulnerabilities, run.outcome.as_str(), seconds);
         if let Some((kind, _)) = &done.error {
-            self.metrics.error("vulnerabilities", kind);
+            self.metrics.error(Stage::Vulnerabilities, kind);
         }
         if let Err(e) = stored {
             tracing::error!(error = %e, "cannot store the Greenbone results; keeping the known state");
-            self.metrics.error("store", e.kind());
+            self.metrics.error(Stage::Store, e.kind());
         }
         let mut view = self.state.write();
         if ok {
@@ -309,7 +309,7 @@ impl super::Agent {
         if !done.feeds.is_empty() {
             view.gmp_feeds = done.feeds;
         }
-        if let Some(s) = view.stages.get_mut("vulnerabilities") {
+        if let Some(s) = view.stages.get_mut(&Stage::Vulnerabilities) {
             s.in_progress = false;
             // A cancelled run (shutdown) says nothing about gvmd's health.
             if run.outcome != Outcome::Cancelled {

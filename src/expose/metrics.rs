@@ -5,10 +5,13 @@
 //! diagnostics, inventory health, security-group exposure) come from
 //! [`vm_metrics`](super::vm_metrics), registered here.
 
-use crate::model::{now, Verdict};
+use super::labels::Clean;
+use crate::model::{now, Stage, Verdict};
 use crate::state::State;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -20,7 +23,7 @@ use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
-    pub stage: String,
+    pub stage: Stage,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,24 +33,30 @@ pub struct ResultLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
-    pub stage: String,
+    pub stage: Stage,
     pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
-    pub stage: String,
+    pub stage: Stage,
     pub kind: String,
 }
 
 /// The (stage, kind) error series exported from the start.
-pub const KNOWN_ERRORS: [(&str, &str); 5] = [
-    ("discovery", "scan"),
-    ("discovery", "cancelled"),
-    ("store", "db"),
-    ("store", "task"),
-    ("config", "reload"),
+pub const KNOWN_ERRORS: [(Stage, &str); 5] = [
+    (Stage::Discovery, "scan"),
+    (Stage::Discovery, "cancelled"),
+    (Stage::Store, "db"),
+    (Stage::Store, "task"),
+    (Stage::Config, "reload"),
 ];
+
+impl EncodeLabelValue for Stage {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.as_str().encode(encoder)
+    }
+}
 
 /// Counters and histograms the stages update.
 #[derive(Debug, Clone)]
@@ -67,26 +76,24 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn error(&self, stage: &str, kind: &str) {
+    pub fn error(&self, stage: Stage, kind: &str) {
         self.errors
             .get_or_create(&ErrorLabels {
-                stage: stage.into(),
+                stage,
                 kind: kind.into(),
             })
             .inc();
     }
 
-    pub fn run(&self, stage: &str, outcome: &str, seconds: f64) {
+    pub fn run(&self, stage: Stage, outcome: &str, seconds: f64) {
         self.runs
             .get_or_create(&RunLabels {
-                stage: stage.into(),
+                stage,
                 outcome: outcome.into(),
             })
             .inc();
         self.scan_duration
-            .get_or_create(&StageLabels {
-                stage: stage.into(),
-            })
+            .get_or_create(&StageLabels { stage })
             .observe(seconds);
     }
 
@@ -142,7 +149,7 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
     // Known series start at zero, so increase() and alerts see the first error.
     for (stage, kind) in KNOWN_ERRORS {
         let _ = m.errors.get_or_create(&ErrorLabels {
-            stage: stage.into(),
+            stage,
             kind: kind.into(),
         });
     }
@@ -176,19 +183,25 @@ struct StateCollector {
     max_port_series: Arc<AtomicUsize>,
 }
 
-/// Encode one gauge family from (labels, value) pairs.
-pub(super) fn gauges<L: EncodeLabelSet>(
+/// Encode one gauge family from (labels, value) pairs; every label value is
+/// [`clean`](super::labels::clean)ed on the way.
+pub(super) fn gauges<L, K, V>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
     rows: impl IntoIterator<Item = (L, f64)>,
-) -> Result<(), std::fmt::Error> {
+) -> Result<(), std::fmt::Error>
+where
+    L: AsRef<[(K, V)]>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     // Registered metrics get a full stop from the client; match them.
     let help = format!("{help}.");
     let mut fam = enc.encode_descriptor(name, &help, unit, MetricType::Gauge)?;
     for (labels, v) in rows {
-        ConstGauge::new(v).encode(fam.encode_family(&labels)?)?;
+        ConstGauge::new(v).encode(fam.encode_family(&Clean(labels.as_ref()))?)?;
     }
     Ok(())
 }
@@ -226,7 +239,7 @@ impl Collector for StateCollector {
         gauges(
             &mut enc,
             "host_open_ports",
-            "Open TCP ports found on the host at its last scan",
+            "Open ports (TCP and UDP) found on the host at its last scan",
             None,
             host_rows(|h| h.ports.len() as f64),
         )?;
@@ -403,7 +416,7 @@ impl Collector for StateCollector {
                 .iter()
                 .map(|(kind, t)| ([("feed", kind.as_str())], *t)),
         )?;
-        let stage = |s: &&str| [("stage", s.to_string())];
+        let stage = |s: &Stage| [("stage", s.as_str())];
         gauges(
             &mut enc,
             "scan_run_success",
@@ -455,9 +468,9 @@ impl Collector for StateCollector {
             "How far the running stage is, 0 to 1 (discovery: probes done; services: nmap's own estimate); 0 when idle",
             None,
             [
-                ([("stage", "discovery")], discovery),
-                ([("stage", "services")], services),
-                ([("stage", "vulnerabilities")], vulnerabilities),
+                ([("stage", Stage::Discovery.as_str())], discovery),
+                ([("stage", Stage::Services.as_str())], services),
+                ([("stage", Stage::Vulnerabilities.as_str())], vulnerabilities),
             ],
         )?;
         if let Some(e) = &view.email {

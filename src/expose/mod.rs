@@ -5,7 +5,12 @@
 pub mod api;
 pub mod digest;
 pub mod email;
+#[cfg(test)]
+mod hostile_tests;
+pub mod labels;
 pub mod metrics;
+#[cfg(test)]
+mod readme_tests;
 #[cfg(test)]
 mod testdata;
 pub mod textformat;
@@ -84,15 +89,16 @@ pub async fn bind(address: std::net::SocketAddr) -> Result<TcpListener, Error> {
         .map_err(|source| Error::Bind { address, source })
 }
 
-/// Encode the registry in the format the client asked for.
+/// Encode the registry in the format the client asked for: OpenMetrics, or Prometheus' text format
+/// 0.0.4. Both encoders are prometheus-client's, which escape label values and (0.0.4) HELP text.
 pub fn encode_metrics(registry: &Registry, openmetrics: bool) -> Result<String, std::fmt::Error> {
-    let mut om = String::new();
-    prometheus_client::encoding::text::encode(&mut om, registry)?;
-    Ok(if openmetrics {
-        om
+    let mut out = String::new();
+    if openmetrics {
+        prometheus_client::encoding::text::encode(&mut out, registry)?;
     } else {
-        textformat::openmetrics_to_text(&om)
-    })
+        prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
+    }
+    Ok(out)
 }
 
 async fn metrics_handler(AxState(s): AxState<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -7,12 +7,13 @@
 //! Diagnostics are what the last inventory fetched (Nova's diagnostics call is slow and admin-only,
 //! so the scrape never makes it); the HELP texts say so.
 
+use super::labels::Clean;
 use super::metrics::gauges;
 use crate::inventory::openstack::types::{DiskStats, NicStats};
 use crate::model::{HostState, Vm};
 use crate::state::{State, View};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
@@ -36,17 +37,22 @@ impl VmCollector {
 }
 
 /// Encode one counter family from (labels, value) pairs.
-fn counters<L: EncodeLabelSet>(
+fn counters<L, K, V>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     unit: Option<&Unit>,
     rows: impl IntoIterator<Item = (L, f64)>,
-) -> Result<(), std::fmt::Error> {
+) -> Result<(), std::fmt::Error>
+where
+    L: AsRef<[(K, V)]>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
     let help = format!("{help}.");
     let mut fam = enc.encode_descriptor(name, &help, unit, MetricType::Counter)?;
     for (labels, v) in rows {
-        ConstCounter::new(v).encode(fam.encode_family(&labels)?)?;
+        ConstCounter::new(v).encode(fam.encode_family(&Clean(labels.as_ref()))?)?;
     }
     Ok(())
 }
@@ -365,4 +371,4 @@ fn exposure(view: &View, enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,11 +1,11 @@
 //! Unit tests of the RocksDB store: commits, recovery, queries, retention.
 use super::*;
-use crate::model::{PortFinding, ProbeCounts, Protocol, Verdict};
+use crate::model::{PortFinding, ProbeCounts, Protocol, Stage, Verdict};
 
 fn run(started: f64) -> ScanRun {
     ScanRun {
         id: 0,
-        stage: "discovery".into(),
+        stage: Stage::Discovery,
         started,
         finished: None,
         outcome: Outcome::Running,

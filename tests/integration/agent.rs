@@ -260,7 +260,11 @@ fn scan_judge_store_expose_end_to_end_and_restart() {
     // Every metric the shipped alerts and dashboards use exists in this exposition (but the
     // stinger_email_* series, which exist only with [email] on: tests/integration/email.rs).
     let mut names = std::collections::BTreeSet::new();
-    for f in ["alerts/stinger.rules.yml", "dashboards/stinger.json"] {
+    for f in [
+        "alerts/stinger.rules.yml",
+        "dashboards/stinger-overview.json",
+        "dashboards/stinger-vm.json",
+    ] {
         let text = std::fs::read_to_string(repo().join(f)).unwrap();
         let mut rest = text.as_str();
         while let Some(i) = rest.find("stinger_") {

@@ -3,10 +3,12 @@
 
 mod agent;
 mod alerts;
+mod dashboards;
 mod email;
 #[path = "../../examples/fake_cloud/server.rs"]
 mod fake_cloud;
 mod fake_cloud_selftest;
+mod hostile;
 mod keystone;
 mod keystone_server;
 mod once;

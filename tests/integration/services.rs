@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A listener that greets every connection with the current banner.
-struct Banner {
+pub struct Banner {
     text: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Banner {
-    fn new(addr: &str, text: &str) -> Banner {
+    pub fn new(addr: &str, text: &str) -> Banner {
         let l = TcpListener::bind(addr).unwrap();
         l.set_nonblocking(true).unwrap();
         let text = Arc::new(Mutex::new(text.to_string()));
@@ -41,7 +41,7 @@ impl Banner {
         Banner { text, stop }
     }
 
-    fn set(&self, text: &str) {
+    pub fn set(&self, text: &str) {
         *self.text.lock().unwrap() = text.to_string();
     }
 }

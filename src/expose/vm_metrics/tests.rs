@@ -4,6 +4,7 @@
 
 use crate::expose::testdata::{self, CIDR_HOST, FIXED_A, FIXED_B, FLOATING_A, ORPHAN};
 use crate::expose::{encode_metrics, metrics};
+use crate::model::Stage;
 use crate::state::State;
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicUsize;
@@ -19,7 +20,7 @@ fn scrape_with(budget: usize) -> String {
     *state.write() = testdata::view();
     let (reg, m) = metrics::registry(state, Arc::new(AtomicUsize::new(budget)));
     // Event families appear once they have a series.
-    m.run("discovery", "success", 3.0);
+    m.run(Stage::Discovery, "success", 3.0);
     encode_metrics(&reg, false).unwrap()
 }
 
@@ -441,7 +442,8 @@ fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
     for file in [
         "alerts/stinger.rules.yml",
         "alerts/stinger.rules.test.yml",
-        "dashboards/stinger.json",
+        "dashboards/stinger-overview.json",
+        "dashboards/stinger-vm.json",
     ] {
         let text = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
         let used = names_used(&text);
@@ -462,7 +464,7 @@ fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
         assert!(rules.contains(&format!("alert: {name}")), "{name}");
     }
     let dash: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{root}/dashboards/stinger.json")).unwrap(),
+        &std::fs::read_to_string(format!("{root}/dashboards/stinger-overview.json")).unwrap(),
     )
     .unwrap();
     let panels = dash["panels"].as_array().unwrap();

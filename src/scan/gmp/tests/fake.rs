@@ -42,6 +42,8 @@ pub struct Faults {
     pub slow: Option<(String, Duration)>,
     /// Report the sample's findings for this address instead of its own 127.0.0.1.
     pub report_host: Option<String>,
+    /// Name the feed this (raw XML text: escape it yourself) instead of `NVT`.
+    pub feed_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -480,7 +482,10 @@ fn respond(st: &mut State, doc: &str, authed: &mut bool) -> Reply {
                 Reply::Send(body)
             }
         }
-        "get_feeds" => ok("<get_feeds_response status=\"200\" status_text=\"OK\"><feed><type>NVT</type><name>Greenbone Community Feed</name><version>202501010000</version></feed></get_feeds_response>".into()),
+        "get_feeds" => ok(format!(
+            "<get_feeds_response status=\"200\" status_text=\"OK\"><feed><type>{}</type><name>Greenbone Community Feed</name><version>202501010000</version></feed></get_feeds_response>",
+            st.faults.feed_type.as_deref().unwrap_or("NVT")
+        )),
         "delete_task" => {
             let id = attr(doc, "delete_task", "task_id").unwrap_or_default();
             let before = st.tasks.len();

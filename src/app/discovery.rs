@@ -1,0 +1,107 @@
+//! The discovery task: one pass of cloud inventory → TCP scan → nmap services → judgement, run as a
+//! task of its own so that the agent's loop stays free for reloads, shutdown, the digest and
+//! Greenbone while it runs. It writes only the inventory's health and VMs to the view (as they
+//! arrive) and the live progress; the pass itself goes back to the loop, which stores and publishes
+//! it.
+
+use super::cycle;
+use super::inventory::{self, LastGood};
+use crate::config::Config;
+use crate::expose::metrics::Metrics;
+use crate::inventory::openstack::source::Source;
+use crate::model::ScanRun;
+use crate::scan::{nmap, Progress};
+use crate::state::State;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often a running scan logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Everything one pass needs, owned: the configuration as it was when the pass started (a reload
+/// applies to the next one), the clouds and their last good inventories, the shared state.
+pub struct Job {
+    pub config: Arc<Config>,
+    /// Which configuration this is (the loop counts reloads): a pass that ran under an older one
+    /// is re-judged under the new policy when it is stored.
+    pub generation: u64,
+    pub run: ScanRun,
+    pub sources: Vec<Arc<Source>>,
+    pub last_good: LastGood,
+    pub state: Arc<State>,
+    pub metrics: Metrics,
+    pub fd_limit: u64,
+    pub nmap: Option<nmap::Capabilities>,
+    pub cancel: CancellationToken,
+}
+
+/// What a pass hands back to the loop.
+pub struct Done {
+    pub pass: cycle::Pass,
+    pub round: inventory::Round,
+    /// The clouds' last good inventories after this pass's inventory.
+    pub last_good: LastGood,
+    pub generation: u64,
+}
+
+impl Job {
+    /// Run the pass; the live progress is in the state while it runs.
+    pub async fn run(mut self) -> Done {
+        let progress = Arc::new(Progress::default());
+        let nmap_progress = Arc::new(nmap::Progress::default());
+        self.state.set_progress(Some(progress.clone()));
+        self.state
+            .set_services_progress(Some(nmap_progress.clone()));
+        let reporter = tokio::spawn(report_progress(progress.clone(), self.run.id));
+        let round = inventory::round(
+            &self.sources,
+            &mut self.last_good,
+            &self.state,
+            &self.metrics,
+            self.run.id,
+            &self.cancel,
+        )
+        .await;
+        let prev = self.state.read().hosts.clone();
+        let ctx = cycle::Context {
+            fd_limit: self.fd_limit,
+            nmap: self.nmap.as_ref(),
+            progress,
+            nmap_progress,
+            cancel: self.cancel.clone(),
+        };
+        let pass = cycle::discovery(&self.config, self.run, &prev, round.cloud.clone(), ctx).await;
+        reporter.abort();
+        self.state.set_progress(None);
+        self.state.set_services_progress(None);
+        Done {
+            pass,
+            round,
+            last_good: self.last_good,
+            generation: self.generation,
+        }
+    }
+}
+
+async fn report_progress(progress: Arc<Progress>, scan_id: u64) {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let done = progress.done.load(Ordering::Relaxed);
+        let total = progress.total.load(Ordering::Relaxed);
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        tracing::info!(
+            scan_id,
+            done,
+            total,
+            percent = format!("{:.1}", progress.ratio() * 100.0),
+            open = progress.open.load(Ordering::Relaxed),
+            probes_per_second = rate as u64,
+            "discovery progress"
+        );
+    }
+}

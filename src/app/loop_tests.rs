@@ -1,0 +1,175 @@
+//! The agent's loop in-process, as `main` runs it but with the shutdown token and reload channel in
+//! the test's hands, on tokio's paused clock: two discovery passes an hour apart, a reload that
+//! lands while a pass runs (and is judged into it), and a shutdown that stops a pass under way.
+//! Loopback listeners stand for the scanned hosts; the store is a real RocksDB directory.
+
+use super::*;
+use std::net::TcpListener as StdListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `GET /metrics` from the agent (plain HTTP/1.1; paused time does not matter to sockets).
+async fn metrics(addr: std::net::SocketAddr) -> String {
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).await.unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// The value of the series written exactly so, if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Poll `/metrics` every `step` of paused time, for at most `limit` of it, until `f` accepts it.
+async fn until(
+    addr: std::net::SocketAddr,
+    what: &str,
+    step: Duration,
+    limit: Duration,
+    f: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let last = metrics(addr).await;
+        if f(&last) {
+            return last;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached in {limit:?}; last /metrics:\n{last}"
+        );
+        tokio::time::sleep(step).await;
+    }
+}
+
+const FINE: Duration = Duration::from_millis(50);
+const COARSE: Duration = Duration::from_secs(30);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn config_text(storage: &std::path::Path, discovery: &str, expected: &str, rate: u32) -> String {
+    format!(
+        "[[targets]]\nname = \"loop\"\ncidrs = [\"127.0.77.2\"]\nports = \"20700-20999\"\n\
+         [schedule]\ndiscovery = \"{discovery}\"\njitter = \"0s\"\n\
+         [scan.tcp]\nmax_rate = {rate}\n\
+         [scan.nmap]\nenabled = false\n\
+         [policy]\nexpected = [{expected}]\n\
+         [storage]\npath = \"{}\"\n",
+        storage.display()
+    )
+}
+
+const RUNS_OK: &str = r#"stinger_scan_runs_total{stage="discovery",outcome="success"}"#;
+const IN_PROGRESS: &str = r#"stinger_scan_in_progress{stage="discovery"}"#;
+const INTERVAL: &str = r#"stinger_scan_interval_seconds{stage="discovery"}"#;
+const UNEXPECTED: &str = r#"stinger_host_unexpected_ports{host="127.0.77.2",group="loop"}"#;
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_runs_passes_takes_a_reload_mid_pass_and_stops_on_paused_time() {
+    // The scanned host: two listeners in the 300-port range.
+    let _a = StdListener::bind("127.0.77.2:20700").unwrap();
+    let _b = StdListener::bind("127.0.77.2:20950").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stinger.toml");
+    let storage = dir.path().join("data");
+    // Unpaced: the first two passes take no time at all.
+    std::fs::write(&path, config_text(&storage, "1h", "\"20700/tcp\"", 0)).unwrap();
+    let config = config::load(Some(&path), &Overrides::default()).unwrap();
+    let listener = TcpListener::bind("127.0.77.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    let agent = tokio::spawn(run(
+        config,
+        Some(path.clone()),
+        Overrides::default(),
+        listener,
+        shutdown.clone(),
+        reload_rx,
+    ));
+
+    // Two passes, an hour of (paused) time apart; 20950 is open and unexpected in both.
+    let m = until(addr, "two discovery passes", COARSE, 2 * HOUR, |m| {
+        value(m, RUNS_OK) == Some(2.0)
+    })
+    .await;
+    assert_eq!(value(&m, UNEXPECTED), Some(1.0), "{m}");
+    assert_eq!(value(&m, INTERVAL), Some(3600.0));
+
+    // A slow pass (one probe a second over 300 ports: five minutes of paused time) ...
+    std::fs::write(&path, config_text(&storage, "1h", "\"20700/tcp\"", 1)).unwrap();
+    reload_tx.send(()).await.unwrap();
+    let m = until(addr, "the third pass to start", COARSE, 2 * HOUR, |m| {
+        value(m, IN_PROGRESS) == Some(1.0)
+    })
+    .await;
+    assert_eq!(value(&m, RUNS_OK), Some(2.0));
+    // ... and while it runs, a reload that allows 20950 and doubles the interval: applied at
+    // once, the pass still under way.
+    std::fs::write(
+        &path,
+        config_text(&storage, "2h", "\"20700/tcp\", \"20950/tcp\"", 1),
+    )
+    .unwrap();
+    reload_tx.send(()).await.unwrap();
+    let m = until(
+        addr,
+        "the reload during the pass",
+        FINE,
+        Duration::from_secs(5),
+        |m| value(m, INTERVAL) == Some(7200.0),
+    )
+    .await;
+    assert_eq!(
+        value(&m, IN_PROGRESS),
+        Some(1.0),
+        "the pass still runs: {m}"
+    );
+    assert_eq!(value(&m, UNEXPECTED), Some(0.0), "re-judged at once: {m}");
+    // The pass started under the old policy; stored, it is judged under the new one.
+    until(addr, "the third pass, re-judged", COARSE, HOUR, |m| {
+        value(m, RUNS_OK) == Some(3.0) && value(m, UNEXPECTED) == Some(0.0)
+    })
+    .await;
+
+    // A fourth pass starts two hours later; shutdown stops it and the agent returns.
+    let m = until(addr, "the fourth pass to start", COARSE, 3 * HOUR, |m| {
+        value(m, IN_PROGRESS) == Some(1.0)
+    })
+    .await;
+    assert_eq!(value(&m, RUNS_OK), Some(3.0));
+    let asked = std::time::Instant::now();
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), agent)
+        .await
+        .expect("the agent stops")
+        .unwrap();
+    stopped.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "shutdown took {:?}",
+        asked.elapsed()
+    );
+    // The stopped pass is recorded as cancelled, the three before it as successes.
+    let store = Store::open(&storage).unwrap();
+    let runs = store.scans(None, 10).unwrap();
+    let outcomes: Vec<_> = runs.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Cancelled,
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Success
+        ],
+        "{runs:?}"
+    );
+}
