@@ -18,6 +18,8 @@
 //! - [`state`]: the in-memory view that `/metrics` and the API read.
 //! - [`ports`]: port lists and nmap's port ranking, shared by config, scan and judge.
 //! - [`shutdown`], [`telemetry`]: the shutdown token and the tracing set-up.
+//! - `tls`: the rustls verifiers that accept any certificate (the insecure client modes, and the web
+//!   server's unverified client certificates), shared by inventory, scan and expose.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -33,6 +35,7 @@ pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub(crate) mod tls;
 
 /// The version and git revision baked in at build time, as `stinger_build_info` reports them.
 pub mod build {

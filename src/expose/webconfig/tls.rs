@@ -1,17 +1,15 @@
 //! `tls_server_config`: certificates, key and client CA read into a rustls [`ServerConfig`], and
-//! the client-certificate verifier for each `client_auth_type`.
+//! the client-certificate verifier for each `client_auth_type` (the unverified ones are
+//! [`crate::tls::AcceptAnyClientCert`]).
 
 use super::config::{set, ClientAuth, Ctx, RawTls};
 use super::WebConfigError;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use crate::tls::AcceptAnyClientCert;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-};
+use rustls::{RootCertStore, ServerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -253,11 +251,11 @@ pub(super) fn build_tls(ctx: &Ctx<'_>, t: RawTls) -> Result<TlsParts, WebConfigE
         }
         (ClientAuth::NoClientCert, None) => Arc::new(rustls::server::NoClientAuth),
         (ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert, roots) => {
-            Arc::new(AnyClientCert {
-                mandatory: client_auth == ClientAuth::RequireAnyClientCert,
-                hints: roots.map(|r| r.subjects()).unwrap_or_default(),
-                algorithms: provider.signature_verification_algorithms,
-            })
+            Arc::new(AcceptAnyClientCert::new(
+                client_auth == ClientAuth::RequireAnyClientCert,
+                roots.map(|r| r.subjects()).unwrap_or_default(),
+                &provider,
+            ))
         }
         (ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert, None) => {
             return Err(ctx.invalid(
@@ -297,60 +295,4 @@ pub(super) fn build_tls(ctx: &Ctx<'_>, t: RawTls) -> Result<TlsParts, WebConfigE
     // We speak HTTP/1.1 only; saying so keeps ALPN-capable clients from trying h2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Some(Arc::new(config)), client_auth, referenced))
-}
-
-/// RequestClientCert / RequireAnyClientCert, as in Go's crypto/tls: a client certificate is asked
-/// for (and, for RequireAny, must be sent) but its chain is NOT verified against any CA. What is
-/// checked: the handshake signature, with the certificate's key, so the client holds the private key
-/// of a well-formed X.509 certificate. A configured client CA is only sent as a hint.
-#[derive(Debug)]
-struct AnyClientCert {
-    mandatory: bool,
-    hints: Vec<DistinguishedName>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &self.hints
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }

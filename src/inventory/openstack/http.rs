@@ -12,11 +12,11 @@
 
 use super::api::{Error, ServiceType};
 use super::clouds::CloudConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use crate::tls::AcceptAnyServerCert;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use std::time::Duration;
 const MAX_REDIRECTS: usize = 5;
 
 /// A reqwest client for one cloud. Errors are [`Error::Config`] naming the file at fault.
-pub fn client(
+pub(crate) fn client(
     cloud: &CloudConfig,
     timeout: Duration,
     user_agent: &str,
@@ -52,7 +52,7 @@ pub fn client(
                  true): anyone on the path can read its token; set cacert instead"
             );
             tls.dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider)))
         } else {
             let path = cloud.cacert.as_deref().unwrap_or(Path::new(""));
             tls.with_root_certificates(roots(path).map_err(config_err)?)
@@ -111,14 +111,14 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 
 /// Scheme, host and port of a URL: where a token may be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub(crate) struct Origin {
     scheme: String,
     host: String,
     port: Option<u16>,
 }
 
 impl Origin {
-    pub fn of(url: &reqwest::Url) -> Origin {
+    pub(crate) fn of(url: &reqwest::Url) -> Origin {
         Origin {
             scheme: url.scheme().to_ascii_lowercase(),
             host: url.host_str().unwrap_or("").to_ascii_lowercase(),
@@ -127,7 +127,7 @@ impl Origin {
     }
 
     /// The origin of a URL string, if it parses.
-    pub fn parse(url: &str) -> Option<Origin> {
+    pub(crate) fn parse(url: &str) -> Option<Origin> {
         reqwest::Url::parse(url).ok().map(|u| Origin::of(&u))
     }
 }
@@ -216,64 +216,18 @@ fn client_identity(cloud: &CloudConfig) -> Result<Option<ClientIdentity>, Error>
     }))
 }
 
-/// `verify: false`: any certificate is accepted (handshake signatures are still checked).
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Why a body could not be read.
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Longer than the cap.
     TooLarge(usize),
     Http(reqwest::Error),
 }
 
 /// The whole body, refusing more than `cap` bytes.
-pub async fn read_body(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_body(
+    resp: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, BodyError> {
     let announced = resp.content_length();
     if announced.is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX)) {
         return Err(BodyError::TooLarge(cap));
@@ -292,7 +246,7 @@ pub async fn read_body(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u
 
 /// The error a failed send or read becomes: [`Error::Timeout`] or [`Error::Transport`] (`what`, then
 /// the error's source chain without the URL).
-pub fn transport_error(
+pub(crate) fn transport_error(
     service: ServiceType,
     path: &str,
     timeout: Duration,
@@ -315,7 +269,7 @@ pub fn transport_error(
 }
 
 /// An error and its sources, `: `-separated, repeats left out, at most 8 levels.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
@@ -332,12 +286,12 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Longest message kept from an error body, in characters.
-pub const MESSAGE_CHARS: usize = 200;
+pub(crate) const MESSAGE_CHARS: usize = 200;
 
 /// The short message of an OpenStack error body: `{"<fault>": {"message": ..}}` (Nova's
 /// `itemNotFound`, Neutron's `NeutronError`, Keystone's `error`), a top-level `message`, an HTML
 /// `<title>`, else the text itself; truncated to [`MESSAGE_CHARS`]. Empty: the status' reason phrase.
-pub fn error_message(body: &[u8], status: u16) -> String {
+pub(crate) fn error_message(body: &[u8], status: u16) -> String {
     let reason = || {
         reqwest::StatusCode::from_u16(status)
             .ok()
@@ -383,7 +337,7 @@ fn html_title(html: &str) -> Option<String> {
 }
 
 /// At most `max` characters, with `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),

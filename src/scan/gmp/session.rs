@@ -19,14 +19,14 @@ use crate::scan::gmp_xml::{
 
 /// Network time limits of a [`Session`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// Connecting, TLS handshake included.
-    pub connect: Duration,
+    pub(crate) connect: Duration,
     /// Sending a command and reading its whole response; while a report streams, the longest
     /// gap without a byte (including the wait for the first one).
-    pub read: Duration,
+    pub(crate) read: Duration,
     /// A whole report.
-    pub report: Duration,
+    pub(crate) report: Duration,
 }
 
 impl Default for Timeouts {
@@ -40,13 +40,13 @@ impl Default for Timeouts {
 }
 
 /// Largest non-report response accepted (a task list with `rows=-1` is the biggest).
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 const CHUNK: usize = 16 << 10;
 
 /// One GMP connection. A failed or interrupted command closes it (the stream position is then
 /// unknown); open a new session to go on. Authenticate again on every new session.
-pub struct Session {
+pub(crate) struct Session {
     io: Option<Stream>,
     /// Bytes read past the end of the last response; they start the next one.
     leftover: Vec<u8>,
@@ -82,7 +82,7 @@ pub(super) fn command_name(xml: &str) -> String {
 impl Session {
     /// Opens the transport. Nothing is sent yet: call [`get_version`](Self::get_version) and/or
     /// [`authenticate`](Self::authenticate) next.
-    pub async fn connect(endpoint: &Endpoint, timeouts: Timeouts) -> Result<Session, Error> {
+    pub(crate) async fn connect(endpoint: &Endpoint, timeouts: Timeouts) -> Result<Session, Error> {
         let io = transport::open(endpoint, timeouts.connect).await?;
         tracing::debug!(endpoint = %endpoint, "connected to gvmd");
         Ok(Session {
@@ -99,23 +99,18 @@ impl Session {
 
     /// Caps for responses and reports (defaults: [`DEFAULT_MAX_RESPONSE_BYTES`],
     /// `ReportLimits::default()`).
-    pub fn set_limits(&mut self, max_response_bytes: usize, report_limits: ReportLimits) {
+    pub(crate) fn set_limits(&mut self, max_response_bytes: usize, report_limits: ReportLimits) {
         self.max_response_bytes = max_response_bytes;
         self.report_limits = report_limits;
     }
 
     /// Where [`fetch_report`](Self::fetch_report) counts report bytes and results.
-    pub fn set_progress(&mut self, progress: Arc<Progress>) {
+    pub(crate) fn set_progress(&mut self, progress: Arc<Progress>) {
         self.progress = progress;
     }
 
-    /// `unix:/path` or `tls://host:port`.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// False once a command failed or was interrupted: the connection is closed.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.io.is_some() && !self.in_flight
     }
 
@@ -166,7 +161,7 @@ impl Session {
 
     /// Sends one command and returns gvmd's whole response document, whatever its status.
     /// Bytes after the document stay buffered for the next call.
-    pub async fn command(&mut self, xml: &str) -> Result<Vec<u8>, Error> {
+    pub(crate) async fn command(&mut self, xml: &str) -> Result<Vec<u8>, Error> {
         let cmd = command_name(xml);
         self.begin(&cmd)?;
         tracing::debug!(endpoint = %self.endpoint, command = %cmd, "GMP command");
@@ -256,14 +251,18 @@ impl Session {
     }
 
     /// gvmd's GMP version, e.g. `22.7` (allowed before authenticating).
-    pub async fn get_version(&mut self) -> Result<String, Error> {
+    pub(crate) async fn get_version(&mut self) -> Result<String, Error> {
         let (cmd, doc) = self.checked(&gmp_xml::get_version()).await?;
         gmp_xml::parse_version(&doc).map_err(|e| self.protocol(&cmd, e))
     }
 
     /// Logs in. A wrong username or password (gvmd: 400 "Authentication failed") is
     /// [`Error::AuthFailed`]. The password is sent and never logged.
-    pub async fn authenticate(&mut self, username: &str, password: &Password) -> Result<(), Error> {
+    pub(crate) async fn authenticate(
+        &mut self,
+        username: &str,
+        password: &Password,
+    ) -> Result<(), Error> {
         let doc = self
             .command(&gmp_xml::authenticate(username, password.expose()))
             .await?;
@@ -300,7 +299,7 @@ impl Session {
 
     /// Returns the target's UUID. `hosts` must be validated IPs/CIDRs (commas would split them);
     /// `port_range` like `T:22,80`; `alive_test` one of gvmd's strings ("Consider Alive").
-    pub async fn create_target(
+    pub(crate) async fn create_target(
         &mut self,
         name: &str,
         hosts: &[String],
@@ -312,7 +311,7 @@ impl Session {
     }
 
     /// Returns the task's UUID.
-    pub async fn create_task(
+    pub(crate) async fn create_task(
         &mut self,
         name: &str,
         config_id: &str,
@@ -326,13 +325,13 @@ impl Session {
     }
 
     /// Starts a task; returns the new report's UUID (gvmd answers 202).
-    pub async fn start_task(&mut self, task_id: &str) -> Result<String, Error> {
+    pub(crate) async fn start_task(&mut self, task_id: &str) -> Result<String, Error> {
         let (cmd, doc) = self.checked(&gmp_xml::start_task(task_id)).await?;
         gmp_xml::parse_start_task(&doc).map_err(|e| self.protocol(&cmd, e))
     }
 
     /// Asks gvmd to stop a running task (it goes to "Stop Requested", then "Stopped").
-    pub async fn stop_task(&mut self, task_id: &str) -> Result<(), Error> {
+    pub(crate) async fn stop_task(&mut self, task_id: &str) -> Result<(), Error> {
         // gmp_xml has no stop_task builder; same shape as start_task, value escaped by gmp_xml.
         let mut xml = String::from("<stop_task task_id=\"");
         gmp_xml::escape_into(&mut xml, task_id, true);
@@ -340,31 +339,35 @@ impl Session {
         self.checked(&xml).await.map(|_| ())
     }
 
-    pub async fn get_task(&mut self, task_id: &str) -> Result<TaskInfo, Error> {
+    pub(crate) async fn get_task(&mut self, task_id: &str) -> Result<TaskInfo, Error> {
         let (cmd, doc) = self.checked(&gmp_xml::get_tasks(task_id)).await?;
         gmp_xml::parse_task(&doc).map_err(|e| self.protocol(&cmd, e))
     }
 
     /// Tasks whose name contains `prefix` (gvmd's `~`); callers check `starts_with` themselves.
-    pub async fn get_tasks_by_name(&mut self, prefix: &str) -> Result<Vec<TaskInfo>, Error> {
+    pub(crate) async fn get_tasks_by_name(&mut self, prefix: &str) -> Result<Vec<TaskInfo>, Error> {
         let (cmd, doc) = self
             .checked(&gmp_xml::get_tasks_by_name_filter(prefix))
             .await?;
         gmp_xml::parse_tasks(&doc).map_err(|e| self.protocol(&cmd, e))
     }
 
-    pub async fn get_feeds(&mut self) -> Result<Vec<Feed>, Error> {
+    pub(crate) async fn get_feeds(&mut self) -> Result<Vec<Feed>, Error> {
         let (cmd, doc) = self.checked(&gmp_xml::get_feeds()).await?;
         gmp_xml::parse_feeds(&doc).map_err(|e| self.protocol(&cmd, e))
     }
 
-    pub async fn delete_task(&mut self, task_id: &str, ultimate: bool) -> Result<(), Error> {
+    pub(crate) async fn delete_task(&mut self, task_id: &str, ultimate: bool) -> Result<(), Error> {
         self.checked(&gmp_xml::delete_task(task_id, ultimate))
             .await
             .map(|_| ())
     }
 
-    pub async fn delete_target(&mut self, target_id: &str, ultimate: bool) -> Result<(), Error> {
+    pub(crate) async fn delete_target(
+        &mut self,
+        target_id: &str,
+        ultimate: bool,
+    ) -> Result<(), Error> {
         self.checked(&gmp_xml::delete_target(target_id, ultimate))
             .await
             .map(|_| ())
@@ -376,7 +379,7 @@ impl Session {
     /// `cancel` stops it promptly. A report that does not end properly (connection closed,
     /// malformed, over a limit) is an error, never an empty result list. Results gvmd sent that
     /// cannot be read are skipped and counted in `Progress::skipped_results`.
-    pub async fn fetch_report(
+    pub(crate) async fn fetch_report(
         &mut self,
         report_id: &str,
         cancel: &CancellationToken,

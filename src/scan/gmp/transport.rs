@@ -9,24 +9,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::Error;
+use crate::tls::AcceptAnyServerCert;
 
 /// gvmd's unix socket when it runs without `--listen`.
-pub const DEFAULT_SOCKET: &str = "/run/gvmd/gvmd.sock";
-/// gvmd's TLS port with `--listen`.
-pub const DEFAULT_TLS_PORT: u16 = 9390;
+pub(crate) const DEFAULT_SOCKET: &str = "/run/gvmd/gvmd.sock";
 
 /// How to reach gvmd.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// gvmd's unix socket (default [`DEFAULT_SOCKET`]); needs the socket's group.
     Unix(PathBuf),
     /// gvmd started with `--listen`: TLS on `addr` (`host:port`, port usually 9390).
@@ -185,7 +182,7 @@ fn client_config(
         }
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider)))
             .with_no_client_auth());
     }
     let Some(ca_file) = ca_file else {
@@ -224,53 +221,4 @@ fn client_config(
         )));
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-/// `scan.gmp.insecure`: any certificate is accepted (handshake signatures are still checked).
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

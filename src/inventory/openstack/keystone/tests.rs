@@ -3,14 +3,21 @@
 //! forbidden listing, a slow or oversized reply, odd discovery documents. The real Keystone is in
 //! `tests/integration/keystone.rs`.
 
+use super::auth_body::auth_body;
+use super::catalog::CatalogEntry;
+use super::request::display_path;
+use super::token::{parse_expiry, v3_link};
 use super::*;
-use crate::inventory::openstack::clouds::{AuthType, ConfigSource, Secret};
+use crate::inventory::openstack::clouds::{
+    AppCredRef, Auth, AuthType, ConfigSource, DomainRef, ProjectScope, Secret, UserRef,
+};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;

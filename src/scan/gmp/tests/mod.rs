@@ -3,6 +3,7 @@
 
 mod fake;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use self::fake::{FakeGvmd, Faults, FIXTURE_RESULTS, PASSWORD, USER};
+use super::client::backoff;
+use super::plan::{fnv1a64, is_own_name, plan, port_range};
+use super::retention::retention_victims;
+use super::workflow::Outcome;
 use super::*;
 
 const TEST_BOUND: Duration = Duration::from_secs(30);
