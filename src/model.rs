@@ -172,6 +172,12 @@ pub struct HostObservation {
     pub udp_open: Vec<u16>,
     /// UDP ports with no reply: open or filtered, never counted as open.
     pub udp_open_filtered: Vec<u16>,
+    /// UDP ports the native probe found open, with what came back and the amplification factor.
+    pub udp_replies: Vec<(u16, UdpReply, f64)>,
+    /// UDP ports the native probe found closed (ICMP port unreachable).
+    pub udp_closed: Vec<u16>,
+    /// UDP ports the native probe got no answer from: an open one seen before stays open.
+    pub udp_unknown: Vec<u16>,
     pub os: Vec<OsGuess>,
     /// Vulnerabilities reported on a port this cycle (nmap's vulners script, Greenbone).
     pub vulns: Vec<(Protocol, u16, Vulnerability)>,
@@ -253,7 +259,10 @@ pub struct OsGuess {
 impl HostObservation {
     /// A host is up when anything at all answered: an open port or a reset.
     pub fn is_up(&self) -> bool {
-        !self.open.is_empty() || self.closed > 0
+        !self.open.is_empty()
+            || self.closed > 0
+            || !self.udp_replies.is_empty()
+            || !self.udp_closed.is_empty()
     }
 }
 
@@ -283,6 +292,29 @@ pub struct PortFinding {
     /// The security-group rule that lets the whole world reach this port (OpenStack only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub world: Option<RuleRef>,
+    /// UDP: reply bytes / request bytes of the native probe that found it open (how much the
+    /// port amplifies a spoofed request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amplification: Option<f64>,
+    /// UDP: what the native probe sent and got back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpReply>,
+}
+
+/// What the native UDP probe of an open UDP port got back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpReply {
+    /// The protocol that answered (`dns`, `ntp`, `snmp`, `memcached`, …).
+    pub service: String,
+    /// Which of the protocol's requests amplified most (e.g. NTP `monlist`, SNMP `getbulk`).
+    pub request: String,
+    pub request_bytes: u32,
+    pub reply_bytes: u32,
+    /// Reply datagrams counted.
+    pub datagrams: u32,
+    /// DNS only: whether it resolved a name outside its zones for us (an open resolver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursion: Option<bool>,
 }
 
 impl PortFinding {

@@ -62,8 +62,55 @@ fn cidr_units(config: &Config) -> Result<Vec<Unit>, inventory::Error> {
 }
 
 /// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
-/// networks, never within one unit's namespace), from its namespace when it has one.
+/// networks, never within one unit's namespace), from its namespace when it has one: TCP, then the
+/// UDP probes (when on) of every address, folded into the same observations.
 async fn scan_unit(
+    unit: &Unit,
+    config: &Config,
+    fd_limit: u64,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<(Vec<std::net::IpAddr>, scan::tcp::Output), scan::Error> {
+    let (addresses, mut out) = tcp_unit(
+        unit,
+        &config.tcp,
+        fd_limit,
+        progress.clone(),
+        cancel.clone(),
+    )
+    .await?;
+    if let Some(settings) = &config.udp {
+        let udp = match &unit.namespace {
+            None => scan::udp::scan(&addresses, settings, fd_limit, progress, cancel).await?,
+            Some(ns) => {
+                scan::udp::scan_in(
+                    ns,
+                    addresses.clone(),
+                    settings.clone(),
+                    fd_limit,
+                    progress,
+                    cancel,
+                )
+                .await?
+            }
+        };
+        for (host, obs) in udp.hosts.iter().zip(out.hosts.iter_mut()) {
+            host.observe(obs);
+        }
+        tracing::debug!(
+            group = %unit.group,
+            open = udp.counts.open,
+            closed = udp.counts.closed,
+            unknown = udp.counts.unknown,
+            errors = udp.counts.error,
+            "UDP probes done"
+        );
+    }
+    Ok((addresses, out))
+}
+
+/// The TCP connect scan of one unit.
+async fn tcp_unit(
     unit: &Unit,
     settings: &scan::TcpSettings,
     fd_limit: u64,
@@ -399,7 +446,7 @@ pub async fn discovery(
             "scanning target group"
         );
         let started = std::time::Instant::now();
-        let result = scan_unit(g, &config.tcp, fd_limit, progress.clone(), cancel.clone()).await;
+        let result = scan_unit(g, config, fd_limit, progress.clone(), cancel.clone()).await;
         let (addresses, out) = match result {
             Ok(out) => out,
             Err(e) if !matches!(e, scan::Error::Cancelled) && g.namespace.is_some() => {

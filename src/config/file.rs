@@ -154,6 +154,7 @@ impl Default for ScheduleFile {
 #[serde(deny_unknown_fields, default)]
 pub struct ScanFile {
     pub tcp: TcpFile,
+    pub udp: super::udp::UdpFile,
     pub nmap: NmapFile,
     pub gmp: GmpFile,
 }

@@ -7,6 +7,7 @@ pub mod email;
 pub mod file;
 pub mod openstack;
 mod redact;
+pub mod udp;
 
 use crate::inventory::TargetGroup;
 use crate::judge::{Policy, Rule};
@@ -110,6 +111,8 @@ pub struct Config {
     pub discovery_interval: Duration,
     pub jitter: Duration,
     pub tcp: TcpSettings,
+    /// The native UDP probes (amplifiers, open resolvers); `None` when disabled.
+    pub udp: Option<crate::scan::udp::Settings>,
     /// nmap service detection; `None` when disabled.
     pub nmap: Option<nmap::Settings>,
     /// Greenbone through GMP and its interval; `None` when disabled.
@@ -167,6 +170,19 @@ pub fn from_str(text: &str, overrides: &Overrides) -> Result<Config, ConfigError
         }],
     })?;
     build(source.clone(), file, overrides).map_err(|problems| ConfigError { source, problems })
+}
+
+/// `[scan.tcp]` as the scanners take it (UDP shares its limits).
+fn tcp_settings(t: &file::TcpFile) -> TcpSettings {
+    TcpSettings {
+        concurrency: t.concurrency,
+        max_rate: t.max_rate,
+        max_host_rate: t.max_host_rate,
+        initial_timeout: t.initial_timeout,
+        min_timeout: t.min_timeout,
+        max_timeout: t.max_timeout,
+        retries: t.retries,
+    }
 }
 
 /// Parse `host:port`, `[v6]:port` or `:port` (all IPv4 interfaces).
@@ -494,6 +510,15 @@ fn build(
     for p in email_problems {
         problem(p.key, p.message);
     }
+    let mut udp_problems = Vec::new();
+    let udp = udp::build(
+        &file.scan.udp,
+        &tcp_settings(&file.scan.tcp),
+        &mut udp_problems,
+    );
+    for p in udp_problems {
+        problem(p.key, p.message);
+    }
     let (Some(listen), true) = (listen, problems.is_empty()) else {
         return Err(problems);
     };
@@ -527,21 +552,15 @@ fn build(
         metadata_key: Some(file.policy.metadata_key.trim().to_owned()).filter(|k| !k.is_empty()),
     };
     let t = &file.scan.tcp;
+    let tcp = tcp_settings(t);
     Ok(Config {
         source,
         groups,
         max_hosts: t.max_hosts,
         discovery_interval: file.schedule.discovery,
         jitter: file.schedule.jitter,
-        tcp: TcpSettings {
-            concurrency: t.concurrency,
-            max_rate: t.max_rate,
-            max_host_rate: t.max_host_rate,
-            initial_timeout: t.initial_timeout,
-            min_timeout: t.min_timeout,
-            max_timeout: t.max_timeout,
-            retries: t.retries,
-        },
+        udp,
+        tcp,
         nmap: n.enabled.then(|| nmap::Settings {
             path: n.path.clone(),
             version_intensity: n.version_intensity,

@@ -499,6 +499,8 @@ mod tests {
                 })
                 .collect(),
             world: None,
+            amplification: None,
+            udp: None,
         }
     }
 

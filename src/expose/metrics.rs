@@ -374,6 +374,52 @@ impl Collector for StateCollector {
                     )
                 }),
         )?;
+        // The open UDP ports the native probes found, within the same budget.
+        let udp = || {
+            ports
+                .iter()
+                .zip(&port_strings)
+                .filter_map(|((h, p), (addr, port))| Some((h, p, p.udp.as_ref()?, addr, port)))
+        };
+        gauges(
+            &mut enc,
+            "udp_amplification_ratio",
+            "Open UDP ports found by the native probes: reply bytes per request byte (above 1, a spoofed request is sent back larger), with the protocol that answered and whether a security-group rule opens the port to the world",
+            None,
+            udp().map(|(h, p, r, addr, port)| {
+                (
+                    [
+                        ("host", h.id.as_str()),
+                        ("address", addr.as_str()),
+                        ("group", h.group.as_str()),
+                        ("port", port.as_str()),
+                        ("service", r.service.as_str()),
+                        ("world", world(h, p)),
+                    ],
+                    p.amplification.unwrap_or(0.0),
+                )
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            "dns_open_resolver",
+            "DNS servers that resolved a name outside their zones for the scanner (open resolvers); always 1",
+            None,
+            udp()
+                .filter(|(_, _, r, ..)| r.recursion == Some(true))
+                .map(|(h, p, _, addr, port)| {
+                    (
+                        [
+                            ("host", h.id.as_str()),
+                            ("address", addr.as_str()),
+                            ("group", h.group.as_str()),
+                            ("port", port.as_str()),
+                            ("world", world(h, p)),
+                        ],
+                        1.0,
+                    )
+                }),
+        )?;
 
         let group = |g: &crate::state::GroupStatus| [("group", g.name.clone())];
         gauges(
@@ -521,6 +567,8 @@ mod tests {
                     service: None,
                     vulns: vec![],
                     world: None,
+                    amplification: None,
+                    udp: None,
                 })
                 .collect(),
             first_seen: 1.0,

@@ -75,6 +75,8 @@ fn port(port: u16, verdict: Verdict, service: Option<&str>) -> PortFinding {
         }),
         vulns: vec![],
         world: None,
+        amplification: None,
+        udp: None,
     }
 }
 

@@ -55,14 +55,27 @@ pub fn judge_host(
     let up = obs.is_up();
     // A host enters the state with its first open port (resets alone say nothing worth keeping:
     // a firewall or loopback answers for every address); once known it is followed until removed.
-    if obs.open.is_empty() && prev.is_none() {
+    if obs.open.is_empty()
+        && obs.udp_open.is_empty()
+        && obs.udp_replies.is_empty()
+        && prev.is_none()
+    {
         return Judged {
             state: None,
             events: Vec::new(),
         };
     }
     let tcp = obs.open.iter().map(|&p| (Protocol::Tcp, p));
-    let udp = obs.udp_open.iter().map(|&p| (Protocol::Udp, p));
+    // UDP: what nmap -sU found, and what the native probes found (each port once).
+    let mut udp_ports: Vec<u16> = obs
+        .udp_open
+        .iter()
+        .copied()
+        .chain(obs.udp_replies.iter().map(|(p, ..)| *p))
+        .collect();
+    udp_ports.sort_unstable();
+    udp_ports.dedup();
+    let udp = udp_ports.into_iter().map(|p| (Protocol::Udp, p));
     let ports: Vec<PortFinding> = tcp
         .chain(udp)
         .map(|(protocol, port)| {
@@ -81,6 +94,22 @@ pub fn judge_host(
             } else {
                 before.and_then(|f| f.service.clone())
             };
+            // The native UDP probe's answer; else what it said before (nmap found the port).
+            let reply = (protocol == Protocol::Udp)
+                .then(|| obs.udp_replies.iter().find(|(p, ..)| *p == port))
+                .flatten();
+            let (amplification, udp) = match reply {
+                Some((_, r, a)) => (Some(*a), Some(r.clone())),
+                None => before.map_or((None, None), |f| (f.amplification, f.udp.clone())),
+            };
+            // nmap names the service when it ran; the protocol that answered otherwise.
+            let service = service.or_else(|| {
+                udp.as_ref().map(|r| crate::model::ServiceInfo {
+                    name: Some(r.service.clone()),
+                    method: Some("stinger-udp".into()),
+                    ..crate::model::ServiceInfo::default()
+                })
+            });
             // Vulnerabilities follow the same rule, but only nmap's own: Greenbone's stay until
             // the next Greenbone report. Each keeps the time it was first seen.
             let vulns = if obs.services_known {
@@ -114,21 +143,35 @@ pub fn judge_host(
                 service,
                 vulns,
                 world: None,
+                amplification,
+                udp,
             }
         })
         .collect();
-    // A UDP port seen open in an earlier cycle stays open until nmap covers the host again.
-    let carried_udp: Vec<PortFinding> = if obs.services_known {
-        Vec::new()
-    } else {
-        prev.map_or(Vec::new(), |p| {
-            p.ports
-                .iter()
-                .filter(|f| f.protocol == Protocol::Udp && up)
-                .cloned()
-                .collect()
-        })
-    };
+    // A UDP port seen open before and not seen now: closed when the native probe got an ICMP port
+    // unreachable; kept open while the native probe gets no answer (silence is not "closed");
+    // otherwise (a port only nmap probes) kept until nmap covers the host again.
+    let carried_udp: Vec<PortFinding> = prev.map_or(Vec::new(), |p| {
+        p.ports
+            .iter()
+            .filter(|f| f.protocol == Protocol::Udp && up)
+            .filter(|f| {
+                !ports
+                    .iter()
+                    .any(|n| n.protocol == Protocol::Udp && n.port == f.port)
+            })
+            .filter(|f| {
+                if obs.udp_closed.contains(&f.port) {
+                    false
+                } else if obs.udp_unknown.contains(&f.port) {
+                    true
+                } else {
+                    !obs.services_known
+                }
+            })
+            .cloned()
+            .collect()
+    });
     let mut ports = ports;
     ports.extend(carried_udp);
     let exposure = target

@@ -11,6 +11,7 @@ pub mod nmap;
 pub mod nmap_xml;
 pub mod tcp;
 mod timing;
+pub mod udp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -35,6 +35,8 @@ fn host(id: &str, port: u16) -> HostState {
             service: None,
             vulns: vec![],
             world: None,
+            amplification: None,
+            udp: None,
         }],
         first_seen: 1.0,
         last_seen: 1.0,

@@ -92,9 +92,11 @@ async fn password_by_ids_and_the_catalog() {
     assert_eq!(s.endpoint(ServiceType::Identity).await.unwrap(), k.url);
     assert_eq!(s.project_id().as_deref(), Some(k.demo_project.as_str()));
     assert_eq!(s.user_name().as_deref(), Some("demo"));
+    // No network endpoint in RegionOne (other tests register network services in regions of
+    // their own on the same Keystone, so the catalog may or may not list the service).
     let e = s.endpoint(ServiceType::Network).await.unwrap_err();
     assert!(matches!(e, Error::NoEndpoint { .. }), "{e}");
-    assert!(e.to_string().contains("no network service"), "{e}");
+    assert!(e.to_string().contains("network"), "{e}");
     // The member role may not list projects or users: the session's own, marked incomplete.
     let projects = s.project_names().await.unwrap();
     assert!(!projects.complete);

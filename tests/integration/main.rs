@@ -16,6 +16,7 @@ mod openstack;
 mod openstack_faults;
 mod prometheus;
 mod services;
+mod udp;
 mod util;
 mod vulns;
 mod web;
