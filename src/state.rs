@@ -22,8 +22,8 @@ pub struct GroupStatus {
     pub last_duration: f64,
 }
 
-/// Health of one stage (`discovery`; later stages add theirs).
-#[derive(Debug, Clone, PartialEq)]
+/// Health and schedule of one stage.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageStatus {
     pub interval: Duration,
     pub jitter: Duration,
@@ -31,6 +31,10 @@ pub struct StageStatus {
     /// Whether the last finished run succeeded (None before any run).
     pub last_ok: Option<bool>,
     pub in_progress: bool,
+    /// Failed runs in a row (0 after a success): how long the next retry waits.
+    pub failures: u32,
+    /// When a failed stage tries again (None after a success).
+    pub retry_at: Option<UnixSeconds>,
 }
 
 /// How an inventory source is doing.

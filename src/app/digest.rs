@@ -11,9 +11,6 @@ use crate::store;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Wait after a failed delivery before trying again (or the interval, if shorter).
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
-
 impl Agent {
     /// Load when the last digest went out (start-up).
     pub(super) async fn load_email_state(&mut self) {
@@ -67,7 +64,7 @@ impl Agent {
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the changes for the digest e-mail; retrying later");
                 self.metrics.error(Stage::Store, e.kind());
-                self.email_failed(t, &cfg.interval);
+                self.email_failed(t, cfg.interval);
                 return;
             }
         };
@@ -102,9 +99,9 @@ impl Agent {
                 self.record_sent(t).await;
             }
             Err(e) => {
-                tracing::error!(error = %e, retry_in = %humantime::format_duration(RETRY_AFTER_FAILURE.min(cfg.interval)), "digest e-mail not sent");
+                let wait = self.email_failed(t, cfg.interval);
+                tracing::error!(error = %e, retry_in = %humantime::format_duration(wait), "digest e-mail not sent");
                 self.metrics.error(Stage::Email, e.kind());
-                self.email_failed(t, &cfg.interval);
             }
         }
     }
@@ -112,6 +109,7 @@ impl Agent {
     /// The window is closed at `t`: remember it, durably.
     async fn record_sent(&mut self, t: UnixSeconds) {
         self.email_retry_at = None;
+        self.email_failures = 0;
         self.publish_email(|s| s.last_digest = Some(t));
         if let Err(e) = store::blocking(&self.store, move |s| s.set_email_last_sent(t)).await {
             tracing::error!(error = %e, "cannot record that the digest e-mail went out; a restart may send it again");
@@ -119,9 +117,13 @@ impl Agent {
         }
     }
 
-    fn email_failed(&mut self, t: UnixSeconds, interval: &Duration) {
-        self.email_retry_at = Some(t + RETRY_AFTER_FAILURE.min(*interval).as_secs_f64());
+    /// A send failed at `t`: the next attempt waits as the stages' backoff says. Returns the wait.
+    fn email_failed(&mut self, t: UnixSeconds, interval: Duration) -> Duration {
+        self.email_failures = self.email_failures.saturating_add(1);
+        let wait = super::schedule::retry_after(self.email_failures, interval);
+        self.email_retry_at = Some(t + wait.as_secs_f64());
         self.publish_email(|s| s.last_attempt_ok = Some(false));
+        wait
     }
 
     /// When the last digest window closed (kept in the view, which /metrics reads too).

@@ -10,6 +10,7 @@ mod digest;
 mod discovery;
 pub mod inventory;
 pub mod once;
+pub mod schedule;
 pub mod vulns;
 
 use crate::config::{self, Config, Overrides};
@@ -31,29 +32,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Wait after a failed run before trying again (or the interval, if shorter).
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 /// Most records retention deletes per pass.
 const PRUNE_BUDGET: usize = 10_000;
-
-/// How long to wait before the next discovery run: nothing on a first start (no success yet); the rest
-/// of the interval after a recent success; else just `jitter_fraction` (0..1) of the jitter.
-pub fn next_delay(
-    last_success: Option<UnixSeconds>,
-    now: UnixSeconds,
-    interval: Duration,
-    jitter: Duration,
-    jitter_fraction: f64,
-) -> Duration {
-    let jitter = jitter.mul_f64(jitter_fraction.clamp(0.0, 1.0));
-    match last_success {
-        Some(last) if now - last < interval.as_secs_f64() && now >= last => {
-            Duration::from_secs_f64(interval.as_secs_f64() - (now - last)) + jitter
-        }
-        None => Duration::ZERO,
-        _ => jitter,
-    }
-}
 
 /// A number in 0..1 that differs from call to call (for jitter; not for cryptography).
 fn random_fraction() -> f64 {
@@ -85,6 +65,8 @@ struct Agent {
     generation: u64,
     /// No digest e-mail before this, after a failed one.
     email_retry_at: Option<UnixSeconds>,
+    /// Failed digest sends in a row (the backoff of [`schedule::retry_after`]).
+    email_failures: u32,
 }
 
 /// Sessions for the configured clouds (no request is made yet).
@@ -162,6 +144,7 @@ pub async fn run(
         last_good: BTreeMap::new(),
         generation: 0,
         email_retry_at: None,
+        email_failures: 0,
     };
     agent.load_email_state().await;
     agent.sources = build_sources(&agent.config)?;
@@ -260,7 +243,7 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
                 .find(|r| r.outcome == Outcome::Success)
                 .and_then(|r| r.finished),
             last_ok: judged.map(|r| r.outcome == Outcome::Success),
-            in_progress: false,
+            ..StageStatus::default()
         }
     };
     view.stages.insert(
@@ -315,23 +298,14 @@ fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
 impl Agent {
     /// How long until the next discovery pass is due.
     fn discovery_due(&self) -> Duration {
-        let (last, last_ok) = self
+        let delay = self
             .state
             .read()
             .stages
             .get(&Stage::Discovery)
-            .map_or((None, None), |s| (s.last_success, s.last_ok));
-        let mut delay = next_delay(
-            last,
-            now(),
-            self.config.discovery_interval,
-            self.config.jitter,
-            random_fraction(),
-        );
-        if last_ok == Some(false) {
-            // A failed run is retried, but not in a tight loop.
-            delay = delay.max(self.config.discovery_interval.min(RETRY_AFTER_FAILURE));
-        }
+            .map_or(Duration::ZERO, |s| {
+                schedule::due(s, now(), random_fraction())
+            });
         tracing::debug!(
             seconds = delay.as_secs_f64(),
             "next discovery run scheduled"
@@ -351,7 +325,7 @@ impl Agent {
             Err(e) => {
                 tracing::error!(error = %e, "cannot record a new scan run; skipping this run");
                 self.metrics.error(Stage::Store, e.kind());
-                self.set_stage(|s| s.last_ok = Some(false));
+                self.set_stage(|s| schedule::record(s, false, now()));
                 return None;
             }
         };
@@ -381,10 +355,7 @@ impl Agent {
                 // marks it interrupted; the stage shows the failure.
                 tracing::error!(error = %e, "the discovery task failed");
                 self.metrics.error(Stage::Discovery, "task");
-                self.set_stage(|s| {
-                    s.in_progress = false;
-                    s.last_ok = Some(false);
-                });
+                self.set_stage(|s| schedule::record(s, false, now()));
                 return;
             }
         };
@@ -430,14 +401,9 @@ impl Agent {
             let s = view.stages.entry(Stage::Services).or_insert(StageStatus {
                 interval,
                 jitter,
-                last_success: None,
-                last_ok: None,
-                in_progress: false,
+                ..StageStatus::default()
             });
-            s.last_ok = Some(ok);
-            if ok {
-                s.last_success = Some(finished);
-            }
+            schedule::record(s, ok, finished);
         }
         let seconds = run.finished.unwrap_or_else(now) - run.started;
         self.metrics
@@ -446,10 +412,7 @@ impl Agent {
         if let Err(e) = stored {
             tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
             self.metrics.error(Stage::Store, e.kind());
-            self.set_stage(|s| {
-                s.in_progress = false;
-                s.last_ok = Some(false);
-            });
+            self.set_stage(|s| schedule::record(s, false, now()));
             return;
         }
         if !ok {
@@ -484,11 +447,7 @@ impl Agent {
                 }
             }
             if let Some(s) = view.stages.get_mut(&Stage::Discovery) {
-                s.in_progress = false;
-                s.last_ok = Some(ok);
-                if ok {
-                    s.last_success = Some(finished);
-                }
+                schedule::record(s, ok, finished);
             }
         }
         tracing::info!(
@@ -608,10 +567,7 @@ impl Agent {
                         .entry(Stage::Vulnerabilities)
                         .or_insert(StageStatus {
                             interval: *interval,
-                            jitter: Duration::ZERO,
-                            last_success: None,
-                            last_ok: None,
-                            in_progress: false,
+                            ..StageStatus::default()
                         });
                     s.interval = *interval;
                 }
@@ -659,22 +615,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedule_resumes_the_interval_after_a_restart() {
-        let i = Duration::from_secs(900);
-        let j = Duration::from_secs(30);
-        // Never scanned: now (plus jitter).
-        assert_eq!(next_delay(None, 1000.0, i, j, 0.0), Duration::ZERO);
-        assert_eq!(next_delay(None, 1000.0, i, j, 1.0), Duration::ZERO);
-        // Scanned 100 s ago: wait the remaining 800 s.
-        assert_eq!(
-            next_delay(Some(900.0), 1000.0, i, j, 0.0),
-            Duration::from_secs(800)
-        );
-        // Overdue: now, plus jitter.
-        assert_eq!(next_delay(Some(0.0), 1000.0, i, j, 0.0), Duration::ZERO);
-        assert_eq!(next_delay(Some(0.0), 1000.0, i, j, 1.0), j);
-        // A clock that went backwards does not postpone the scan for ever.
-        assert_eq!(next_delay(Some(5000.0), 1000.0, i, j, 0.0), Duration::ZERO);
+    fn jitter_fractions_differ_within_zero_to_one() {
         let f = random_fraction();
         assert!((0.0..1.0).contains(&f));
     }

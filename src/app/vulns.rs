@@ -2,7 +2,7 @@
 //! ports, on its own schedule, and the mapping of its results onto hosts and ports. Runs beside the
 //! discovery cycle; the agent applies what it returns to the state as it is then.
 
-use super::{cycle, next_delay, RETRY_AFTER_FAILURE};
+use super::{cycle, schedule};
 use crate::judge;
 use crate::model::{now, HostState, Outcome, Protocol, ScanRun, Stage, VulnSource, Vulnerability};
 use crate::scan::gmp::{self, VulnResult};
@@ -208,17 +208,14 @@ impl super::Agent {
     /// When the next Greenbone run is due: `None` when the stage is off or running, or before the
     /// first successful discovery (there is nothing to ask about yet).
     pub(super) fn vulnerabilities_due(&self) -> Option<Duration> {
-        let (_, interval) = self.config.gmp.as_ref()?;
+        self.config.gmp.as_ref()?;
         if self.vulns_running {
             return None;
         }
         let view = self.state.read();
         view.stages.get(&Stage::Discovery)?.last_success?;
         let stage = view.stages.get(&Stage::Vulnerabilities)?;
-        let mut delay = next_delay(stage.last_success, now(), *interval, Duration::ZERO, 0.0);
-        if stage.last_ok == Some(false) {
-            delay = delay.max((*interval).min(RETRY_AFTER_FAILURE * 10));
-        }
+        let delay = schedule::due(stage, now(), 0.0);
         Some(delay)
     }
 
@@ -310,13 +307,11 @@ impl super::Agent {
             view.gmp_feeds = done.feeds;
         }
         if let Some(s) = view.stages.get_mut(&Stage::Vulnerabilities) {
-            s.in_progress = false;
             // A cancelled run (shutdown) says nothing about gvmd's health.
-            if run.outcome != Outcome::Cancelled {
-                s.last_ok = Some(ok);
-            }
-            if ok {
-                s.last_success = Some(run.finished.unwrap_or(t));
+            if run.outcome == Outcome::Cancelled {
+                s.in_progress = false;
+            } else {
+                schedule::record(s, ok, run.finished.unwrap_or(t));
             }
         }
     }

@@ -71,6 +71,22 @@ fn scrape() -> String {
         let mut v = state.write();
         *v = testdata::view();
         v.gmp_feeds = vec![("NVT".into(), 1_799_990_000.0), ("SCAP".into(), 1.8e9)];
+        // An open resolver found by the UDP probes.
+        if let Some(h) = v.hosts.get_mut(testdata::CIDR_HOST) {
+            let mut p = h.ports[0].clone();
+            p.port = 53;
+            p.protocol = crate::model::Protocol::Udp;
+            p.amplification = Some(1.5);
+            p.udp = Some(crate::model::UdpReply {
+                service: "dns".into(),
+                request: "query".into(),
+                request_bytes: 32,
+                reply_bytes: 48,
+                datagrams: 1,
+                recursion: Some(true),
+            });
+            h.ports.push(p);
+        }
         v.groups = vec![
             GroupStatus {
                 name: "dmz".into(),
@@ -93,7 +109,7 @@ fn scrape() -> String {
                     jitter: Duration::from_secs(30),
                     last_success: Some(1.8e9),
                     last_ok: Some(true),
-                    in_progress: false,
+                    ..StageStatus::default()
                 },
             );
         }
