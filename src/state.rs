@@ -2,8 +2,7 @@
 //! per-stage health. Written by the cycle after each commit (and loaded from the store at start-up),
 //! read by /metrics and the API — so a scrape never touches RocksDB and never waits for a scan.
 
-use crate::inventory::openstack::source::DiagnosticsCounts;
-use crate::model::{HostState, Stage, UnixSeconds, Vm};
+use crate::model::{DiagnosticsCounts, HostState, Stage, UnixSeconds, Vm};
 use crate::scan::Progress;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +78,8 @@ pub struct View {
     pub email: Option<EmailStatus>,
     pub groups: Vec<GroupStatus>,
     pub stages: BTreeMap<Stage, StageStatus>,
+    /// Addresses the last pass's inventories named that `[scope]` kept out: (group, reason, count).
+    pub out_of_scope: Vec<(String, &'static str, u64)>,
 }
 
 impl View {

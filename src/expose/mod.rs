@@ -3,6 +3,7 @@
 //! Everything here reads; nothing here scans or writes the store.
 
 pub mod api;
+pub(crate) mod collectors;
 pub mod digest;
 pub mod email;
 #[cfg(test)]
@@ -14,7 +15,8 @@ mod readme_tests;
 #[cfg(test)]
 mod testdata;
 pub mod textformat;
-pub mod vm_metrics;
+#[cfg(test)]
+mod vm_metrics;
 pub mod webconfig;
 
 use crate::state::State;

@@ -11,38 +11,13 @@ use super::nova::{self, Microversion};
 use super::types::Diagnostics;
 use super::{diagnostics, neutron};
 use crate::config::openstack::OpenStackSource;
+pub use crate::model::DiagnosticsCounts;
 use crate::model::UnixSeconds;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// How the diagnostics requests of one inventory went, by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiagnosticsCounts {
-    pub ok: u64,
-    /// 403: the policy allows admins only.
-    pub forbidden: u64,
-    /// 409: the server is not in a state that has diagnostics.
-    pub conflict: u64,
-    /// 501: the hypervisor driver does not support them.
-    pub not_implemented: u64,
-    /// Anything else (404, timeouts, bad replies).
-    pub failed: u64,
-}
-
-impl DiagnosticsCounts {
-    /// `(reason label, count)` for `stinger_vm_diagnostics_failures_total`.
-    pub fn failures(&self) -> [(&'static str, u64); 4] {
-        [
-            ("forbidden", self.forbidden),
-            ("conflict", self.conflict),
-            ("not_implemented", self.not_implemented),
-            ("failed", self.failed),
-        ]
-    }
-}
 
 /// What one successful inventory did.
 #[derive(Debug, Clone, Default)]

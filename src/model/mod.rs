@@ -1,9 +1,22 @@
 //! Plain data shared by every stage: targets, observations, verdicts, host state, scan runs and
 //! history events. No I/O and no behaviour beyond small helpers; everything here is what the store
 //! persists (serde) and what the API returns.
+//!
+//! Depends on nothing else in the crate (`src/layers_tests.rs` checks): every other module may use
+//! it, and it uses none of them.
+//!
+//! - [`cloud`]: what a cloud's inventory keeps beyond addresses — metadata, address kinds, security
+//!   groups and their rules, Nova diagnostics and how fetching them went.
+//! - [`exposure`]: what a port's security groups expose, as the judge finds it.
 
-pub use crate::inventory::openstack::types::{AddressKind, Diagnostics, Metadata, SecurityGroup};
-pub use crate::judge::exposure::{Exposure, RuleRef};
+pub mod cloud;
+pub mod exposure;
+
+pub use cloud::{
+    AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,
+    SecurityGroup, SecurityGroupRule,
+};
+pub use exposure::{Exposure, IpFamily, PortExposure, RuleRef, WorldOpen, PORT_SECURITY_DISABLED};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;

@@ -1,0 +1,182 @@
+//! Exports the VMs' Nova diagnostics, per VM and per VM device: `stinger_vm_cpu_seconds_total`,
+//! `stinger_vm_memory_bytes`, `stinger_vm_memory_used_bytes`, the NIC counters
+//! `stinger_vm_network_{receive,transmit}_{bytes,packets,drops,errors}_total` and the disk
+//! counters `stinger_vm_disk_{read_bytes,written_bytes,errors}_total` and
+//! `stinger_vm_disk_{reads,writes}_completed_total`.
+//! Unknown values are left out, not exported as 0.
+//!
+//! The values are what the last inventory fetched (Nova's diagnostics call is slow and admin-only,
+//! so the scrape never makes it); the HELP texts say so.
+
+use super::{counters, gauges};
+use crate::inventory::openstack::types::{DiskStats, NicStats};
+use crate::state::State;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
+use std::sync::Arc;
+
+/// Encodes the diagnostics families of the VMs that have diagnostics.
+#[derive(Debug)]
+pub(crate) struct Diagnostics {
+    pub(super) state: Arc<State>,
+}
+
+/// Said in every diagnostics HELP text: where the numbers come from and how old they are.
+const CACHED: &str =
+    "as of the last inventory (cached from Nova's server diagnostics, not fetched at scrape time)";
+
+/// A per-device counter: (metric name, unit, help, the value's field).
+type Field<T> = (
+    &'static str,
+    Option<Unit>,
+    &'static str,
+    fn(&T) -> Option<f64>,
+);
+
+const NIC_FIELDS: [Field<NicStats>; 8] = [
+    (
+        "vm_network_receive",
+        Some(Unit::Bytes),
+        "Bytes the VM's NIC received",
+        |n| n.rx_bytes,
+    ),
+    (
+        "vm_network_transmit",
+        Some(Unit::Bytes),
+        "Bytes the VM's NIC sent",
+        |n| n.tx_bytes,
+    ),
+    (
+        "vm_network_receive_packets",
+        None,
+        "Packets the VM's NIC received",
+        |n| n.rx_packets,
+    ),
+    (
+        "vm_network_transmit_packets",
+        None,
+        "Packets the VM's NIC sent",
+        |n| n.tx_packets,
+    ),
+    (
+        "vm_network_receive_drops",
+        None,
+        "Received packets the VM's NIC dropped",
+        |n| n.rx_drop,
+    ),
+    (
+        "vm_network_transmit_drops",
+        None,
+        "Outgoing packets the VM's NIC dropped",
+        |n| n.tx_drop,
+    ),
+    (
+        "vm_network_receive_errors",
+        None,
+        "Receive errors of the VM's NIC",
+        |n| n.rx_errors,
+    ),
+    (
+        "vm_network_transmit_errors",
+        None,
+        "Transmit errors of the VM's NIC",
+        |n| n.tx_errors,
+    ),
+];
+
+const DISK_FIELDS: [Field<DiskStats>; 5] = [
+    (
+        "vm_disk_read",
+        Some(Unit::Bytes),
+        "Bytes read from the VM's disk",
+        |d| d.read_bytes,
+    ),
+    (
+        "vm_disk_written",
+        Some(Unit::Bytes),
+        "Bytes written to the VM's disk",
+        |d| d.write_bytes,
+    ),
+    (
+        "vm_disk_reads_completed",
+        None,
+        "Read requests the VM's disk completed",
+        |d| d.read_requests,
+    ),
+    (
+        "vm_disk_writes_completed",
+        None,
+        "Write requests the VM's disk completed",
+        |d| d.write_requests,
+    ),
+    ("vm_disk_errors", None, "Errors of the VM's disk", |d| {
+        d.errors
+    }),
+];
+
+impl Collector for Diagnostics {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let view = self.state.read();
+        let enc = &mut enc;
+        let with: Vec<_> = view
+            .vms
+            .values()
+            .filter_map(|v| v.diagnostics.as_ref().map(|d| (v.id.as_str(), d)))
+            .collect();
+        let vm = |id: &str| [("vm_id", id.to_owned())];
+        counters(
+            enc,
+            "vm_cpu",
+            &format!("CPU time the VM used over all its vCPUs since it started, {CACHED}"),
+            Some(&Unit::Seconds),
+            with.iter()
+                .filter_map(|(id, d)| d.cpu_seconds.map(|s| (vm(id), s))),
+        )?;
+        gauges(
+            enc,
+            "vm_memory",
+            &format!("Memory given to the VM, {CACHED}"),
+            Some(&Unit::Bytes),
+            with.iter()
+                .filter_map(|(id, d)| d.memory_bytes.map(|b| (vm(id), b))),
+        )?;
+        gauges(
+            enc,
+            "vm_memory_used",
+            &format!("Memory the VM uses, {CACHED}"),
+            Some(&Unit::Bytes),
+            with.iter()
+                .filter_map(|(id, d)| d.memory_used_bytes.map(|b| (vm(id), b))),
+        )?;
+        for (name, unit, help, field) in &NIC_FIELDS {
+            counters(
+                enc,
+                name,
+                &format!(
+                    "{help} since the VM started (nic: MAC address or hypervisor device), {CACHED}"
+                ),
+                unit.as_ref(),
+                with.iter().flat_map(|(id, d)| {
+                    d.nics.iter().filter_map(move |n| {
+                        field(n).map(|v| ([("vm_id", *id), ("nic", n.name.as_str())], v))
+                    })
+                }),
+            )?;
+        }
+        for (name, unit, help, field) in &DISK_FIELDS {
+            counters(
+                enc,
+                name,
+                &format!("{help} since the VM started (disk: device name or position), {CACHED}"),
+                unit.as_ref(),
+                with.iter().flat_map(|(id, d)| {
+                    d.disks.iter().filter_map(move |k| {
+                        field(k).map(|v| ([("vm_id", *id), ("disk", k.name.as_str())], v))
+                    })
+                }),
+            )?;
+        }
+        Ok(())
+    }
+}
