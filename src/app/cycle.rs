@@ -12,6 +12,7 @@
 
 use crate::config::Config;
 use crate::inventory;
+use crate::inventory::scope::{Origin, Scope};
 use crate::judge;
 use crate::model::{
     now, Event, HostObservation, HostState, OsGuess, Outcome, ProbeCounts, Protocol, ScanRun,
@@ -59,6 +60,32 @@ fn cidr_units(config: &Config) -> Result<Vec<Unit>, inventory::Error> {
             ports: g.ports,
         })
         .collect())
+}
+
+/// Cut the units' targets to `scope`; returns what was dropped per (group, reason). Each dropped
+/// address is logged once per process (the first time it is seen), not on every pass.
+fn in_scope(scope: &Scope, units: &mut [Unit], origin: Origin) -> Vec<(String, &'static str, u64)> {
+    static LOGGED: std::sync::Mutex<Option<HashSet<std::net::IpAddr>>> =
+        std::sync::Mutex::new(None);
+    let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    for unit in units.iter_mut() {
+        unit.targets.retain(|t| match scope.check(t.address, origin) {
+            Ok(()) => true,
+            Err(why) => {
+                *counts
+                    .entry((unit.group.clone(), why.as_str()))
+                    .or_default() += 1;
+                let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+                let seen = logged.get_or_insert_with(HashSet::new);
+                // Bounded: past 65 536 addresses, new ones are counted but not logged.
+                if seen.len() < 65_536 && seen.insert(t.address) {
+                    tracing::warn!(group = %unit.group, address = %t.address, target = %t.id, reason = why.as_str(), "address outside [scope]: never probed");
+                }
+                false
+            }
+        });
+    }
+    counts.into_iter().map(|((g, r), n)| (g, r, n)).collect()
 }
 
 /// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
@@ -170,6 +197,8 @@ pub struct Pass {
     pub groups: Vec<(String, u64, bool)>,
     /// How service detection went, when it ran.
     pub services: Option<ServicesReport>,
+    /// Addresses the inventories named that `[scope]` kept out, by group and reason.
+    pub out_of_scope: Vec<(String, &'static str, u64)>,
 }
 
 /// The services stage (nmap) of one pass.
@@ -411,6 +440,7 @@ pub async fn discovery(
         events: Vec::new(),
         groups: Vec::new(),
         services: None,
+        out_of_scope: Vec::new(),
     };
     let mut groups = match cidr_units(config) {
         Ok(g) => g,
@@ -423,7 +453,12 @@ pub async fn discovery(
             return pass;
         }
     };
-    groups.extend(cloud.units);
+    // Nothing outside [scope] reaches any stage: the operator's groups, then what clouds named.
+    let mut dropped = in_scope(&config.scope, &mut groups, Origin::Config);
+    let mut cloud_units = cloud.units;
+    dropped.extend(in_scope(&config.scope, &mut cloud_units, Origin::Api));
+    groups.extend(cloud_units);
+    pass.out_of_scope = dropped;
     run.targets = groups.iter().map(|g| g.targets.len() as u64).sum();
     run.ports = groups
         .iter()
@@ -741,6 +776,9 @@ mod tests {
 
         let mut config = crate::config::load(None, &Default::default()).unwrap();
         config.groups.clear();
+        // The test's "cloud" addresses are on loopback, which [scope] refuses from an API unless
+        // allowed.
+        config.scope.allow = vec!["127.0.0.0/8".parse().unwrap()];
         let (settings, caps) = nmap_settings().await;
         config.nmap = Some(settings);
         let ports = crate::ports::PortList::parse(&port.to_string()).unwrap();

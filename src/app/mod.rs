@@ -122,6 +122,11 @@ pub async fn run(
         .local_addr()
         .map_or_else(|_| config.web.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, telemetry_path = %config.web.telemetry_path, "serving");
+    if config.web.config_file.is_none()
+        && listener.local_addr().is_ok_and(|a| !a.ip().is_loopback())
+    {
+        tracing::warn!(%address, "serving plain HTTP without authentication on a non-loopback address: anyone who reaches it reads every finding; set --web.config.file (TLS and basic auth) or listen on 127.0.0.1");
+    }
     let server = tokio::spawn(expose::webconfig::serve(
         listener,
         expose::router(shared),
@@ -437,6 +442,7 @@ impl Agent {
                 }
             }
             let finished = run.finished.unwrap_or_else(now);
+            view.out_of_scope = pass.out_of_scope.clone();
             for (name, targets, complete) in &pass.groups {
                 if let Some(g) = view.groups.iter_mut().find(|g| &g.name == name) {
                     g.targets = *targets;

@@ -123,6 +123,7 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
         cancel,
     };
     let mut cloud = cycle::CloudTargets::default();
+    let mut failures = Vec::new();
     match super::build_sources(config) {
         Ok(sources) => {
             for f in super::inventory::fetch_all(&sources, &BTreeMap::new(), &ctx.cancel).await {
@@ -134,21 +135,30 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
                         .units
                         .extend(super::inventory::units(source, &inv.targets)),
                     Some(Err(e)) => {
-                        tracing::error!(source = %f.name, error = %e, "OpenStack inventory failed; its VMs are not scanned")
+                        tracing::error!(source = %f.name, error = %e, "OpenStack inventory failed; its VMs are not scanned");
+                        failures.push(format!("inventory of {}: {e}", f.name));
                     }
                     None => {}
                 }
             }
         }
-        Err(e) => tracing::error!(error = format!("{e:#}"), "OpenStack inventory is off"),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "OpenStack inventory is off");
+            failures.push(format!("inventory: {e:#}"));
+        }
     }
-    let pass = cycle::discovery(config, cycle::new_run(config), &BTreeMap::new(), cloud, ctx).await;
+    let mut pass =
+        cycle::discovery(config, cycle::new_run(config), &BTreeMap::new(), cloud, ctx).await;
+    // A cron job trusts the exit code: a cloud that could not be listed is a failure of the run.
+    pass.run.errors.splice(0..0, failures);
     Report { pass }
 }
 
-/// The process exit code for a report: 0 all expected, 1 unexpected ports, 2 the pass failed.
+/// The process exit code for a report: 0 all expected, 1 unexpected ports, 2 any stage failed
+/// (an inventory, a namespace, nmap, the scan itself: the reasons are in `run.errors`).
 pub fn exit_code(report: &Report) -> u8 {
     match report.pass.run.outcome {
+        Outcome::Success if !report.pass.run.errors.is_empty() => 2,
         Outcome::Success if report.unexpected() == 0 => 0,
         Outcome::Success => 1,
         _ => 2,

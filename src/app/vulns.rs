@@ -228,7 +228,26 @@ impl super::Agent {
         let Some((settings, _)) = self.config.gmp.clone() else {
             return;
         };
-        let hosts = targets(&self.state.read().hosts);
+        // Only what [scope] allows now (hosts stored before a narrower scope are not asked about).
+        let hosts: Vec<_> = {
+            let view = self.state.read();
+            let origin = |h: &HostState| {
+                if h.vm.is_some() {
+                    crate::inventory::scope::Origin::Api
+                } else {
+                    crate::inventory::scope::Origin::Config
+                }
+            };
+            targets(&view.hosts)
+                .into_iter()
+                .filter(|(ip, _)| {
+                    view.hosts
+                        .values()
+                        .filter(|h| h.address == *ip)
+                        .all(|h| self.config.scope.check(*ip, origin(h)).is_ok())
+                })
+                .collect()
+        };
         let mut skeleton = cycle::new_run(&self.config);
         skeleton.stage = Stage::Vulnerabilities;
         skeleton.groups = Vec::new();

@@ -16,6 +16,9 @@ pub const DEFAULT_TOML: &str = include_str!("../data/default.toml");
 pub struct FileConfig {
     #[serde(default)]
     pub targets: Vec<TargetFile>,
+    /// Every address any stage may send to, whatever named it.
+    #[serde(default)]
+    pub scope: ScopeFile,
     #[serde(default)]
     pub schedule: ScheduleFile,
     #[serde(default)]
@@ -32,6 +35,15 @@ pub struct FileConfig {
     /// Clouds whose VMs are inventoried through Keystone, Nova and Neutron.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub openstack: Vec<super::openstack::OpenStackFile>,
+}
+
+/// `[scope]`: `allow` bounds every inventory (empty: what the inventories name); `exclude` holds
+/// for every group and cloud.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScopeFile {
+    pub allow: Vec<IpNetwork>,
+    pub exclude: Vec<IpNetwork>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -107,6 +107,8 @@ pub struct Config {
     /// The effective file configuration (after overrides), for `check-config` to print.
     pub file: FileConfig,
     pub groups: Vec<TargetGroup>,
+    /// The one filter every address passes before any stage may send to it.
+    pub scope: crate::inventory::scope::Scope,
     pub max_hosts: u64,
     pub discovery_interval: Duration,
     pub jitter: Duration,
@@ -286,6 +288,8 @@ fn apply_overrides(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Prob
             exclude,
             ports: ports.clone().unwrap_or_else(PortsField::top1000),
         }];
+        // --target means exactly those targets: no cloud is inventoried.
+        file.openstack.clear();
     } else if !o.exclude.is_empty() {
         problems.push(Problem {
             key: "--exclude".into(),
@@ -295,6 +299,10 @@ fn apply_overrides(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Prob
     if let Some(p) = ports {
         for t in &mut file.targets {
             t.ports = p.clone();
+        }
+        // --ports means exactly those ports, for the clouds' VMs too.
+        for c in &mut file.openstack {
+            c.ports = p.clone();
         }
     }
 }
@@ -556,6 +564,10 @@ fn build(
     Ok(Config {
         source,
         groups,
+        scope: crate::inventory::scope::Scope {
+            allow: file.scope.allow.clone(),
+            exclude: file.scope.exclude.clone(),
+        },
         max_hosts: t.max_hosts,
         discovery_interval: file.schedule.discovery,
         jitter: file.schedule.jitter,

@@ -71,6 +71,7 @@ fn scrape() -> String {
         let mut v = state.write();
         *v = testdata::view();
         v.gmp_feeds = vec![("NVT".into(), 1_799_990_000.0), ("SCAP".into(), 1.8e9)];
+        v.out_of_scope = vec![("dmz".into(), "excluded", 2)];
         // An open resolver found by the UDP probes.
         if let Some(h) = v.hosts.get_mut(testdata::CIDR_HOST) {
             let mut p = h.ports[0].clone();

@@ -3,6 +3,7 @@
 
 mod cidr;
 pub mod openstack;
+pub mod scope;
 
 pub use cidr::expand;
 

@@ -15,6 +15,7 @@ mod once;
 mod openstack;
 mod openstack_faults;
 mod prometheus;
+mod scope;
 mod services;
 mod udp;
 mod util;

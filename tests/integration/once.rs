@@ -177,3 +177,52 @@ fn check_config_prints_the_effective_config_or_names_what_is_wrong() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `concurency`"));
 }
+
+#[test]
+fn a_cron_job_can_trust_the_exit_code_and_target_means_exactly_those() {
+    let _open = Listener::new("127.0.64.17:20005");
+    let dir = tempfile::tempdir().unwrap();
+    // A cloud whose Keystone does not answer (nothing listens on that port), beside a CIDR group.
+    let clouds = write(
+        dir.path(),
+        "clouds.yaml",
+        "clouds:\n  down:\n    auth:\n      auth_url: http://127.0.64.250:9/v3\n      username: u\n      password: p\n      project_name: p\n      user_domain_name: Default\n      project_domain_name: Default\n",
+    );
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[[targets]]\nname = \"lan\"\ncidrs = [\"127.0.64.17\"]\nports = \"20005\"\n\
+         [policy]\nexpected = [\"20005\"]\n[scan.nmap]\nenabled = false\n\
+         [[openstack]]\nname = \"down\"\ncloud = \"down\"\nretries = 0\ntimeout = \"2s\"\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--config.file", config.as_str(), "scan", "--once"];
+        args.extend_from_slice(extra);
+        Command::new(bin())
+            .args(&args)
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .output()
+            .expect("run stinger")
+    };
+    // The inventory failed: exit 2, the reason on stderr and in the JSON, though every port found
+    // is expected.
+    let out = run(&["--output", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inventory of down"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["scan"]["errors"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|m| m.as_str().unwrap_or("").contains("inventory of down"))),
+        "{doc}"
+    );
+    // --target means exactly those targets: the cloud is not asked, all is well (exit 0).
+    let out = run(&["--target", "127.0.64.17", "--ports", "20005"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("down"),
+        "the cloud was not asked: {stderr}"
+    );
+}

@@ -87,6 +87,7 @@ fn udp_amplifiers_and_open_resolvers_are_found_judged_stored_and_exposed() {
         &[
             "--keep-in-foreground",
             "--conf-file=/dev/null",
+            "--pid-file=",
             "--port=15354",
             &format!("--listen-address={UPSTREAM}"),
             "--bind-interfaces",
@@ -100,6 +101,7 @@ fn udp_amplifiers_and_open_resolvers_are_found_judged_stored_and_exposed() {
         &[
             "--keep-in-foreground",
             "--conf-file=/dev/null",
+            "--pid-file=",
             "--port=15353",
             &format!("--listen-address={HOST}"),
             "--bind-interfaces",

@@ -160,8 +160,14 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     } else {
         "\n[scan.nmap]\nenabled = false\n"
     };
+    // Test clouds put their VMs on loopback, which [scope] refuses from a cloud API unless allowed.
+    let scope = if body.contains("[[openstack]]") && !body.contains("[scope]") {
+        "\n[scope]\nallow = [\"127.0.0.0/8\"]\n"
+    } else {
+        ""
+    };
     let text = format!(
-        "{body}{nmap}\n[storage]\npath = \"{}\"\n\n[web]\nlisten_address = \"127.0.0.1:0\"\n",
+        "{body}{nmap}{scope}\n[storage]\npath = \"{}\"\n\n[web]\nlisten_address = \"127.0.0.1:0\"\n",
         storage.display()
     );
     std::fs::write(&path, text).unwrap();

@@ -49,3 +49,22 @@ fn basic_auth_guards_every_endpoint_and_bad_files_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn plain_http_on_a_non_loopback_address_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[targets]]\nname = \"w\"\ncidrs = [\"127.0.69.2\"]\nports = \"20000\"\n",
+    );
+    // Loopback (write_config's 127.0.0.1:0): no warning.
+    let (_, log) = Agent::start(&config).stop_with_log();
+    assert!(!log.contains("without authentication"), "{log}");
+    // Every interface, no --web.config.file: the operator is told.
+    let agent = Agent::start_with(&config, &["--web.listen-address", "0.0.0.0:0"]);
+    let (_, log) = agent.stop_with_log();
+    assert!(
+        log.contains("serving plain HTTP without authentication on a non-loopback address"),
+        "{log}"
+    );
+}
