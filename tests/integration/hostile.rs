@@ -6,6 +6,7 @@
 //! metrics` for the text format; a real Prometheus, which negotiates OpenMetrics, keeps the target
 //! `up` and reads every hostile value back as the agent's clean form of it).
 
+use crate::agent::promtool_check;
 use crate::fake_cloud::{
     Cloud, FakeCloud, FakeConfig, RuleSpec, SecurityGroupSpec, ServerSpec, TokenCheck,
 };
@@ -304,28 +305,4 @@ fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
-}
-
-/// `promtool check metrics` on a text exposition; fails the test with promtool's words.
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is needed (Debian package prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
