@@ -26,9 +26,7 @@
 //!   progress).
 //! - [`expose`]: who is told — `/metrics`, the JSON API, health endpoints, the digest e-mail.
 //! - [`config`]: the TOML file and command-line flags, parsed, validated and built into the typed
-//!   settings each stage defines, before anything binds a socket or opens the store. (Two stages'
-//!   settings still live in config and are named from below — the OpenStack sources' and the
-//!   digest e-mail's; the layering test lists them as known exceptions.)
+//!   settings each stage defines, before anything binds a socket or opens the store.
 //! - [`telemetry`]: the tracing set-up (from config's `--log.format`).
 //! - [`app`]: the agent — the discovery cycle, the Greenbone stage beside it, SIGHUP reload, graceful
 //!   shutdown; and `scan --once`.

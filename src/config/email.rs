@@ -3,22 +3,11 @@
 //! naming the key, not a failed delivery a day later.
 
 use super::Problem;
+pub use crate::expose::email::{EmailConfig, Password, TlsMode};
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// How the connection to the relay is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// Plain SMTP, then STARTTLS, required (port 587 or 25).
-    Starttls,
-    /// TLS from the first byte (SMTPS, port 465).
-    Tls,
-    /// No TLS at all: only for a relay on the same host (e.g. a local Postfix on 127.0.0.1:25).
-    None,
-}
 
 /// `[email]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,41 +67,6 @@ impl Default for EmailFile {
             timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// An SMTP password. Prints as `***`; read it with [`Password::expose`] only to log in.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// The validated digest settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    /// PEM certificates read from `ca_file`.
-    pub ca_pem: Option<Vec<u8>>,
-    pub credentials: Option<(String, Password)>,
-    pub from: Mailbox,
-    pub to: Vec<Mailbox>,
-    pub interval: Duration,
-    pub send_empty: bool,
-    pub subject_prefix: String,
-    pub min_cvss: f64,
-    pub max_lines: usize,
-    pub timeout: Duration,
 }
 
 /// Validate `[email]`: `None` when disabled (or invalid, with the problems pushed).
@@ -217,7 +171,7 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
         None
     } else {
         match super::read_password("email", f.password_file.as_deref(), &f.password_env) {
-            Ok(pw) => Some((f.username.clone(), Password(pw))),
+            Ok(pw) => Some((f.username.clone(), Password::new(pw))),
             Err(p) => {
                 problems.push(p);
                 None

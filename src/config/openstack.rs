@@ -5,21 +5,12 @@
 
 use super::file::PortsField;
 use super::Problem;
-use crate::inventory::openstack::clouds::{self, CloudConfig, Env};
-use crate::ports::PortList;
+use crate::inventory::openstack::clouds::{self, Env};
+pub use crate::inventory::openstack::settings::{AddressChoice, OpenStackSource};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Which of a VM's addresses are scanned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AddressChoice {
-    Floating,
-    Fixed,
-    Both,
-}
 
 /// One `[[openstack]]` section as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,27 +72,6 @@ impl Default for OpenStackFile {
             scanner_source: None,
         }
     }
-}
-
-/// One cloud, validated, with its credentials resolved.
-#[derive(Debug, Clone)]
-pub struct OpenStackSource {
-    pub name: String,
-    pub cloud: CloudConfig,
-    pub addresses: AddressChoice,
-    pub statuses: Vec<String>,
-    pub ports: PortList,
-    pub all_projects: bool,
-    /// The namespace directory, when fixed addresses are probed from their network's namespace.
-    pub namespaces: Option<PathBuf>,
-    pub diagnostics: bool,
-    pub diagnostics_concurrency: usize,
-    /// (major, minor) of the highest compute microversion wanted.
-    pub compute_microversion: (u32, u32),
-    pub page_size: u32,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub scanner_source: Option<IpAddr>,
 }
 
 /// `2.100` → (2, 100).

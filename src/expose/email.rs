@@ -4,14 +4,66 @@
 //! password.
 
 use super::digest::Digest;
-use crate::config::email::{EmailConfig, TlsMode};
 use crate::model::UnixSeconds;
 use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
 use lettre::message::{Attachment, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP, then STARTTLS, required (port 587 or 25).
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No TLS at all: only for a relay on the same host (e.g. a local Postfix on 127.0.0.1:25).
+    None,
+}
+
+/// An SMTP password. Prints as `***`; read it with [`Password::expose`] only to log in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: String) -> Password {
+        Password(password)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The validated digest settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// PEM certificates read from `ca_file`.
+    pub ca_pem: Option<Vec<u8>>,
+    pub credentials: Option<(String, Password)>,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub interval: Duration,
+    pub send_empty: bool,
+    pub subject_prefix: String,
+    pub min_cvss: f64,
+    pub max_lines: usize,
+    pub timeout: Duration,
+}
 
 /// Why a digest was not delivered.
 #[derive(Debug, thiserror::Error)]

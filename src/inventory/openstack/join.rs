@@ -7,8 +7,8 @@
 //! history. Neutron is the authority for addresses (Nova's `addresses` is a cache that can lag);
 //! Nova's entries with no Neutron match are kept, with no port.
 
+use super::settings::AddressChoice;
 use super::types::{AddressKind, Network, Port, SecurityGroup, Server};
-use crate::config::openstack::AddressChoice;
 use crate::model::{Target, UnixSeconds, Vm, VmAddress, VmLink, VmTarget};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;

@@ -30,5 +30,6 @@ pub mod keystone;
 pub mod neutron;
 pub mod nova;
 pub mod paging;
+pub mod settings;
 pub mod source;
 pub mod types;
