@@ -6,14 +6,19 @@ pub mod cli;
 pub mod email;
 pub mod file;
 pub mod openstack;
+mod overrides;
+mod policy;
 mod redact;
+mod scan;
+mod schedule;
+mod targets;
 pub mod udp;
+mod web;
 
 use crate::inventory::TargetGroup;
-use crate::judge::{Policy, Rule};
+use crate::judge::Policy;
 use crate::scan::{gmp, nmap, TcpSettings};
-use file::{FileConfig, PortsField, TargetFile, DEFAULT_TOML};
-use std::collections::HashSet;
+use file::{FileConfig, DEFAULT_TOML};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -174,19 +179,6 @@ pub fn from_str(text: &str, overrides: &Overrides) -> Result<Config, ConfigError
     build(source.clone(), file, overrides).map_err(|problems| ConfigError { source, problems })
 }
 
-/// `[scan.tcp]` as the scanners take it (UDP shares its limits).
-fn tcp_settings(t: &file::TcpFile) -> TcpSettings {
-    TcpSettings {
-        concurrency: t.concurrency,
-        max_rate: t.max_rate,
-        max_host_rate: t.max_host_rate,
-        initial_timeout: t.initial_timeout,
-        min_timeout: t.min_timeout,
-        max_timeout: t.max_timeout,
-        retries: t.retries,
-    }
-}
-
 /// Parse `host:port`, `[v6]:port` or `:port` (all IPv4 interfaces).
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     let full = if s.starts_with(':') {
@@ -230,402 +222,78 @@ pub(crate) fn read_password(
     }
 }
 
-fn apply_overrides(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Problem>) {
-    if let Some(v) = &o.listen_address {
-        file.web.listen_address = v.clone();
-    }
-    if let Some(v) = &o.web_config_file {
-        file.web.config_file = Some(v.clone());
-    }
-    if let Some(v) = &o.telemetry_path {
-        file.web.telemetry_path = v.clone();
-    }
-    if let Some(v) = &o.storage_path {
-        file.storage.path = v.clone();
-    }
-    if let Some(v) = o.concurrency {
-        file.scan.tcp.concurrency = v;
-    }
-    if let Some(v) = o.max_rate {
-        file.scan.tcp.max_rate = v;
-    }
-    if let Some(v) = o.retries {
-        file.scan.tcp.retries = v;
-    }
-    let ports = match &o.ports {
-        Some(spec) => match PortsField::try_from(spec.clone()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                problems.push(Problem {
-                    key: "--ports".into(),
-                    message: e.to_string(),
-                });
-                None
-            }
-        },
-        None => None,
-    };
-    if !o.targets.is_empty() {
-        let mut nets = |list: &[String], flag: &str| {
-            list.iter()
-                .filter_map(|s| match s.parse() {
-                    Ok(n) => Some(n),
-                    Err(e) => {
-                        problems.push(Problem {
-                            key: flag.into(),
-                            message: format!("{s:?} is not an address or CIDR: {e}"),
-                        });
-                        None
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        let cidrs = nets(&o.targets, "--target");
-        let exclude = nets(&o.exclude, "--exclude");
-        file.targets = vec![TargetFile {
-            name: "cli".into(),
-            cidrs,
-            exclude,
-            ports: ports.clone().unwrap_or_else(PortsField::top1000),
-        }];
-        // --target means exactly those targets: no cloud is inventoried.
-        file.openstack.clear();
-    } else if !o.exclude.is_empty() {
-        problems.push(Problem {
-            key: "--exclude".into(),
-            message: "only applies together with --target".into(),
-        });
-    }
-    if let Some(p) = ports {
-        for t in &mut file.targets {
-            t.ports = p.clone();
-        }
-        // --ports means exactly those ports, for the clouds' VMs too.
-        for c in &mut file.openstack {
-            c.ports = p.clone();
-        }
-    }
-}
-
+/// Lay the overrides over the file, run every section's builder (each reports its own problems,
+/// so all of them are reported at once) and assemble the config when none found any.
 fn build(
     source: Source,
     mut file: FileConfig,
     overrides: &Overrides,
 ) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut problem = |key: String, message: String| problems.push(Problem { key, message });
-    let mut override_problems = Vec::new();
-    apply_overrides(&mut file, overrides, &mut override_problems);
-    for p in override_problems {
-        problem(p.key, p.message);
-    }
-
-    if file.targets.is_empty() && file.openstack.is_empty() {
-        problem(
-            "targets".into(),
-            "nothing to scan; add a [[targets]] group with a name and cidrs, or an [[openstack]] cloud"
-                .into(),
-        );
-    }
-    let mut names = HashSet::new();
-    for (i, t) in file.targets.iter().enumerate() {
-        let key = format!("targets[{i}]");
-        if t.name.trim().is_empty() {
-            problem(format!("{key}.name"), "must not be empty".into());
-        } else if !names.insert(t.name.clone()) {
-            problem(
-                format!("{key}.name"),
-                format!(
-                    "{:?} is used by another target group; names must be unique",
-                    t.name
-                ),
-            );
-        }
-        if t.cidrs.is_empty() {
-            problem(
-                format!("{key}.cidrs"),
-                "lists no addresses; give CIDRs or single addresses".into(),
-            );
-        }
-        if t.ports.0.is_empty() {
-            problem(format!("{key}.ports"), "lists no ports".into());
-        }
-    }
-    let s = &file.schedule;
-    if s.discovery < Duration::from_secs(1) {
-        problem(
-            "schedule.discovery".into(),
-            "must be at least 1s (e.g. \"15m\")".into(),
-        );
-    }
-    if s.jitter > s.discovery {
-        problem(
-            "schedule.jitter".into(),
-            "must not exceed schedule.discovery".into(),
-        );
-    }
-    let t = &file.scan.tcp;
-    if t.concurrency == 0 {
-        problem("scan.tcp.concurrency".into(), "must be at least 1".into());
-    }
-    if t.min_timeout.is_zero() || t.initial_timeout.is_zero() {
-        problem(
-            "scan.tcp.min_timeout".into(),
-            "timeouts must be above zero".into(),
-        );
-    }
-    if t.min_timeout > t.max_timeout {
-        problem(
-            "scan.tcp.min_timeout".into(),
-            format!(
-                "{} is above scan.tcp.max_timeout ({})",
-                humantime::format_duration(t.min_timeout),
-                humantime::format_duration(t.max_timeout)
-            ),
-        );
-    }
-    if t.retries > 10 {
-        problem("scan.tcp.retries".into(), "must be 10 or less".into());
-    }
-    if t.max_hosts == 0 {
-        problem("scan.tcp.max_hosts".into(), "must be at least 1".into());
-    }
-    let n = &file.scan.nmap;
-    if n.version_intensity > 9 {
-        problem(
-            "scan.nmap.version_intensity".into(),
-            "must be 0 to 9".into(),
-        );
-    }
-    if n.timing > 5 {
-        problem(
-            "scan.nmap.timing".into(),
-            "must be 0 to 5 (nmap's -T0 … -T5)".into(),
-        );
-    }
-    if n.batch_hosts == 0 || n.parallel_batches == 0 {
-        problem(
-            "scan.nmap.batch_hosts".into(),
-            "batch_hosts and parallel_batches must be at least 1".into(),
-        );
-    }
-    let g = &file.scan.gmp;
-    let gmp_password = if g.enabled {
-        match read_password("scan.gmp", g.password_file.as_deref(), &g.password_env) {
-            Ok(pw) => Some(pw),
-            Err(p) => {
-                problem(p.key, p.message);
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if g.enabled && !g.address.is_empty() && g.ca_file.is_none() && !g.insecure {
-        problem(
-            "scan.gmp.ca_file".into(),
-            "TLS to gvmd needs ca_file (gvmd's certificate or its CA), or insecure = true".into(),
-        );
-    }
-    let udp_ports = if n.udp_ports.trim().is_empty() {
-        Vec::new()
-    } else {
-        match crate::ports::PortList::parse(&n.udp_ports) {
-            Ok(l) => l.ports().to_vec(),
-            Err(e) => {
-                problem("scan.nmap.udp_ports".into(), e.to_string());
-                Vec::new()
-            }
-        }
-    };
-    for (i, r) in file.policy.rules.iter().enumerate() {
-        let key = format!("policy.rules[{i}]");
-        if r.name.trim().is_empty()
-            || r.name == crate::judge::policy::GLOBAL
-            || r.name == crate::judge::policy::DEFAULT
-            || r.name.starts_with(crate::judge::policy::METADATA_PREFIX)
-        {
-            problem(
-                format!("{key}.name"),
-                "must be set, not `global` or `default` and not start with `metadata:` (verdicts use those names)".into(),
-            );
-        }
-        if r.allow.matcher.is_empty() && r.deny.matcher.is_empty() {
-            problem(
-                key.clone(),
-                "has neither allow nor deny ports, so it can never decide".into(),
-            );
-        }
-        for g in &r.groups {
-            if !file.targets.iter().any(|t| &t.name == g)
-                && !file.openstack.iter().any(|o| &o.name == g)
-            {
-                problem(
-                    format!("{key}.groups"),
-                    format!("names target group {g:?}, which is not configured"),
-                );
-            }
-        }
-    }
-    let listen = match parse_listen_address(&file.web.listen_address) {
-        Ok(a) => Some(a),
-        Err(m) => {
-            problem("web.listen_address".into(), m);
-            None
-        }
-    };
-    let tp = &file.web.telemetry_path;
-    if !tp.starts_with('/') || tp == "/" || tp.starts_with("/api/") || tp.starts_with("/-/") {
-        problem(
-            "web.telemetry_path".into(),
-            format!("{tp:?} must start with / and not clash with /, /api/ or /-/"),
-        );
-    }
-    if let Some(path) = &file.web.config_file {
-        if let Err(e) = crate::expose::webconfig::validate(path) {
-            problem("web.config_file".into(), e.to_string());
-        }
-    }
-    if file.storage.path.as_os_str().is_empty() {
-        problem("storage.path".into(), "must not be empty".into());
-    }
-    for o in &file.openstack {
-        if file.targets.iter().any(|t| t.name == o.name) {
-            problem(
-                "openstack".into(),
-                format!(
-                    "{:?} names a [[targets]] group too; group names must be unique",
-                    o.name
-                ),
-            );
-        }
-    }
-    let mut os_problems = Vec::new();
+    overrides::apply(&mut file, overrides, &mut problems);
+    let targets = targets::build(
+        &file.targets,
+        &file.openstack,
+        &file.scope,
+        file.scan.tcp.max_hosts,
+        &mut problems,
+    );
+    let schedule = schedule::build(&file.schedule, &mut problems);
+    let scan = scan::build(&file.scan, &mut problems);
+    let policy = policy::build(&file.policy, &file.targets, &file.openstack, &mut problems);
+    let web = web::build(&file.web, &mut problems);
+    let storage = web::build_storage(&file.storage, &mut problems);
+    targets::check_cloud_names(&file.targets, &file.openstack, &mut problems);
     let openstack = if file.openstack.is_empty() {
         Vec::new()
     } else {
         openstack::build(
             &file.openstack,
             &crate::inventory::openstack::clouds::Env::from_process(),
-            &mut os_problems,
+            &mut problems,
         )
     };
-    for p in os_problems {
-        problem(p.key, p.message);
-    }
-    let mut email_problems = Vec::new();
-    let email = email::build(&file.email, &mut email_problems);
-    for p in email_problems {
-        problem(p.key, p.message);
-    }
-    let mut udp_problems = Vec::new();
+    let email = email::build(&file.email, &mut problems);
     let udp = udp::build(
         &file.scan.udp,
-        &tcp_settings(&file.scan.tcp),
-        &mut udp_problems,
+        &scan::tcp_settings(&file.scan.tcp),
+        &mut problems,
     );
-    for p in udp_problems {
-        problem(p.key, p.message);
-    }
-    let (Some(listen), true) = (listen, problems.is_empty()) else {
+    let (
+        Some(targets),
+        Some((discovery_interval, jitter)),
+        Some(scan),
+        Some(policy),
+        Some(web),
+        Some(storage),
+        true,
+    ) = (
+        targets,
+        schedule,
+        scan,
+        policy,
+        web,
+        storage,
+        problems.is_empty(),
+    )
+    else {
         return Err(problems);
     };
-
-    let groups = file
-        .targets
-        .iter()
-        .map(|t| TargetGroup {
-            name: t.name.clone(),
-            include: t.cidrs.clone(),
-            exclude: t.exclude.clone(),
-            ports: t.ports.0.clone(),
-        })
-        .collect();
-    let policy = Policy {
-        rules: file
-            .policy
-            .rules
-            .iter()
-            .map(|r| Rule {
-                name: r.name.clone(),
-                cidrs: r.cidrs.clone(),
-                groups: r.groups.clone(),
-                projects: r.projects.clone(),
-                metadata: r.metadata.clone(),
-                allow: r.allow.matcher.clone(),
-                deny: r.deny.matcher.clone(),
-            })
-            .collect(),
-        expected: file.policy.expected.matcher.clone(),
-        metadata_key: Some(file.policy.metadata_key.trim().to_owned()).filter(|k| !k.is_empty()),
-    };
-    let t = &file.scan.tcp;
-    let tcp = tcp_settings(t);
     Ok(Config {
         source,
-        groups,
-        scope: crate::inventory::scope::Scope {
-            allow: file.scope.allow.clone(),
-            exclude: file.scope.exclude.clone(),
-        },
-        max_hosts: t.max_hosts,
-        discovery_interval: file.schedule.discovery,
-        jitter: file.schedule.jitter,
+        groups: targets.groups,
+        scope: targets.scope,
+        max_hosts: targets.max_hosts,
+        discovery_interval,
+        jitter,
         udp,
-        tcp,
-        nmap: n.enabled.then(|| nmap::Settings {
-            path: n.path.clone(),
-            version_intensity: n.version_intensity,
-            timing: n.timing,
-            host_timeout: n.host_timeout,
-            batch_hosts: n.batch_hosts,
-            parallel_batches: n.parallel_batches,
-            batch_timeout: n.batch_timeout,
-            udp_ports,
-            os_detection: n.os_detection,
-            stats_every: n.stats_every,
-            vulners: n.vulners,
-        }),
-        gmp: gmp_password.map(|pw| {
-            let endpoint = if g.address.is_empty() {
-                gmp::Endpoint::Unix(g.socket.clone())
-            } else {
-                gmp::Endpoint::Tls {
-                    addr: g.address.clone(),
-                    ca_file: g.ca_file.clone(),
-                    insecure: g.insecure,
-                    server_name: g.server_name.clone(),
-                }
-            };
-            let settings = gmp::Settings {
-                endpoint,
-                username: g.username.clone(),
-                password: gmp::Password::new(pw),
-                scan_config: g.scan_config.clone(),
-                scanner: g.scanner.clone(),
-                alive_test: g.alive_test.clone(),
-                import_task: (!g.import_task.is_empty()).then(|| g.import_task.clone()),
-                poll_interval: g.poll_interval,
-                scan_timeout: g.scan_timeout,
-                keep: g.keep,
-                retries: g.retries,
-                ..gmp::Settings::default()
-            };
-            (settings, g.interval)
-        }),
+        tcp: scan.tcp,
+        nmap: scan.nmap,
+        gmp: scan.gmp,
         policy,
         openstack,
-        storage: StorageConfig {
-            path: file.storage.path.clone(),
-            scan_retention: file.storage.scan_retention,
-            event_retention: file.storage.event_retention,
-        },
-        web: WebConfig {
-            listen,
-            config_file: file.web.config_file.clone(),
-            telemetry_path: file.web.telemetry_path.clone(),
-            max_port_series: file.web.max_port_series,
-        },
+        storage,
+        web,
         email,
         file,
     })

@@ -208,3 +208,22 @@ fn the_version_nmap_reported_for_the_issue_banner_is_escaped() {
         assert!(text.contains(r#"version="9.2p1 Debian 2\"x""#), "{text}");
     }
 }
+
+#[test]
+fn help_texts_need_no_escaping_in_either_format() {
+    // prometheus-client writes OpenMetrics HELP raw: a backslash, a quote or a line feed in one of
+    // ours would corrupt the exposition. Every HELP is static; keep it free of them.
+    let text = scrape(testdata::view(), true);
+    let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
+    assert!(helps.len() > 40, "{}", helps.len());
+    for h in helps {
+        assert!(!h.contains('\\') && !h.contains('"'), "{h}");
+    }
+    // Every line of the exposition is a comment, a sample or the EOF marker: no HELP was split.
+    for line in text.lines() {
+        assert!(
+            line.starts_with('#') || line.starts_with("stinger_"),
+            "a stray line: {line:?}"
+        );
+    }
+}
