@@ -68,6 +68,31 @@ async fn feeds(settings: &gmp::Settings) -> Vec<(String, f64)> {
     }
 }
 
+/// [`targets`] that `[scope]` allows today: a host stored before the scope narrowed is not asked
+/// about (cloud hosts are checked as addresses an API named).
+pub fn scoped_targets(
+    hosts: &BTreeMap<String, HostState>,
+    scope: &crate::inventory::scope::Scope,
+) -> Vec<(IpAddr, Vec<u16>)> {
+    use crate::inventory::scope::Origin;
+    let refused: std::collections::HashSet<IpAddr> = hosts
+        .values()
+        .filter(|h| {
+            let origin = if h.vm.is_some() {
+                Origin::Api
+            } else {
+                Origin::Config
+            };
+            scope.check(h.address, origin).is_err()
+        })
+        .map(|h| h.address)
+        .collect();
+    targets(hosts)
+        .into_iter()
+        .filter(|(ip, _)| !refused.contains(ip))
+        .collect()
+}
+
 /// The hosts to ask about: every known host with open TCP ports, with those ports.
 pub fn targets(hosts: &BTreeMap<String, HostState>) -> Vec<(IpAddr, Vec<u16>)> {
     hosts
@@ -229,25 +254,7 @@ impl super::Agent {
             return;
         };
         // Only what [scope] allows now (hosts stored before a narrower scope are not asked about).
-        let hosts: Vec<_> = {
-            let view = self.state.read();
-            let origin = |h: &HostState| {
-                if h.vm.is_some() {
-                    crate::inventory::scope::Origin::Api
-                } else {
-                    crate::inventory::scope::Origin::Config
-                }
-            };
-            targets(&view.hosts)
-                .into_iter()
-                .filter(|(ip, _)| {
-                    view.hosts
-                        .values()
-                        .filter(|h| h.address == *ip)
-                        .all(|h| self.config.scope.check(*ip, origin(h)).is_ok())
-                })
-                .collect()
-        };
+        let hosts = scoped_targets(&self.state.read().hosts, &self.config.scope);
         let mut skeleton = cycle::new_run(&self.config);
         skeleton.stage = Stage::Vulnerabilities;
         skeleton.groups = Vec::new();
@@ -339,6 +346,56 @@ impl super::Agent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn greenbone_is_asked_only_about_hosts_in_todays_scope() {
+        use crate::model::{PortFinding, Verdict};
+        let host = |ip: &str| HostState {
+            id: ip.into(),
+            address: ip.parse().unwrap(),
+            group: "g".into(),
+            up: true,
+            ports: vec![PortFinding {
+                port: 22,
+                protocol: Protocol::Tcp,
+                verdict: Verdict::Expected,
+                rule: "global".into(),
+                since: 0.0,
+                service: None,
+                vulns: vec![],
+                world: None,
+                amplification: None,
+                udp: None,
+            }],
+            first_seen: 0.0,
+            last_seen: 0.0,
+            last_scan: 0.0,
+            last_scan_id: 1,
+            udp_open_filtered: vec![],
+            os: vec![],
+            vulns: vec![],
+            vm: None,
+            exposure: None,
+        };
+        let hosts: BTreeMap<String, HostState> = ["10.0.0.1", "10.0.0.2", "192.0.2.1"]
+            .into_iter()
+            .map(|a| (a.to_string(), host(a)))
+            .collect();
+        let scope = crate::inventory::scope::Scope {
+            allow: vec!["10.0.0.0/8".parse().unwrap()],
+            exclude: vec!["10.0.0.2".parse().unwrap()],
+        };
+        let asked: Vec<String> = scoped_targets(&hosts, &scope)
+            .into_iter()
+            .map(|(ip, _)| ip.to_string())
+            .collect();
+        assert_eq!(asked, ["10.0.0.1"]);
+        assert_eq!(
+            scoped_targets(&hosts, &Default::default()).len(),
+            3,
+            "an empty scope keeps the operator's hosts"
+        );
+    }
 
     #[test]
     fn feed_versions_are_utc_timestamps() {

@@ -110,8 +110,7 @@ impl Collector for Contained {
     }
 }
 
-/// Encode one gauge family from (labels, value) pairs; every label value is
-/// [`clean`](super::labels::clean)ed on the way.
+/// Encode one gauge family from (labels, value) pairs.
 fn gauges<L, K, V>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -124,17 +123,10 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    // Registered metrics get a full stop from the client; match them.
-    let help = format!("{help}.");
-    let mut fam = enc.encode_descriptor(name, &help, unit, MetricType::Gauge)?;
-    for (labels, v) in rows {
-        ConstGauge::new(v).encode(fam.encode_family(&Clean(labels.as_ref()))?)?;
-    }
-    Ok(())
+    family(enc, name, help, unit, MetricType::Gauge, rows)
 }
 
-/// Encode one counter family from (labels, value) pairs; every label value is
-/// [`clean`](super::labels::clean)ed on the way.
+/// Encode one counter family from (labels, value) pairs.
 fn counters<L, K, V>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -147,10 +139,34 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
+    family(enc, name, help, unit, MetricType::Counter, rows)
+}
+
+/// One family of constant gauges or counters; every label value is
+/// [`clean`](super::labels::clean)ed on the way.
+fn family<L, K, V>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (L, f64)>,
+) -> Result<(), std::fmt::Error>
+where
+    L: AsRef<[(K, V)]>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    // Registered metrics get a full stop from the client; match them.
     let help = format!("{help}.");
-    let mut fam = enc.encode_descriptor(name, &help, unit, MetricType::Counter)?;
+    let mut fam = enc.encode_descriptor(name, &help, unit, kind)?;
     for (labels, v) in rows {
-        ConstCounter::new(v).encode(fam.encode_family(&Clean(labels.as_ref()))?)?;
+        let labels = Clean(labels.as_ref());
+        if kind == MetricType::Counter {
+            ConstCounter::new(v).encode(fam.encode_family(&labels)?)?;
+        } else {
+            ConstGauge::new(v).encode(fam.encode_family(&labels)?)?;
+        }
     }
     Ok(())
 }
