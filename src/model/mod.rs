@@ -432,10 +432,8 @@ pub struct ProbeCounts {
 pub enum Stage {
     /// OpenStack inventory.
     Inventory,
-    /// The native TCP connect scan (and the pass it anchors).
+    /// The native TCP connect scan and the UDP probes (and the pass they anchor).
     Discovery,
-    /// The native UDP probes for amplifiers and open resolvers.
-    Udp,
     /// nmap service and version detection.
     Services,
     /// Greenbone through GMP.
@@ -449,23 +447,10 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// Every stage, in flow order.
-    pub const ALL: [Stage; 8] = [
-        Stage::Inventory,
-        Stage::Discovery,
-        Stage::Udp,
-        Stage::Services,
-        Stage::Vulnerabilities,
-        Stage::Email,
-        Stage::Store,
-        Stage::Config,
-    ];
-
     pub const fn as_str(self) -> &'static str {
         match self {
             Stage::Inventory => "inventory",
             Stage::Discovery => "discovery",
-            Stage::Udp => "udp",
             Stage::Services => "services",
             Stage::Vulnerabilities => "vulnerabilities",
             Stage::Email => "email",
