@@ -2,7 +2,7 @@
 //! per-stage health. Written by the cycle after each commit (and loaded from the store at start-up),
 //! read by /metrics and the API — so a scrape never touches RocksDB and never waits for a scan.
 
-use crate::model::{DiagnosticsCounts, HostState, Stage, UnixSeconds, Vm};
+use crate::model::{DiagnosticsCounts, Finding, HostState, Stage, UnixSeconds, Vm};
 use crate::scan::Progress;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +69,10 @@ pub struct EmailStatus {
 #[derive(Debug, Default)]
 pub struct View {
     pub hosts: BTreeMap<String, HostState>,
+    /// Every finding by id (resolved ones until retention removes them), as stored.
+    pub findings: BTreeMap<String, Finding>,
+    /// Longest acknowledgement the API accepts (`[findings] max_ack`).
+    pub max_ack: Duration,
     /// Cloud VMs by instance id (OpenStack sources), as of each source's last good inventory.
     pub vms: BTreeMap<String, Arc<Vm>>,
     /// Per inventory source (`[[openstack]] name`): how its last inventory went.
@@ -110,6 +114,9 @@ pub struct State {
     /// Progress of the Greenbone task running now, if any.
     gmp_progress: RwLock<Option<Arc<crate::scan::gmp::Progress>>>,
     ready: AtomicBool,
+    /// Held by whoever changes findings (the agent storing a pass, an API ack): each reads the
+    /// current findings, writes the store, then the view, so no change overwrites another.
+    findings_write: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -156,6 +163,12 @@ impl State {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Take the findings write lock (see [`State`]); hold it from reading the current findings
+    /// until the view has the changed ones.
+    pub async fn lock_findings(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.findings_write.lock().await
     }
 
     /// Ready once the store is open and the last known state is loaded.

@@ -8,15 +8,21 @@
 //! - [`cloud`]: what a cloud's inventory keeps beyond addresses — metadata, address kinds, security
 //!   groups and their rules, Nova diagnostics and how fetching them went.
 //! - [`exposure`]: what a port's security groups expose, as the judge finds it.
+//! - [`finding`]: what an operator is paged on, with its lifecycle, acknowledgement and history.
 
 pub mod cloud;
 pub mod exposure;
+pub mod finding;
 
 pub use cloud::{
     AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,
     SecurityGroup, SecurityGroupRule,
 };
 pub use exposure::{Exposure, IpFamily, PortExposure, RuleRef, WorldOpen, PORT_SECURITY_DISABLED};
+pub use finding::{
+    finding_id, finding_key, Ack, AckSource, Finding, FindingEvent, FindingEventKind, FindingKind,
+    FindingState, Occurrence, Severity,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
