@@ -65,6 +65,9 @@ async fn run_agent(
 
 fn check_config(config: &Config) -> ExitCode {
     eprintln!("stinger: configuration from {} is valid", config.source);
+    for line in config.policy.summary(stinger::model::now()) {
+        eprintln!("stinger: {line}");
+    }
     print!("{}", config.to_toml());
     ExitCode::SUCCESS
 }

@@ -21,6 +21,13 @@ pub struct GroupStatus {
     pub last_duration: f64,
 }
 
+/// When one target was last scanned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetScan {
+    pub group: String,
+    pub last: Option<UnixSeconds>,
+}
+
 /// Health and schedule of one stage.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageStatus {
@@ -73,6 +80,12 @@ pub struct View {
     pub findings: BTreeMap<String, Finding>,
     /// Longest acknowledgement the API accepts (`[findings] max_ack`).
     pub max_ack: Duration,
+    /// The configuration's `[[policy.exceptions]]`: name and expiry (counted active or expired at
+    /// each scrape).
+    pub exceptions: Vec<(String, UnixSeconds)>,
+    /// Every target of the last good pass's inventories by id: its group and when a completed pass
+    /// last scanned it (`None`: not since this process started). Per-target coverage.
+    pub target_scans: std::collections::HashMap<String, TargetScan>,
     /// Cloud VMs by instance id (OpenStack sources), as of each source's last good inventory.
     pub vms: BTreeMap<String, Arc<Vm>>,
     /// Per inventory source (`[[openstack]] name`): how its last inventory went.
@@ -117,6 +130,9 @@ pub struct State {
     /// Held by whoever changes findings (the agent storing a pass, an API ack): each reads the
     /// current findings, writes the store, then the view, so no change overwrites another.
     findings_write: tokio::sync::Mutex<()>,
+    /// Signalled when someone other than the agent changed findings (an API ack): the agent's loop
+    /// recomputes when the next acknowledgement expires.
+    findings_changed: tokio::sync::Notify,
 }
 
 impl State {
@@ -169,6 +185,16 @@ impl State {
     /// until the view has the changed ones.
     pub async fn lock_findings(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.findings_write.lock().await
+    }
+
+    /// Tell the agent's loop that findings changed outside it (see [`State::findings_changed`]).
+    pub fn notify_findings(&self) {
+        self.findings_changed.notify_one();
+    }
+
+    /// Completes when [`State::notify_findings`] was called (at once if it was since the last wait).
+    pub async fn findings_changed(&self) {
+        self.findings_changed.notified().await;
     }
 
     /// Ready once the store is open and the last known state is loaded.

@@ -8,6 +8,7 @@
 pub mod cycle;
 mod digest;
 mod discovery;
+mod findings;
 pub mod inventory;
 pub mod once;
 pub mod schedule;
@@ -157,6 +158,7 @@ pub async fn run(
     let (vuln_tx, mut vuln_rx) = mpsc::channel::<vulns::Finished>(1);
     // The discovery pass running now, if any.
     let mut discovery: Option<JoinHandle<discovery::Done>> = None;
+    let waker = agent.state.clone();
     loop {
         let discovery_delay = match discovery {
             Some(_) => None,
@@ -164,6 +166,7 @@ pub async fn run(
         };
         let vuln_delay = agent.vulnerabilities_due();
         let email_delay = agent.email_due();
+        let ack_delay = agent.findings_due();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(()) = reload.recv() => agent.reload().await,
@@ -178,6 +181,11 @@ pub async fn run(
             _ = tokio::time::sleep(email_delay.unwrap_or(Duration::MAX)), if email_delay.is_some() => {
                 agent.send_digest(&shutdown).await
             }
+            _ = tokio::time::sleep(ack_delay.unwrap_or(Duration::MAX)), if ack_delay.is_some() => {
+                agent.review_findings().await;
+            }
+            // An API ack may expire before anything else wakes the loop: recompute the delays.
+            _ = waker.findings_changed() => {}
             _ = tokio::time::sleep(discovery_delay.unwrap_or(Duration::MAX)), if discovery_delay.is_some() => {
                 discovery = agent.start_discovery(&shutdown).await;
             }
@@ -215,9 +223,15 @@ async fn wait(
 
 /// Fill the in-memory view from the store, so the last known state is served before any scan.
 async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Result<()> {
-    let (hosts, vms, interrupted, recent) = store::blocking(store, |s| {
+    let (hosts, vms, findings, interrupted, recent) = store::blocking(store, |s| {
         let interrupted = s.mark_interrupted()?;
-        Ok((s.hosts()?, s.vms()?, interrupted, s.scans(None, 200)?))
+        Ok((
+            s.hosts()?,
+            s.vms()?,
+            s.findings()?,
+            interrupted,
+            s.scans(None, 200)?,
+        ))
     })
     .await?;
     if interrupted > 0 {
@@ -229,9 +243,13 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     tracing::info!(
         hosts = hosts.len(),
         vms = vms.len(),
+        findings = findings.len(),
         "loaded the last known state"
     );
     let mut view = state.write();
+    view.findings = findings.into_iter().map(|f| (f.id.clone(), f)).collect();
+    view.max_ack = config.max_ack;
+    view.exceptions = exceptions_of(&config.policy);
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
     view.vms = vms
         .into_iter()
@@ -267,6 +285,15 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
         .collect();
     view.groups = group_status(config, &recent);
     Ok(())
+}
+
+/// The policy's exceptions as the view keeps them: name and expiry.
+fn exceptions_of(policy: &crate::judge::Policy) -> Vec<(String, UnixSeconds)> {
+    policy
+        .exceptions
+        .iter()
+        .map(|e| (e.name.clone(), e.expires))
+        .collect()
 }
 
 /// Coverage per group: its inventory size and its last successful scan among `recent` runs.
@@ -380,6 +407,20 @@ impl Agent {
         let ok = run.outcome == Outcome::Success;
         let mut events = round.events;
         events.extend(pass.events.iter().cloned());
+        // Findings change in the same batch as the hosts that change them.
+        let findings_lock = self.state.clone();
+        let findings_guard = findings_lock.lock_findings().await;
+        let findings = if ok {
+            self.findings_of(
+                &pass.hosts,
+                &pass.removed,
+                crate::judge::findings::Covers::All,
+                Some(run.id),
+                run.finished.unwrap_or_else(now),
+            )
+        } else {
+            Vec::new()
+        };
         let commit = Commit {
             run: Some(run.clone()),
             hosts: pass.hosts.clone(),
@@ -387,6 +428,7 @@ impl Agent {
             events,
             vms: round.vms,
             removed_vms: round.removed_vms,
+            findings: findings.clone(),
         };
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
         if let Some(r) = &pass.services {
@@ -414,6 +456,9 @@ impl Agent {
         self.metrics
             .run(Stage::Discovery, run.outcome.as_str(), seconds);
         self.metrics.probes(&run.probes);
+        let r = pass.reprobes;
+        self.metrics
+            .reprobes(r.confirmed, r.transient, r.recovered, r.gone);
         if let Err(e) = stored {
             tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
             self.metrics.error(Stage::Store, e.kind());
@@ -440,8 +485,30 @@ impl Agent {
                 for h in pass.hosts {
                     view.hosts.insert(h.id.clone(), h);
                 }
+                findings::publish(&mut view, findings);
             }
             let finished = run.finished.unwrap_or_else(now);
+            if ok {
+                let previous = std::mem::take(&mut view.target_scans);
+                view.target_scans = pass
+                    .targets
+                    .iter()
+                    .map(|(id, group, scanned)| {
+                        let last = if *scanned {
+                            Some(finished)
+                        } else {
+                            previous.get(id).and_then(|t| t.last)
+                        };
+                        (
+                            id.clone(),
+                            crate::state::TargetScan {
+                                group: group.clone(),
+                                last,
+                            },
+                        )
+                    })
+                    .collect();
+            }
             view.out_of_scope = pass.out_of_scope.clone();
             for (name, targets, complete) in &pass.groups {
                 if let Some(g) = view.groups.iter_mut().find(|g| &g.name == name) {
@@ -467,6 +534,7 @@ impl Agent {
             events = pass.events.len(),
             "discovery run finished"
         );
+        drop(findings_guard);
         self.prune().await;
     }
 
@@ -483,6 +551,26 @@ impl Agent {
             Ok((scans, events)) => tracing::info!(scans, events, "retention removed old records"),
             Err(e) => {
                 tracing::warn!(error = %e, "retention failed; will try again after the next scan");
+                self.metrics.error(Stage::Store, e.kind());
+            }
+        }
+        // Resolved findings are kept as long as events.
+        let _findings_lock = self.state.lock_findings().await;
+        match store::blocking(&self.store, move |s| {
+            s.prune_findings(events_before, PRUNE_BUDGET)
+        })
+        .await
+        {
+            Ok(gone) if gone.is_empty() => {}
+            Ok(gone) => {
+                tracing::info!(findings = gone.len(), "retention removed resolved findings");
+                let mut view = self.state.write();
+                for id in gone {
+                    view.findings.remove(&id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention of findings failed; will try again after the next scan");
                 self.metrics.error(Stage::Store, e.kind());
             }
         }
@@ -515,11 +603,47 @@ impl Agent {
             }
         }
         let n = changed.len();
+        // Findings follow the new verdicts, and the new exceptions, at once: every known host's
+        // state (re-judged or not) under the new policy.
+        let state = self.state.clone();
+        let _findings_lock = state.lock_findings().await;
+        let findings: Vec<crate::model::Finding> = {
+            let ctx = crate::judge::findings::Context {
+                settings: &self.config.findings,
+                policy,
+                scan_id: None,
+                now: t,
+            };
+            let view = self.state.read();
+            let rejudged: std::collections::HashMap<&str, &HostState> =
+                changed.iter().map(|h| (h.id.as_str(), h)).collect();
+            let hosts: Vec<HostState> = view
+                .hosts
+                .values()
+                .map(|h| (*rejudged.get(h.id.as_str()).unwrap_or(&h)).clone())
+                .collect();
+            let mut out = findings::changed_by(
+                &view.findings,
+                &hosts,
+                &[],
+                crate::judge::findings::Covers::Policy,
+                &ctx,
+            );
+            // Findings of hosts no longer in the view: only their acknowledgements change.
+            out.extend(
+                view.findings
+                    .values()
+                    .filter(|f| !view.hosts.contains_key(&f.host))
+                    .filter_map(|f| crate::judge::findings::review(f, &ctx)),
+            );
+            out
+        };
         let commit = Commit {
             run: None,
             hosts: changed.clone(),
             removed_hosts: Vec::new(),
             events,
+            findings: findings.clone(),
             ..Default::default()
         };
         if let Err(e) = store::blocking(&self.store, move |s| s.commit(&commit)).await {
@@ -531,6 +655,7 @@ impl Agent {
         for h in changed {
             view.hosts.insert(h.id.clone(), h);
         }
+        findings::publish(&mut view, findings);
         Some(n)
     }
 
@@ -551,6 +676,11 @@ impl Agent {
         }
         self.max_port_series
             .store(new.web.max_port_series, Ordering::Relaxed);
+        {
+            let mut view = self.state.write();
+            view.max_ack = new.max_ack;
+            view.exceptions = exceptions_of(&new.policy);
+        }
         // Re-judge the known state under the new policy so verdicts change at once.
         let Some(changed) = self.rejudge(&new.policy).await else {
             return;
@@ -601,13 +731,14 @@ impl Agent {
             }
         }
         self.nmap = cycle::nmap_capabilities(&new).await;
-        let email_was_on = self.config.email.is_some();
         self.config = new;
         // The digest follows the new [email] at once; its window survives in the store either way.
         if self.config.email.is_none() {
             self.state.write().email = None;
             self.email_retry_at = None;
-        } else if !email_was_on {
+        } else {
+            // Windows of recipient sets the reload added start now (their first digest is a
+            // summary); known ones keep theirs.
             self.load_email_state().await;
         }
     }

@@ -294,6 +294,8 @@ impl super::Agent {
         let run = done.run;
         let mut changed = Vec::new();
         let mut events = Vec::new();
+        let state = self.state.clone();
+        let _findings_lock = state.lock_findings().await;
         {
             let view = self.state.read();
             for (addr, list) in &done.findings {
@@ -304,11 +306,20 @@ impl super::Agent {
                 }
             }
         }
+        // Greenbone speaks for vulnerabilities only: the hosts' other findings stay as they are.
+        let findings = self.findings_of(
+            &changed,
+            &[],
+            crate::judge::findings::Covers::Vulnerabilities,
+            Some(run.id),
+            t,
+        );
         let commit = Commit {
             run: Some(run.clone()),
             hosts: changed.clone(),
             removed_hosts: Vec::new(),
             events,
+            findings: findings.clone(),
             ..Default::default()
         };
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
@@ -328,6 +339,7 @@ impl super::Agent {
             for h in changed {
                 view.hosts.insert(h.id.clone(), h);
             }
+            super::findings::publish(&mut view, findings);
         }
         if !done.feeds.is_empty() {
             view.gmp_feeds = done.feeds;

@@ -1,13 +1,19 @@
-//! The `[email]` section: the digest e-mail's relay, sender, recipients and schedule, as written and
-//! as validated. Addresses, the relay and the password are checked at load, so a typo is exit 64
-//! naming the key, not a failed delivery a day later.
+//! The `[email]` section: the digest e-mail's relay, sender, recipients (the admins, and per project
+//! in `[email.projects]`) and schedule (an interval, or a time of day in a time zone), as written
+//! and as validated. Addresses, the relay, the schedule and the password are checked at load, so a
+//! typo is exit 64 naming the key, not a failed delivery a day later.
 
 use super::Problem;
-pub use crate::expose::email::{EmailConfig, Password, TlsMode};
+use crate::expose::digest::schedule::{parse_at, parse_tz, Schedule, When};
+pub use crate::expose::email::{Audience, EmailConfig, Password, TlsMode};
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The interval when neither `interval` nor `at` is given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// `[email]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,11 +37,23 @@ pub struct EmailFile {
     pub allow_plaintext_auth: bool,
     /// `Name <address>` or `address`.
     pub from: String,
+    /// The admins: their digest covers every finding.
     pub to: Vec<String>,
-    /// How often a digest goes out; it covers the changes since the last one sent.
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    /// Send a digest even when no port is unexpected and nothing changed.
+    /// How often a digest goes out (each covers the changes since the one before); default 24h.
+    /// Not with `at`.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interval: Option<Duration>,
+    /// A digest every day when the clock of `timezone` shows this (`HH:MM`, 24 hours). Not with
+    /// `interval`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The IANA time zone `at` is read in and the digest's times are shown in.
+    pub timezone: String,
+    /// Send a digest even when nothing changed.
     pub send_empty: bool,
     pub subject_prefix: String,
     /// Hosts with a vulnerability of at least this CVSS are listed.
@@ -44,6 +62,10 @@ pub struct EmailFile {
     pub max_lines: usize,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Per-project digests: an OpenStack project's name or id → who gets that project's findings
+    /// (besides the admins, who get all).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub projects: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for EmailFile {
@@ -59,12 +81,15 @@ impl Default for EmailFile {
             allow_plaintext_auth: false,
             from: "stinger@localhost".into(),
             to: Vec::new(),
-            interval: Duration::from_secs(24 * 3600),
+            interval: None,
+            at: None,
+            timezone: "UTC".into(),
             send_empty: false,
             subject_prefix: "[stinger]".into(),
             min_cvss: 7.0,
             max_lines: 200,
             timeout: Duration::from_secs(30),
+            projects: BTreeMap::new(),
         }
     }
 }
@@ -99,10 +124,12 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
             None
         }
     };
-    if f.to.is_empty() {
+    if f.to.is_empty() && f.projects.is_empty() {
         problem(
             "to",
-            "lists no recipients; give at least one address".into(),
+            "lists no recipients; give at least one address (or recipients per project in \
+             [email.projects])"
+                .into(),
         );
     }
     let mut to = Vec::new();
@@ -115,9 +142,80 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
             ),
         }
     }
-    if f.interval < Duration::from_secs(60) {
-        problem("interval", "must be at least 1m (e.g. \"24h\")".into());
+    let mut projects = Vec::new();
+    for (project, list) in &f.projects {
+        let key = format!("projects.{}", toml_key(project));
+        if project.trim().is_empty() || project.chars().any(char::is_control) {
+            problem(
+                &key,
+                "is not a project name or id; use the OpenStack project's name or id as the key"
+                    .into(),
+            );
+            continue;
+        }
+        if list.is_empty() {
+            problem(
+                &key,
+                "lists no recipients; give at least one address, or remove the project".into(),
+            );
+        }
+        let mut recipients = Vec::new();
+        for (i, t) in list.iter().enumerate() {
+            match mailbox(t) {
+                Ok(m) => recipients.push(m),
+                Err(e) => problem(
+                    &format!("{key}[{i}]"),
+                    format!("{t:?} is not an e-mail address ({e})"),
+                ),
+            }
+        }
+        projects.push(Audience {
+            project: Some(project.clone()),
+            to: recipients,
+        });
     }
+    let tz = match parse_tz(&f.timezone) {
+        Ok(tz) => Some(tz),
+        Err(e) => {
+            problem(
+                "timezone",
+                format!(
+                    "{:?} is not a time zone the system knows ({e}); give an IANA name such as \
+                     \"Europe/Berlin\" or \"UTC\" (the tzdb is /usr/share/zoneinfo, package tzdata)",
+                    f.timezone
+                ),
+            );
+            None
+        }
+    };
+    let when = match (&f.at, f.interval) {
+        (Some(_), Some(_)) => {
+            problem(
+                "at",
+                "is set together with email.interval; a digest runs on one schedule: keep at \
+                 (a time of day) or interval (a period), not both"
+                    .into(),
+            );
+            None
+        }
+        (Some(at), None) => match parse_at(at) {
+            Some(t) => Some(When::DailyAt(t)),
+            None => {
+                problem(
+                    "at",
+                    format!("{at:?} is not a time of day; write HH:MM, 24 hours (e.g. \"07:00\")"),
+                );
+                None
+            }
+        },
+        (None, interval) => {
+            let interval = interval.unwrap_or(DEFAULT_INTERVAL);
+            if interval < Duration::from_secs(60) {
+                problem("interval", "must be at least 1m (e.g. \"24h\")".into());
+            }
+            Some(When::Every(interval))
+        }
+    };
     if f.timeout.is_zero() {
         problem("timeout", "must be above zero (e.g. \"30s\")".into());
     }
@@ -189,13 +287,29 @@ pub fn build(f: &EmailFile, problems: &mut Vec<Problem>) -> Option<EmailConfig> 
         credentials,
         from: from?,
         to,
-        interval: f.interval,
+        projects,
+        schedule: Schedule {
+            when: when?,
+            tz: tz?,
+        },
         send_empty: f.send_empty,
         subject_prefix: f.subject_prefix.clone(),
         min_cvss: f.min_cvss,
         max_lines: f.max_lines,
         timeout: f.timeout,
     })
+}
+
+/// A map key as TOML writes it in a dotted key: bare when it can be, else quoted.
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        k.to_string()
+    } else {
+        format!("{k:?}")
+    }
 }
 
 /// `host:port` or `[v6]:port`, with a port.
@@ -214,187 +328,4 @@ fn split_host_port(s: &str) -> Result<(String, u16), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enabled() -> EmailFile {
-        EmailFile {
-            enabled: true,
-            to: vec!["Ops <ops@example.org>".into()],
-            ..Default::default()
-        }
-    }
-
-    fn keys(p: &[Problem]) -> Vec<&str> {
-        p.iter().map(|p| p.key.as_str()).collect()
-    }
-
-    #[test]
-    fn disabled_is_none_and_never_checked() {
-        let mut problems = Vec::new();
-        let f = EmailFile {
-            from: "not an address".into(),
-            ..Default::default()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert!(problems.is_empty());
-    }
-
-    #[test]
-    fn a_good_section_builds() {
-        let mut problems = Vec::new();
-        let c = build(&enabled(), &mut problems).expect("valid");
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 25));
-        assert_eq!(c.to[0].email.to_string(), "ops@example.org");
-        assert_eq!(c.to[0].name.as_deref(), Some("Ops"));
-        assert_eq!(c.credentials, None);
-    }
-
-    #[test]
-    fn every_bad_key_is_named() {
-        let mut problems = Vec::new();
-        let f = EmailFile {
-            smtp_server: "mail.example.org".into(),
-            from: "stinger at example".into(),
-            to: vec!["ok@example.org".into(), "@@".into()],
-            interval: Duration::from_secs(5),
-            min_cvss: 11.0,
-            max_lines: 0,
-            password_file: Some("/nonexistent".into()),
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert_eq!(
-            keys(&problems),
-            [
-                "email.smtp_server",
-                "email.from",
-                "email.to[1]",
-                "email.interval",
-                "email.min_cvss",
-                "email.max_lines",
-                "email.password_file"
-            ]
-        );
-        assert!(problems[0].message.contains("host:port"), "{problems:?}");
-        let f = EmailFile {
-            to: Vec::new(),
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert!(keys(&problems).contains(&"email.to"));
-    }
-
-    #[test]
-    fn the_password_comes_from_its_file_and_never_prints() {
-        let dir = tempfile::tempdir().unwrap();
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, "s3cret-smtp\nignored\n").unwrap();
-        let mut problems = Vec::new();
-        let f = EmailFile {
-            username: "stinger".into(),
-            password_file: Some(pw),
-            ..enabled()
-        };
-        let c = build(&f, &mut problems).expect("valid");
-        let (user, password) = c.credentials.clone().expect("credentials");
-        assert_eq!(
-            (user.as_str(), password.expose()),
-            ("stinger", "s3cret-smtp")
-        );
-        assert!(!format!("{c:?}").contains("s3cret"));
-
-        let f = EmailFile {
-            username: "stinger".into(),
-            password_env: "STINGER_TEST_SURELY_UNSET_SMTP_PW".into(),
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert!(problems[0]
-            .message
-            .contains("STINGER_TEST_SURELY_UNSET_SMTP_PW"));
-    }
-
-    #[test]
-    fn host_port_forms() {
-        assert_eq!(split_host_port("[::1]:587"), Ok(("::1".to_string(), 587)));
-        assert_eq!(
-            split_host_port("smtp.example.org:465"),
-            Ok(("smtp.example.org".to_string(), 465))
-        );
-        assert!(split_host_port(":25").is_err());
-        assert!(split_host_port("host:0").is_err());
-        assert!(split_host_port("host:smtp").is_err());
-    }
-
-    #[test]
-    fn a_ca_file_must_hold_pem_and_needs_tls() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "not a certificate").unwrap();
-        let mut problems = Vec::new();
-        let f = EmailFile {
-            ca_file: Some(ca.clone()),
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert!(problems[0].message.contains("no PEM"), "{problems:?}");
-        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
-        problems.clear();
-        let f = EmailFile {
-            ca_file: Some(ca.clone()),
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert!(problems[0].message.contains("broken"), "{problems:?}");
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        std::fs::write(&ca, cert.cert.pem()).unwrap();
-        problems.clear();
-        let f = EmailFile {
-            ca_file: Some(ca.clone()),
-            ..enabled()
-        };
-        assert!(build(&f, &mut problems).is_some(), "{problems:?}");
-        problems.clear();
-        let f = EmailFile {
-            ca_file: Some(ca),
-            tls: TlsMode::None,
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert_eq!(keys(&problems), ["email.ca_file"]);
-    }
-
-    #[test]
-    fn auth_without_tls_is_refused_unless_allowed() {
-        let dir = tempfile::tempdir().unwrap();
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, "s3cret\n").unwrap();
-        let mut problems = Vec::new();
-        let f = EmailFile {
-            tls: TlsMode::None,
-            username: "stinger".into(),
-            password_file: Some(pw.clone()),
-            ..enabled()
-        };
-        assert_eq!(build(&f, &mut problems), None);
-        assert_eq!(keys(&problems), ["email.tls"]);
-        let msg = format!("{problems:?}");
-        assert!(msg.contains("allow_plaintext_auth"), "{msg}");
-        assert!(!msg.contains("s3cret"), "{msg}");
-        problems.clear();
-        let f = EmailFile {
-            allow_plaintext_auth: true,
-            ..f
-        };
-        assert!(build(&f, &mut problems).is_some(), "{problems:?}");
-        // Without a user there is nothing to protect.
-        problems.clear();
-        let f = EmailFile {
-            tls: TlsMode::None,
-            ..enabled()
-        };
-        assert!(build(&f, &mut problems).is_some(), "{problems:?}");
-    }
-}
+mod tests;

@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub scan: ScanFile,
     #[serde(default)]
     pub policy: PolicyFile,
+    /// How findings are confirmed and resolved.
+    #[serde(default)]
+    pub findings: super::findings::FindingsFile,
     #[serde(default)]
     pub storage: StorageFile,
     #[serde(default)]
@@ -322,6 +325,14 @@ pub struct PolicyFile {
     /// The VM metadata key under which a VM declares its own expected ports
     /// (`"8080/tcp, 9100"`); empty turns declarations off.
     pub metadata_key: String,
+    /// Projects (id or name; `"*"`: every project) whose VMs may declare their own expected ports
+    /// under `metadata_key`; empty (the default): none may.
+    pub self_declare: Vec<String>,
+    /// `[[policy.exceptions]]`, as written: each table is read key by key when the policy is built
+    /// (`config::policy`), so every unknown key and bad value is reported at once with its exact key
+    /// instead of the parse stopping at the first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<toml::Table>,
 }
 
 impl Default for PolicyFile {
@@ -331,6 +342,8 @@ impl Default for PolicyFile {
             expected: PortSpecs::try_from(specs).unwrap_or_default(),
             rules: Vec::new(),
             metadata_key: "stinger_expected_ports".into(),
+            self_declare: Vec::new(),
+            exceptions: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod email;
 pub mod file;
+pub mod findings;
 pub mod openstack;
 mod overrides;
 mod policy;
@@ -125,6 +126,10 @@ pub struct Config {
     /// Greenbone through GMP and its interval; `None` when disabled.
     pub gmp: Option<(gmp::Settings, Duration)>,
     pub policy: Policy,
+    /// How findings are confirmed and resolved.
+    pub findings: crate::judge::findings::Settings,
+    /// The longest acknowledgement the API accepts.
+    pub max_ack: Duration,
     /// Clouds inventoried through OpenStack's APIs.
     pub openstack: Vec<openstack::OpenStackSource>,
     pub storage: StorageConfig,
@@ -241,6 +246,7 @@ fn build(
     let schedule = schedule::build(&file.schedule, &mut problems);
     let scan = scan::build(&file.scan, &mut problems);
     let policy = policy::build(&file.policy, &file.targets, &file.openstack, &mut problems);
+    let findings = findings::build(&file.findings, &mut problems);
     let web = web::build(&file.web, &mut problems);
     let storage = web::build_storage(&file.storage, &mut problems);
     targets::check_cloud_names(&file.targets, &file.openstack, &mut problems);
@@ -264,6 +270,7 @@ fn build(
         Some((discovery_interval, jitter)),
         Some(scan),
         Some(policy),
+        Some((findings, max_ack)),
         Some(web),
         Some(storage),
         true,
@@ -272,6 +279,7 @@ fn build(
         schedule,
         scan,
         policy,
+        findings,
         web,
         storage,
         problems.is_empty(),
@@ -291,6 +299,8 @@ fn build(
         nmap: scan.nmap,
         gmp: scan.gmp,
         policy,
+        findings,
+        max_ack,
         openstack,
         storage,
         web,

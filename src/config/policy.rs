@@ -1,5 +1,8 @@
 //! `[policy]`: the expected ports and the rules that judge every open port, validated against the
-//! configured target groups and clouds, built as the judge takes them.
+//! configured target groups and clouds; which projects may declare their own expected ports; and the
+//! exceptions (`[[policy.exceptions]]`, read in `policy/exceptions.rs`). Built as the judge takes them.
+
+mod exceptions;
 
 use super::file::{PolicyFile, TargetFile};
 use super::openstack::OpenStackFile;
@@ -42,8 +45,32 @@ pub(crate) fn build(
             }
         }
     }
+    for (i, p) in f.self_declare.iter().enumerate() {
+        if p.trim().is_empty() {
+            problem(
+                format!("policy.self_declare[{i}]"),
+                "is empty; name a project by id or name, or \"*\" for every project".into(),
+            );
+        }
+    }
+    let metadata_key = Some(f.metadata_key.trim().to_owned()).filter(|k| !k.is_empty());
+    if metadata_key.is_none() && !f.self_declare.is_empty() {
+        problem(
+            "policy.self_declare".into(),
+            "names projects, but policy.metadata_key is empty, so no VM can declare anything; set metadata_key (e.g. \"stinger_expected_ports\") or empty self_declare".into(),
+        );
+    }
+    let exceptions = exceptions::build(&f.exceptions, problems);
     if problems.len() != before {
         return None;
+    }
+    let now = crate::model::now();
+    for e in exceptions.iter().filter(|e| e.expired(now)) {
+        tracing::warn!(
+            exception = %e.name,
+            expires = %e.expires_rfc3339(),
+            "policy exception has expired and no longer applies; renew its expires or remove it"
+        );
     }
     Some(Policy {
         rules: f
@@ -60,6 +87,11 @@ pub(crate) fn build(
             })
             .collect(),
         expected: f.expected.matcher.clone(),
-        metadata_key: Some(f.metadata_key.trim().to_owned()).filter(|k| !k.is_empty()),
+        metadata_key,
+        self_declare: f.self_declare.iter().map(|p| p.trim().to_owned()).collect(),
+        exceptions,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,14 @@
-//! The digest e-mail's schedule and delivery: when the next digest is due, and how it reaches the
-//! relay (lettre over SMTP; STARTTLS or TLS through rustls; AUTH when configured). One connection a
-//! digest, bounded by the configured timeout. Errors name the relay and what went wrong, never the
-//! password.
+//! The digest e-mail's settings and delivery: who gets which digest (the admins everything, each
+//! configured project its own findings), and how a digest reaches the relay (lettre over SMTP;
+//! STARTTLS or TLS through rustls; AUTH when configured) as text and HTML alternatives with the JSON
+//! attached. One connection a digest, bounded by the configured timeout. Errors name the relay and
+//! what went wrong, never the password. When digests are due: [`super::digest::schedule`].
 
-use super::digest::Digest;
-use crate::model::UnixSeconds;
+use super::digest::schedule::Schedule;
+use super::digest::{clean, Digest, Render};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
-use lettre::message::{Attachment, MultiPart, SinglePart};
+use lettre::message::{Attachment, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -56,13 +57,49 @@ pub struct EmailConfig {
     pub ca_pem: Option<Vec<u8>>,
     pub credentials: Option<(String, Password)>,
     pub from: Mailbox,
+    /// The admins: every finding (may be empty when projects have recipients).
     pub to: Vec<Mailbox>,
-    pub interval: Duration,
+    /// Per-project recipients (`[email.projects]`), in the order of their keys.
+    pub projects: Vec<Audience>,
+    pub schedule: Schedule,
     pub send_empty: bool,
     pub subject_prefix: String,
     pub min_cvss: f64,
     pub max_lines: usize,
     pub timeout: Duration,
+}
+
+/// One set of recipients and what their digest covers. Each set has its own window: when its last
+/// digest went out is kept in the store under its project (none: the admins).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audience {
+    /// Only this project's findings (an OpenStack project name or id, as configured); `None`: all.
+    pub project: Option<String>,
+    pub to: Vec<Mailbox>,
+}
+
+impl EmailConfig {
+    /// Every set of recipients: the admins (when `to` names any), then each project.
+    pub fn audiences(&self) -> Vec<Audience> {
+        let admins = (!self.to.is_empty()).then(|| Audience {
+            project: None,
+            to: self.to.clone(),
+        });
+        admins.into_iter().chain(self.projects.clone()).collect()
+    }
+
+    /// How digests are rendered: `max_lines` a section, times in the schedule's zone.
+    pub fn render(&self) -> Render {
+        Render {
+            max_lines: self.max_lines,
+            tz: self.schedule.tz.clone(),
+        }
+    }
+
+    /// `host:port` of the relay.
+    pub fn server(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
 }
 
 /// Why a digest was not delivered.
@@ -87,59 +124,32 @@ impl Error {
     }
 }
 
-/// How long until the next digest is due: `interval` after the last one sent; with none sent yet, as
-/// soon as a discovery run has succeeded (so the first digest reports a scan), else not yet (`None`).
-pub fn due_in(
-    last_sent: Option<UnixSeconds>,
-    discovered: bool,
-    now: UnixSeconds,
-    interval: Duration,
-) -> Option<Duration> {
-    match last_sent {
-        Some(last) => {
-            let next = last + interval.as_secs_f64();
-            // A clock set back far behind the last digest: wait one interval, not forever.
-            let wait = if now < last {
-                interval.as_secs_f64()
-            } else {
-                next - now
-            };
-            Some(Duration::from_secs_f64(wait.max(0.0)))
-        }
-        None if discovered => Some(Duration::ZERO),
-        None => None,
-    }
-}
-
-/// The changes window of the next digest: from the last one sent, or one interval back for the first.
-pub fn window_start(
-    last_sent: Option<UnixSeconds>,
-    now: UnixSeconds,
-    interval: Duration,
-) -> UnixSeconds {
-    last_sent.unwrap_or(now - interval.as_secs_f64())
-}
-
-/// The e-mail for a digest: the text body, and the JSON attached as `stinger-digest-<date>.json`.
-pub fn message(cfg: &EmailConfig, d: &Digest) -> Result<Message, Error> {
+/// The e-mail for a digest to `to`: text and HTML as alternatives, and the JSON attached as
+/// `stinger-digest-<date>.json`.
+pub fn message(cfg: &EmailConfig, to: &[Mailbox], d: &Digest) -> Result<Message, Error> {
     let prefix = cfg.subject_prefix.trim();
-    let subject = if prefix.is_empty() {
+    // The subject names a configured project: cleaned like every value that reaches a header.
+    let subject = clean(&if prefix.is_empty() {
         d.subject()
     } else {
         format!("{prefix} {}", d.subject())
-    };
+    });
     let mut b = Message::builder()
         .from(cfg.from.clone())
         .subject(subject)
         .date_now();
-    for to in &cfg.to {
-        b = b.to(to.clone());
+    for m in to {
+        b = b.to(m.clone());
     }
-    let name = d.attachment_name();
+    let render = cfg.render();
+    let name = d.attachment_name(&render.tz);
     let json = ContentType::parse("application/json").map_err(|e| Error::Message(e.to_string()))?;
     b.multipart(
         MultiPart::mixed()
-            .singlepart(SinglePart::plain(d.text(cfg.max_lines)))
+            .multipart(MultiPart::alternative_plain_html(
+                d.text(&render),
+                d.html(&render),
+            ))
             .singlepart(Attachment::new(name).body(d.json(), json)),
     )
     .map_err(|e| Error::Message(e.to_string()))
@@ -147,7 +157,7 @@ pub fn message(cfg: &EmailConfig, d: &Digest) -> Result<Message, Error> {
 
 /// A transport to the configured relay (no connection is made until a send).
 fn transport(cfg: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Error> {
-    let server = format!("{}:{}", cfg.host, cfg.port);
+    let server = cfg.server();
     let tls_error = |e: lettre::transport::smtp::Error| Error::Tls {
         server: server.clone(),
         message: e.to_string(),
@@ -180,11 +190,11 @@ fn transport(cfg: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Er
     Ok(b.build())
 }
 
-/// Deliver one digest to every recipient.
-pub async fn send(cfg: &EmailConfig, d: &Digest) -> Result<(), Error> {
-    let msg = message(cfg, d)?;
+/// Deliver one digest to `to`.
+pub async fn send(cfg: &EmailConfig, to: &[Mailbox], d: &Digest) -> Result<(), Error> {
+    let msg = message(cfg, to, d)?;
     let t = transport(cfg)?;
-    let server = format!("{}:{}", cfg.host, cfg.port);
+    let server = cfg.server();
     // lettre's own timeout covers each command; this bounds the whole exchange.
     let whole = cfg.timeout.saturating_mul(4);
     match tokio::time::timeout(whole, t.send(msg)).await {
@@ -204,10 +214,9 @@ pub async fn send(cfg: &EmailConfig, d: &Digest) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::config::email::{build, EmailFile};
+    use crate::expose::digest::fixtures::{finding, on_vm, view, with, T0};
     use crate::expose::digest::Scope;
-    use crate::state::View;
-
-    const DAY: Duration = Duration::from_secs(86_400);
+    use crate::model::{FindingEventKind, FindingKind, FindingState, Severity};
 
     /// A valid, enabled config from `f`.
     fn config(f: EmailFile) -> EmailConfig {
@@ -216,49 +225,43 @@ mod tests {
         build(&f, &mut problems).unwrap_or_else(|| panic!("invalid: {problems:?}"))
     }
 
-    /// The digest of an empty state at `now`.
-    fn empty_digest(now: UnixSeconds) -> Digest {
+    /// A digest of one finding confirmed on VM web-1 of project acme.
+    fn digest(project: Option<&str>) -> Digest {
+        let f = on_vm(
+            with(
+                finding(
+                    1,
+                    FindingKind::UnexpectedPort,
+                    Severity::High,
+                    FindingState::Confirmed,
+                ),
+                &[(FindingEventKind::Confirmed, T0 + 1.0)],
+            ),
+            "i-1",
+            "web-1 <b>",
+            ("acme", "p-acme"),
+        );
         let scope = Scope {
-            since: 0.0,
-            now,
+            since: Some(T0),
+            until: T0 + 3600.0,
+            project: project.map(str::to_string),
             min_cvss: 7.0,
         };
-        Digest::build(&View::default(), Vec::new(), false, scope)
+        Digest::build(&view(vec![f]), &scope)
     }
 
     #[test]
-    fn due_after_an_interval_or_after_the_first_scan() {
-        assert_eq!(due_in(None, false, 1000.0, DAY), None);
-        assert_eq!(due_in(None, true, 1000.0, DAY), Some(Duration::ZERO));
-        assert_eq!(
-            due_in(Some(1000.0), true, 1000.0 + 3600.0, DAY),
-            Some(DAY - Duration::from_secs(3600))
-        );
-        assert_eq!(
-            due_in(Some(1000.0), true, 1000.0 + 2.0 * 86_400.0, DAY),
-            Some(Duration::ZERO),
-            "overdue: at once"
-        );
-        assert_eq!(
-            due_in(Some(1_000_000.0), true, 1000.0, DAY),
-            Some(DAY),
-            "clock set back"
-        );
-        assert_eq!(window_start(Some(5.0), 100_000.0, DAY), 5.0);
-        assert_eq!(window_start(None, 100_000.0, DAY), 100_000.0 - 86_400.0);
-    }
-
-    #[test]
-    fn the_message_has_subject_recipients_body_and_json_attachment() {
+    fn the_message_has_text_and_html_alternatives_and_the_json_attached() {
         let cfg = config(EmailFile {
             to: vec!["Ops <ops@example.org>".into(), "sec@example.org".into()],
             from: "Stinger <stinger@example.org>".into(),
+            timezone: "Europe/Berlin".into(),
             ..Default::default()
         });
-        let d = empty_digest(1_764_000_000.0);
-        let raw = String::from_utf8(message(&cfg, &d).unwrap().formatted()).unwrap();
+        let d = digest(None);
+        let raw = String::from_utf8(message(&cfg, &cfg.to, &d).unwrap().formatted()).unwrap();
         assert!(
-            raw.contains("Subject: [stinger] nothing unexpected, no changes"),
+            raw.contains("Subject: [stinger] 1 new confirmed (1 high)"),
             "{raw}"
         );
         assert!(
@@ -266,12 +269,43 @@ mod tests {
             "{raw}"
         );
         assert!(raw.contains("From: Stinger <stinger@example.org>"), "{raw}");
-        assert!(raw.contains("multipart/mixed"), "{raw}");
+        // mixed [ alternative [ text/plain, text/html ], application/json ], in that order.
+        let at = |needle: &str| {
+            raw.find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {raw}"))
+        };
+        assert!(at("multipart/mixed") < at("multipart/alternative"));
+        assert!(at("multipart/alternative") < at("text/plain"));
+        assert!(at("text/plain") < at("text/html"));
+        assert!(at("text/html") < at("application/json"));
         assert!(
             raw.contains("filename=\"stinger-digest-2025-11-24.json\""),
             "{raw}"
         );
-        assert!(raw.contains("0 hosts scanned"), "{raw}");
+        assert!(
+            raw.contains("Content-Type: text/html; charset=utf-8"),
+            "{raw}"
+        );
+    }
+
+    #[test]
+    fn a_project_digest_goes_to_its_own_recipients_and_says_so() {
+        let f: EmailFile = toml::from_str(
+            "enabled = true\nto = [\"admins@example.org\"]\n\
+             [projects]\nacme = [\"Acme <ops@acme.example>\"]\n",
+        )
+        .unwrap();
+        let cfg = config(f);
+        let audiences = cfg.audiences();
+        let acme = &audiences[1];
+        let d = digest(acme.project.as_deref());
+        let raw = String::from_utf8(message(&cfg, &acme.to, &d).unwrap().formatted()).unwrap();
+        assert!(raw.contains("To: Acme <ops@acme.example>\r\n"), "{raw}");
+        assert!(!raw.contains("admins@example.org"), "{raw}");
+        assert!(
+            raw.contains("Subject: [stinger] project acme: 1 new confirmed"),
+            "{raw}"
+        );
     }
 
     #[tokio::test]
@@ -287,8 +321,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             ..Default::default()
         });
-        let d = empty_digest(1.0);
-        let e = send(&cfg, &d).await.unwrap_err();
+        let e = send(&cfg, &cfg.to, &digest(None)).await.unwrap_err();
         assert_eq!(e.kind(), "smtp");
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
     }

@@ -1,6 +1,6 @@
 //! Prometheus metrics: the event counters and histograms the stages update as work happens
 //! ([`Metrics`]), and [`registry`], which registers them and then the state collectors of
-//! `expose::collectors` — hosts, ports, coverage, stage health, e-mail and the cloud
+//! `expose::collectors` — hosts, findings, ports, coverage, stage health, e-mail and the cloud
 //! inventory, built fresh on every scrape from the in-memory [`State`], one collector a file.
 
 use crate::model::Stage;
@@ -55,6 +55,8 @@ impl EncodeLabelValue for Stage {
 pub struct Metrics {
     pub scan_duration: Family<StageLabels, Histogram>,
     pub probes: Family<ResultLabels, Counter>,
+    /// Re-probes of changed TCP ports, by result (see [`Metrics::reprobes`]).
+    pub reprobes: Family<ResultLabels, Counter>,
     pub runs: Family<RunLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub series_dropped: Counter,
@@ -103,7 +105,28 @@ impl Metrics {
                 .inc_by(n);
         }
     }
+
+    /// Count one pass's re-probes of changed TCP ports: newly open ports that answered again
+    /// (`confirmed`) or not (`transient`), and ports open before that the scan missed and that
+    /// answered the re-probe (`recovered`) or stayed silent (`gone`).
+    pub fn reprobes(&self, confirmed: u64, transient: u64, recovered: u64, gone: u64) {
+        for (result, n) in REPROBE_RESULTS
+            .into_iter()
+            .zip([confirmed, transient, recovered, gone])
+        {
+            if n > 0 {
+                self.reprobes
+                    .get_or_create(&ResultLabels {
+                        result: result.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
 }
+
+/// The `result` label values of `stinger_reprobes_total`, each created at start.
+const REPROBE_RESULTS: [&str; 4] = ["confirmed", "transient", "recovered", "gone"];
 
 /// Build the registry: the event metrics, then every state collector (in that order when encoded).
 pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Registry, Metrics) {
@@ -111,6 +134,7 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
     let m = Metrics {
         scan_duration: Family::new_with_constructor(duration_histogram),
         probes: Family::default(),
+        reprobes: Family::default(),
         runs: Family::default(),
         errors: Family::default(),
         series_dropped: Counter::default(),
@@ -129,6 +153,16 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
     for result in ["open", "closed", "filtered", "error"] {
         // Create every result's series up front, so rate() works from the first scrape.
         let _ = m.probes.get_or_create(&ResultLabels {
+            result: result.into(),
+        });
+    }
+    reg.register(
+        "reprobes",
+        "Re-probes of TCP ports that changed since the host's last state, made in the same pass, by result (confirmed: a newly open port answered again; transient: it did not; recovered: a port open before that the scan missed answered; gone: it stayed silent)",
+        m.reprobes.clone(),
+    );
+    for result in REPROBE_RESULTS {
+        let _ = m.reprobes.get_or_create(&ResultLabels {
             result: result.into(),
         });
     }
@@ -228,11 +262,78 @@ mod tests {
         );
     }
 
+    #[test]
+    fn alerting_findings_take_the_series_budget_before_ports() {
+        use crate::judge::findings::{observe, Context, Covers, Settings};
+        let state = Arc::new(State::default());
+        {
+            let mut v = state.write();
+            let settings = Settings::default();
+            let policy = crate::judge::Policy::default();
+            let ctx = Context {
+                settings: &settings,
+                policy: &policy,
+                scan_id: Some(1),
+                now: 100.0,
+            };
+            for h in [
+                host("127.0.0.1", &[(22, Verdict::Expected)]),
+                host(
+                    "127.0.0.2",
+                    &[(6379, Verdict::Unexpected), (8080, Verdict::Unexpected)],
+                ),
+            ] {
+                for f in observe(&[], &h, Covers::All, &ctx) {
+                    v.findings.insert(f.id.clone(), f);
+                }
+                v.hosts.insert(h.id.clone(), h);
+            }
+        }
+        // Two confirmed findings and three open ports in a budget of three: both findings, one port.
+        let (reg, m) = registry(state, Arc::new(AtomicUsize::new(3)));
+        let text = crate::expose::encode_metrics(&reg, false).unwrap();
+        let count = |family: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .count()
+        };
+        assert_eq!(
+            count("stinger_finding_confirmed_timestamp_seconds"),
+            2,
+            "{text}"
+        );
+        assert_eq!(count("stinger_open_port_info"), 1, "{text}");
+        assert!(text.contains("port=\"6379\",expected=\"false\""), "{text}");
+        assert_eq!(m.series_dropped.get(), 2);
+    }
+
+    #[test]
+    fn reprobe_results_start_at_zero_and_count() {
+        let (reg, m) = registry(Arc::new(State::default()), Arc::new(AtomicUsize::new(10)));
+        let text = crate::expose::encode_metrics(&reg, false).unwrap();
+        assert!(
+            text.contains("stinger_reprobes_total{result=\"gone\"} 0"),
+            "{text}"
+        );
+        m.reprobes(2, 1, 0, 3);
+        m.reprobes(1, 0, 0, 0);
+        let text = crate::expose::encode_metrics(&reg, false).unwrap();
+        for want in [
+            "stinger_reprobes_total{result=\"confirmed\"} 3",
+            "stinger_reprobes_total{result=\"transient\"} 1",
+            "stinger_reprobes_total{result=\"recovered\"} 0",
+            "stinger_reprobes_total{result=\"gone\"} 3",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+
     /// Every family the registry exports, in exposition order: (name as registered, unit, type).
     /// A new metric is added here too; `tests/integration/dashboards.rs` also reads its names here.
-    const FAMILIES: [(&str, &str, &str); 55] = [
+    const FAMILIES: [(&str, &str, &str); 62] = [
         ("scan_duration", "seconds", "histogram"),
         ("scan_probes", "", "counter"),
+        ("reprobes", "", "counter"),
         ("scan_runs", "", "counter"),
         ("errors", "", "counter"),
         ("build_info", "", "gauge"),
@@ -242,6 +343,12 @@ mod tests {
         ("host_max_cvss", "", "gauge"),
         ("host_vulnerabilities", "", "gauge"),
         ("host_last_scan_timestamp", "seconds", "gauge"),
+        ("findings", "", "gauge"),
+        ("findings_acknowledged", "", "gauge"),
+        ("policy_exceptions", "", "gauge"),
+        ("finding_confirmed_timestamp", "seconds", "gauge"),
+        ("hosts_unreachable", "", "gauge"),
+        ("targets_scan_overdue", "", "gauge"),
         ("metrics_series_dropped", "", "counter"),
         ("open_port_info", "", "gauge"),
         ("udp_amplification_ratio", "", "gauge"),

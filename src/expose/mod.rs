@@ -1,6 +1,7 @@
 //! Expose stage: who is told. The HTTP server (axum): `/metrics` (or `--web.telemetry-path`) with
 //! content negotiation, the JSON API under `/api/v1/`, `/-/healthy`, `/-/ready` and a landing page.
-//! Everything here reads; nothing here scans or writes the store.
+//! Everything here reads, except acknowledging findings (`api::findings`, written to the store
+//! under the findings lock); nothing here scans.
 
 pub mod api;
 pub(crate) mod collectors;
@@ -24,7 +25,7 @@ use crate::store::Store;
 use axum::extract::State as AxState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -76,6 +77,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/changes", get(api::changes))
         .route("/api/v1/vulnerabilities", get(api::vulnerabilities))
         .route("/api/v1/digest", get(api::digest))
+        .route("/api/v1/findings", get(api::findings))
+        .route("/api/v1/findings/{id}", get(api::finding))
+        .route(
+            "/api/v1/findings/{id}/ack",
+            post(api::ack)
+                .delete(api::unack)
+                .layer(axum::extract::DefaultBodyLimit::max(api::ACK_BODY_LIMIT)),
+        )
         .route(
             "/api/v1/openapi.yaml",
             get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),

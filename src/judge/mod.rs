@@ -1,8 +1,12 @@
 //! Judge stage: what it means. Pure functions from an observation, the previous state and the policy
 //! to the new host state (every open port with its verdict and deciding rule) and the history events
-//! between the two (port opened/closed, host appeared/disappeared, verdict changed).
+//! between the two (port opened/closed, host appeared/disappeared, verdict changed). A host that
+//! answers nothing keeps its last ports (it is unreachable, not closed). [`findings`] turns the
+//! judged states into findings with a lifecycle.
 
+pub mod exceptions;
 pub mod exposure;
+pub mod findings;
 pub mod policy;
 
 pub use policy::{Policy, Rule};
@@ -174,6 +178,13 @@ pub fn judge_host(
     });
     let mut ports = ports;
     ports.extend(carried_udp);
+    // A host that answered nothing at all is unreachable, not a host whose ports all closed: it
+    // keeps the ports it had (their findings go stale), and nothing is reported closed.
+    if !up {
+        if let Some(p) = prev {
+            ports = p.ports.clone();
+        }
+    }
     let exposure = target
         .vm
         .as_ref()
@@ -441,6 +452,7 @@ mod tests {
             rules: vec![],
             expected: PortMatcher::parse(&["22"]).unwrap(),
             metadata_key: None,
+            ..Policy::default()
         }
     }
 
@@ -503,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn silent_hosts_are_not_kept_but_known_ones_disappear() {
+    fn silent_hosts_are_not_kept_but_known_ones_become_unreachable_keeping_their_ports() {
         let silent = HostObservation {
             filtered: 5,
             ..Default::default()
@@ -522,15 +534,13 @@ mod tests {
             .state
             .unwrap();
         let j = judge_host(&target(), &silent, Some(&prev), &policy(), 2, 2.0);
-        assert_eq!(
-            kinds(&j),
-            [
-                (EventKind::PortClosed, Some(22)),
-                (EventKind::HostDisappeared, None)
-            ]
-        );
+        // Unreachable, not closed: the ports stay (their findings go stale), none is reported
+        // closed.
+        assert_eq!(kinds(&j), [(EventKind::HostDisappeared, None)]);
         let s = j.state.unwrap();
         assert!(!s.up);
+        assert_eq!(s.ports.len(), 1);
+        assert_eq!(s.ports[0].port, 22);
         assert_eq!(s.last_seen, 1.0);
         assert_eq!(
             kinds(&Judged {

@@ -1,14 +1,17 @@
 //! The port policy: which open ports are expected. Rules are checked in the order written; the first
 //! rule that selects the host and names the port (in `allow` or `deny`) decides. Then the ports the
-//! VM itself declares in its metadata (under [`Policy::metadata_key`]), then the global `expected`
-//! list; anything else is unexpected by the `default` rule. Every verdict carries the name of the rule
-//! that decided, so an operator can see why.
+//! VM itself declares in its metadata (under [`Policy::metadata_key`]), but only for a VM of a project
+//! the operator lets self-declare ([`Policy::self_declare`], none by default), then the global
+//! `expected` list; anything else is unexpected by the `default` rule. Every verdict carries the name
+//! of the rule that decided, so an operator can see why. The policy also carries the configured
+//! exceptions (`judge::exceptions`), which acknowledge findings and never change a verdict.
 //!
 //! A rule selects hosts by CIDR, target group, OpenStack project (id or name) and VM metadata; the
 //! selectors are ANDed and an empty one selects every host. A host known only by its address (a CIDR
 //! target) has no project and no metadata, so it never matches a rule that selects on either.
 
-use crate::model::{Metadata, Protocol, Verdict};
+use super::exceptions::Exception;
+use crate::model::{Finding, Metadata, Protocol, UnixSeconds, Verdict};
 use crate::ports::{PortMatcher, PortSpecError};
 use ipnetwork::IpNetwork;
 use std::borrow::Cow;
@@ -23,6 +26,8 @@ pub const DEFAULT: &str = "default";
 pub const METADATA_PREFIX: &str = "metadata:";
 /// Metadata selector value meaning "the key is present, whatever its value".
 pub const ANY_VALUE: &str = "*";
+/// [`Policy::self_declare`] entry meaning "every project".
+pub const ANY_PROJECT: &str = "*";
 
 /// The name reported when the VM's metadata declaration under `key` decided.
 pub fn metadata_rule_name(key: &str) -> String {
@@ -90,7 +95,7 @@ impl Rule {
 }
 
 /// The whole policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     pub rules: Vec<Rule>,
     /// Ports expected everywhere unless a rule says otherwise.
@@ -98,6 +103,12 @@ pub struct Policy {
     /// The VM metadata key under which a VM declares its own expected ports (a port spec list such
     /// as `8080/tcp, 9100, 5000-5010/tcp`); `None` ignores declarations.
     pub metadata_key: Option<String>,
+    /// The projects (id or name, exactly; [`ANY_PROJECT`] `*`: every project) whose VMs may declare
+    /// their own expected ports. Empty, the default: none may, since a tenant's declaration would
+    /// otherwise whitelist whatever the tenant likes (`1-65535`).
+    pub self_declare: Vec<String>,
+    /// Accepted risks (`[[policy.exceptions]]`), in the order written.
+    pub exceptions: Vec<Exception>,
 }
 
 impl Policy {
@@ -116,7 +127,8 @@ impl Policy {
     }
 
     /// The verdict on one open port of `subject`, and the name of the rule that decided: the named
-    /// rules, then the VM's metadata declaration (`metadata:<key>`), then `global`, else `default`.
+    /// rules, then the VM's metadata declaration (`metadata:<key>`, only where the VM's project may
+    /// self-declare), then `global`, else `default`.
     pub fn verdict_for(
         &self,
         subject: &Subject<'_>,
@@ -126,13 +138,85 @@ impl Policy {
         if let Some((v, name)) = self.by_rules(subject, proto, port) {
             return (v, Cow::Borrowed(name));
         }
-        if let Some((key, Ok(declared))) = subject.metadata.and_then(|m| self.declared(m)) {
+        let declared = subject
+            .metadata
+            .filter(|_| self.may_self_declare(subject.project_id, subject.project_name))
+            .and_then(|m| self.declared(m));
+        if let Some((key, Ok(declared))) = declared {
             if declared.contains(proto, port) {
                 return (Verdict::Expected, Cow::Owned(metadata_rule_name(key)));
             }
         }
         let (v, name) = self.by_global(proto, port);
         (v, Cow::Borrowed(name))
+    }
+
+    /// Whether VMs of this project (by id or name) may declare their own expected ports. A host
+    /// without a project (a CIDR target) may declare nothing, whatever the setting.
+    pub fn may_self_declare(&self, project_id: Option<&str>, project_name: Option<&str>) -> bool {
+        let known = project_id.is_some() || project_name.is_some();
+        self.self_declare.iter().any(|p| {
+            (p == ANY_PROJECT && known)
+                || project_id == Some(p.as_str())
+                || project_name == Some(p.as_str())
+        })
+    }
+
+    /// The first exception that covers the finding and has not expired at `now`.
+    pub fn exception_for(&self, f: &Finding, now: UnixSeconds) -> Option<&Exception> {
+        self.exceptions
+            .iter()
+            .find(|e| !e.expired(now) && e.matches(f))
+    }
+
+    /// How many exceptions have expired at `now` (they stay configured but cover nothing).
+    pub fn expired_exceptions(&self, now: UnixSeconds) -> usize {
+        self.exceptions.iter().filter(|e| e.expired(now)).count()
+    }
+
+    /// What `check-config` says about the policy beyond the file itself: which projects may declare
+    /// their own expected ports, and each exception with its expiry (expired ones marked), a line
+    /// each.
+    pub fn summary(&self, now: UnixSeconds) -> Vec<String> {
+        let mut lines = Vec::new();
+        match (&self.metadata_key, self.self_declare.as_slice()) {
+            (None, _) => lines.push(
+                "no VM may declare its own expected ports (policy.metadata_key is empty)".to_string(),
+            ),
+            (Some(_), []) => lines.push(
+                "no VM may declare its own expected ports (policy.self_declare is empty)".to_string(),
+            ),
+            (Some(key), projects) if projects.iter().any(|p| p == ANY_PROJECT) => lines.push(
+                format!("VMs of every project may declare their own expected ports in metadata {key:?}"),
+            ),
+            (Some(key), projects) => lines.push(format!(
+                "VMs of these projects (id or name) may declare their own expected ports in metadata {key:?}: {}",
+                projects.join(", ")
+            )),
+        }
+        let expired = self.expired_exceptions(now);
+        lines.push(format!(
+            "{} policy exception(s), {expired} expired",
+            self.exceptions.len()
+        ));
+        for e in &self.exceptions {
+            let state = if e.expired(now) {
+                "EXPIRED (no longer applies)"
+            } else {
+                "active"
+            };
+            let owner = e
+                .owner
+                .as_deref()
+                .map_or(String::new(), |o| format!(", owner {o}"));
+            lines.push(format!(
+                "  {}: {state}, expires {}{owner}; covers {}",
+                e.name,
+                e.expires_rfc3339(),
+                e.selectors
+            ));
+        }
+        lines
     }
 
     /// What is wrong with the VM's port declaration, if it has one that does not parse (it is then
@@ -190,355 +274,4 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TCP: Protocol = Protocol::Tcp;
-    const UDP: Protocol = Protocol::Udp;
-    const KEY: &str = "stinger_expected_ports";
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn ports(specs: &[&str]) -> PortMatcher {
-        PortMatcher::parse(specs).unwrap()
-    }
-
-    /// A rule's metadata selector (a map) or a VM's metadata, from pairs.
-    fn meta<M: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> M {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn vm<'a>(project: (&'a str, &'a str), metadata: &'a Metadata) -> Subject<'a> {
-        Subject {
-            address: ip("10.5.0.7"),
-            group: "cloud",
-            project_id: Some(project.0),
-            project_name: Some(project.1),
-            metadata: Some(metadata),
-        }
-    }
-
-    fn policy() -> Policy {
-        Policy {
-            rules: vec![
-                Rule {
-                    name: "no-telnet-in-dmz".into(),
-                    cidrs: vec!["10.1.0.0/16".parse().unwrap()],
-                    deny: ports(&["22"]),
-                    ..Rule::default()
-                },
-                Rule {
-                    name: "databases".into(),
-                    groups: vec!["db".into()],
-                    allow: ports(&["5432"]),
-                    ..Rule::default()
-                },
-            ],
-            expected: ports(&["22", "80", "443"]),
-            ..Policy::default()
-        }
-    }
-
-    #[test]
-    fn first_matching_rule_decides_and_is_named() {
-        let p = policy();
-        let dmz: IpAddr = "10.1.2.3".parse().unwrap();
-        let other: IpAddr = "10.2.0.1".parse().unwrap();
-        let tcp = Protocol::Tcp;
-        assert_eq!(
-            p.verdict(dmz, "web", tcp, 22),
-            (Verdict::Unexpected, "no-telnet-in-dmz")
-        );
-        assert_eq!(
-            p.verdict(other, "web", tcp, 22),
-            (Verdict::Expected, GLOBAL)
-        );
-        assert_eq!(
-            p.verdict(other, "db", tcp, 5432),
-            (Verdict::Expected, "databases")
-        );
-        assert_eq!(
-            p.verdict(other, "web", tcp, 5432),
-            (Verdict::Unexpected, DEFAULT)
-        );
-        assert_eq!(
-            p.verdict(other, "web", Protocol::Udp, 22),
-            (Verdict::Unexpected, DEFAULT)
-        );
-    }
-
-    /// The old entry point is `verdict_for` on an address-only subject.
-    #[test]
-    fn verdict_is_verdict_for_an_address_only_subject() {
-        let mut p = policy();
-        p.metadata_key = Some(KEY.into());
-        p.rules.push(Rule {
-            name: "tenant".into(),
-            projects: vec!["p1".into()],
-            allow: ports(&["1-65535"]),
-            ..Rule::default()
-        });
-        for addr in ["10.1.2.3", "10.2.0.1", "192.0.2.1"] {
-            for group in ["web", "db"] {
-                for proto in [TCP, UDP] {
-                    for port in [21, 22, 80, 5432, 8080] {
-                        let (v, name) = p.verdict(ip(addr), group, proto, port);
-                        let (v2, name2) =
-                            p.verdict_for(&Subject::address(ip(addr), group), proto, port);
-                        assert_eq!(
-                            (v, name),
-                            (v2, name2.as_ref()),
-                            "{addr} {group} {proto}/{port}"
-                        );
-                        assert_ne!(name, "tenant", "an address-only host has no project");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn projects_match_by_id_or_by_name_exactly() {
-        let p = Policy {
-            rules: vec![Rule {
-                name: "billing".into(),
-                projects: vec!["a1b2".into(), "billing-prod".into()],
-                allow: ports(&["8443"]),
-                ..Rule::default()
-            }],
-            ..Policy::default()
-        };
-        let none = Metadata::default();
-        let expect = |s: &Subject<'_>| p.verdict_for(s, TCP, 8443).1.into_owned();
-        assert_eq!(expect(&vm(("a1b2", "whatever"), &none)), "billing", "by id");
-        assert_eq!(
-            expect(&vm(("ffff", "billing-prod"), &none)),
-            "billing",
-            "by name"
-        );
-        assert_eq!(
-            expect(&vm(("ffff", "billing-PROD"), &none)),
-            DEFAULT,
-            "exact"
-        );
-        assert_eq!(
-            expect(&vm(("a1b", "billing"), &none)),
-            DEFAULT,
-            "no prefixes"
-        );
-        let name_only = Subject {
-            project_id: None,
-            ..vm(("", "billing-prod"), &none)
-        };
-        assert_eq!(expect(&name_only), "billing");
-        assert_eq!(expect(&Subject::address(ip("10.5.0.7"), "cloud")), DEFAULT);
-    }
-
-    #[test]
-    fn metadata_selectors_need_every_key_and_star_means_present() {
-        let p = Policy {
-            rules: vec![Rule {
-                name: "k8s-nodes".into(),
-                metadata: meta(&[("role", "k8s-node"), ("cluster", "*")]),
-                allow: ports(&["10250"]),
-                ..Rule::default()
-            }],
-            ..Policy::default()
-        };
-        let name = |m: &Metadata| p.verdict_for(&vm(("p", "p"), m), TCP, 10250).1.into_owned();
-        assert_eq!(
-            name(&meta(&[("role", "k8s-node"), ("cluster", "prod")])),
-            "k8s-nodes"
-        );
-        assert_eq!(
-            name(&meta(&[("role", "k8s-node"), ("cluster", "")])),
-            "k8s-nodes",
-            "* = present, even empty"
-        );
-        assert_eq!(
-            name(&meta(&[("role", "k8s-node"), ("x", "1")])),
-            DEFAULT,
-            "cluster missing"
-        );
-        assert_eq!(
-            name(&meta(&[("role", "db"), ("cluster", "prod")])),
-            DEFAULT,
-            "wrong value"
-        );
-        assert_eq!(
-            name(&meta(&[("role", "K8S-node"), ("cluster", "p")])),
-            DEFAULT,
-            "exact value"
-        );
-        assert_eq!(name(&Metadata::default()), DEFAULT);
-        let cidr_host = Subject::address(ip("10.5.0.7"), "cloud");
-        assert_eq!(p.verdict_for(&cidr_host, TCP, 10250).1, DEFAULT);
-        // A literal "*" value on the VM is just a value; the selector "*" accepts anything.
-        assert_eq!(
-            name(&meta(&[("role", "k8s-node"), ("cluster", "*")])),
-            "k8s-nodes"
-        );
-    }
-
-    #[test]
-    fn selectors_are_anded() {
-        let p = Policy {
-            rules: vec![Rule {
-                name: "all-four".into(),
-                cidrs: vec!["10.5.0.0/16".parse().unwrap()],
-                groups: vec!["cloud".into()],
-                projects: vec!["p1".into()],
-                metadata: meta(&[("tier", "web")]),
-                allow: ports(&["80"]),
-                ..Rule::default()
-            }],
-            ..Policy::default()
-        };
-        let web = meta(&[("tier", "web")]);
-        let db = meta(&[("tier", "db")]);
-        let base = vm(("p1", "one"), &web);
-        let name = |s: Subject<'_>| p.verdict_for(&s, TCP, 80).1.into_owned();
-        assert_eq!(name(base), "all-four");
-        assert_eq!(
-            name(Subject {
-                address: ip("10.6.0.1"),
-                ..base
-            }),
-            DEFAULT
-        );
-        assert_eq!(
-            name(Subject {
-                group: "other",
-                ..base
-            }),
-            DEFAULT
-        );
-        assert_eq!(
-            name(Subject {
-                project_id: Some("p2"),
-                ..base
-            }),
-            DEFAULT
-        );
-        assert_eq!(
-            name(Subject {
-                metadata: Some(&db),
-                ..base
-            }),
-            DEFAULT
-        );
-        assert_eq!(
-            name(Subject {
-                metadata: None,
-                ..base
-            }),
-            DEFAULT
-        );
-    }
-
-    fn declaring_policy() -> Policy {
-        Policy {
-            rules: vec![
-                Rule {
-                    name: "no-redis".into(),
-                    projects: vec!["p1".into()],
-                    deny: ports(&["6379"]),
-                    ..Rule::default()
-                },
-                Rule {
-                    name: "monitoring".into(),
-                    allow: ports(&["9100"]),
-                    ..Rule::default()
-                },
-            ],
-            expected: ports(&["22", "8080"]),
-            metadata_key: Some(KEY.into()),
-        }
-    }
-
-    #[test]
-    fn a_vm_declares_its_own_ports_after_the_rules_and_before_global() {
-        let p = declaring_policy();
-        let m = meta(&[(KEY, "8080/tcp, 9100, 5000-5010/tcp 53/udp,,6379")]);
-        let s = vm(("p1", "one"), &m);
-        let got = |proto, port| {
-            let (v, n) = p.verdict_for(&s, proto, port);
-            (v, n.into_owned())
-        };
-        let declared = metadata_rule_name(KEY);
-        assert_eq!(declared, "metadata:stinger_expected_ports");
-        assert_eq!(got(TCP, 5000), (Verdict::Expected, declared.clone()));
-        assert_eq!(got(TCP, 5010), (Verdict::Expected, declared.clone()));
-        assert_eq!(got(UDP, 53), (Verdict::Expected, declared.clone()));
-        assert_eq!(got(TCP, 5011), (Verdict::Unexpected, DEFAULT.into()));
-        assert_eq!(
-            got(TCP, 53),
-            (Verdict::Unexpected, DEFAULT.into()),
-            "53 declared for udp only"
-        );
-        // Declared and global: the declaration comes first, so it is named.
-        assert_eq!(got(TCP, 8080), (Verdict::Expected, declared.clone()));
-        // Global only.
-        assert_eq!(got(TCP, 22), (Verdict::Expected, GLOBAL.into()));
-        // Declared, but a rule decides first: its allow is named, its deny wins.
-        assert_eq!(got(TCP, 9100), (Verdict::Expected, "monitoring".into()));
-        assert_eq!(got(TCP, 6379), (Verdict::Unexpected, "no-redis".into()));
-        // Without a metadata key, declarations are not read.
-        let off = Policy {
-            metadata_key: None,
-            ..declaring_policy()
-        };
-        assert_eq!(off.verdict_for(&s, TCP, 5000).1, DEFAULT);
-        assert_eq!(off.verdict_for(&s, TCP, 8080).1, GLOBAL);
-        assert_eq!(off.metadata_problem(&meta(&[(KEY, "junk")])), None);
-        // Another key is not a declaration.
-        let other = meta(&[("expected_ports", "5000")]);
-        assert_eq!(
-            p.verdict_for(&vm(("p9", "x"), &other), TCP, 5000).1,
-            DEFAULT
-        );
-    }
-
-    #[test]
-    fn an_unparsable_declaration_is_ignored_and_reported() {
-        let p = declaring_policy();
-        for (value, needle) in [
-            ("5000, http", "http"),
-            ("5000 70000", "outside 1-65535"),
-            ("5000/sctp", "unknown protocol"),
-            ("top1000", "top1000"),
-            ("6000-5000", "above its end"),
-        ] {
-            let m = meta(&[(KEY, value)]);
-            let s = vm(("p2", "two"), &m);
-            assert_eq!(
-                p.verdict_for(&s, TCP, 5000).1,
-                DEFAULT,
-                "{value}: whole declaration ignored"
-            );
-            assert_eq!(p.verdict_for(&s, TCP, 22).1, GLOBAL, "{value}");
-            let problem = p.metadata_problem(&m).unwrap_or_default();
-            assert!(problem.contains(KEY), "{value}: {problem}");
-            assert!(problem.contains(needle), "{value}: {problem}");
-        }
-        for fine in [
-            meta(&[(KEY, "5000, 22/udp")]),
-            meta(&[(KEY, "")]),
-            meta(&[(KEY, " , ")]),
-            Metadata::default(),
-        ] {
-            assert_eq!(p.metadata_problem(&fine), None, "{fine:?}");
-        }
-        // An empty declaration declares nothing.
-        let empty = meta(&[(KEY, "")]);
-        assert_eq!(
-            p.verdict_for(&vm(("p2", "two"), &empty), TCP, 5000).1,
-            DEFAULT
-        );
-    }
-}
+mod tests;

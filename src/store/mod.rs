@@ -5,7 +5,9 @@
 
 pub mod schema;
 
-use crate::model::{Event, EventKind, HostState, Outcome, ScanRun, UnixSeconds, Vm};
+use crate::model::{
+    Event, EventKind, Finding, FindingState, HostState, Outcome, ScanRun, UnixSeconds, Vm,
+};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
 use schema::*;
 use serde::de::DeserializeOwned;
@@ -65,6 +67,8 @@ pub struct Commit {
     /// Cloud VMs inventoried (written) and gone (deleted), by instance id.
     pub vms: Vec<Arc<Vm>>,
     pub removed_vms: Vec<String>,
+    /// Findings the scan changed (in the same batch as the hosts that changed them).
+    pub findings: Vec<Finding>,
 }
 
 /// Event keys from `from` (inclusive) to `until` (exclusive).
@@ -259,6 +263,32 @@ impl Store {
         Ok(())
     }
 
+    /// When the last findings digest to `project`'s recipients (`None`: the admins) went out, if
+    /// one ever did (an unreadable record counts as none).
+    pub fn digest_last_sent(&self, project: Option<&str>) -> Result<Option<UnixSeconds>> {
+        let v = self
+            .db
+            .get_cf(self.cf(CF_META)?, digest_last_sent_key(project))?;
+        Ok(
+            v.and_then(|v| std::str::from_utf8(&v).ok()?.parse::<f64>().ok())
+                .filter(|t| t.is_finite()),
+        )
+    }
+
+    /// Record that a digest to `project`'s recipients (`None`: the admins) went out at `t`
+    /// (durably: a restart must not send it twice).
+    pub fn set_digest_last_sent(&self, project: Option<&str>, t: UnixSeconds) -> Result<()> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(CF_META)?,
+            digest_last_sent_key(project),
+            t.to_string(),
+            &opts,
+        )?;
+        Ok(())
+    }
+
     /// Allocate the next scan-run id and record the run as running.
     pub fn begin_run(&self, mut run: ScanRun) -> Result<ScanRun> {
         let meta = self.cf(CF_META)?;
@@ -306,8 +336,59 @@ impl Store {
             batch.put_cf(events, key, encode("event", e)?);
             batch.put_cf(index, host_index_key(&e.host, &key), []);
         }
+        let findings = self.cf(CF_FINDINGS)?;
+        for f in &c.findings {
+            batch.put_cf(findings, f.id.as_bytes(), encode("finding", f)?);
+        }
         self.db.write(batch)?;
         Ok(())
+    }
+
+    /// Every stored finding.
+    pub fn findings(&self) -> Result<Vec<Finding>> {
+        let cf = self.cf(CF_FINDINGS)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            out.extend(decode::<Finding>(CF_FINDINGS, &k, &v));
+        }
+        Ok(out)
+    }
+
+    /// Write findings on their own (an acknowledgement, an expiry) in one synced batch: all or
+    /// nothing, and durable before the caller answers.
+    pub fn put_findings(&self, list: &[Finding]) -> Result<()> {
+        let cf = self.cf(CF_FINDINGS)?;
+        let mut batch = WriteBatch::default();
+        for f in list {
+            batch.put_cf(cf, f.id.as_bytes(), encode("finding", f)?);
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Delete findings resolved before `before` (at most `budget`); returns their ids.
+    pub fn prune_findings(&self, before: UnixSeconds, budget: usize) -> Result<Vec<String>> {
+        let cf = self.cf(CF_FINDINGS)?;
+        let mut batch = WriteBatch::default();
+        let mut gone = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            if gone.len() >= budget {
+                break;
+            }
+            let (k, v) = item?;
+            let Some(f) = decode::<Finding>(CF_FINDINGS, &k, &v) else {
+                continue;
+            };
+            if f.state == FindingState::Resolved && f.resolved_at.is_some_and(|t| t < before) {
+                batch.delete_cf(cf, &k);
+                gone.push(f.id);
+            }
+        }
+        self.db.write(batch)?;
+        Ok(gone)
     }
 
     /// Mark runs left "running" by a process that stopped mid-scan as interrupted. Looks at the

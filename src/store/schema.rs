@@ -21,19 +21,39 @@ pub const CF_EVENTS_BY_HOST: &str = "events_by_host";
 /// bump: an older store simply gains the empty family at open.)
 pub const CF_VMS: &str = "vms";
 
-pub const ALL_CFS: [&str; 6] = [
+/// Finding id → `Finding` (with its history). Added without a schema bump, as `vms`.
+pub const CF_FINDINGS: &str = "findings";
+
+pub const ALL_CFS: [&str; 7] = [
     CF_META,
     CF_HOSTS,
     CF_SCANS,
     CF_EVENTS,
     CF_EVENTS_BY_HOST,
     CF_VMS,
+    CF_FINDINGS,
 ];
 
 pub const META_SCHEMA: &[u8] = b"schema_version";
 pub const META_LAST_RUN: &[u8] = b"last_run_id";
-/// When the last digest e-mail went out (`UnixSeconds` as text): its successor covers the changes since.
+/// When the last digest e-mail went out (`UnixSeconds` as text), before digests were made of
+/// findings: no longer read (the first findings digest summarises instead of listing every finding
+/// as new).
 pub const META_EMAIL_LAST_SENT: &[u8] = b"email_last_sent";
+/// When the last findings digest to the admins went out (`UnixSeconds` as text): its successor
+/// covers the changes since. Per project: [`digest_last_sent_key`].
+pub const META_DIGEST_LAST_SENT: &[u8] = b"digest_last_sent";
+
+/// The meta key of when the last digest to `project`'s recipients (`None`: the admins) went out:
+/// `digest_last_sent`, or `digest_last_sent/project/<project>`.
+pub fn digest_last_sent_key(project: Option<&str>) -> Vec<u8> {
+    let mut k = META_DIGEST_LAST_SENT.to_vec();
+    if let Some(p) = project {
+        k.extend_from_slice(b"/project/");
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
 
 /// Length of an event key.
 pub const EVENT_KEY_LEN: usize = 20;
@@ -108,6 +128,16 @@ mod tests {
         assert!(a < b && b < c);
         assert!(event_key_from(100.6) <= b);
         assert_eq!(decode_u64(&run_key(42)), Some(42));
+    }
+
+    #[test]
+    fn digest_keys_keep_admins_and_projects_apart() {
+        assert_eq!(digest_last_sent_key(None), b"digest_last_sent");
+        assert_eq!(
+            digest_last_sent_key(Some("acme")),
+            b"digest_last_sent/project/acme"
+        );
+        assert_ne!(digest_last_sent_key(Some("")), digest_last_sent_key(None));
     }
 
     #[test]

@@ -269,3 +269,63 @@ fn a_vms_hosts_are_found_and_their_events_merged_in_order() {
     let after = page1.last().map(|(k, _)| k.clone());
     assert_eq!(times(EventQuery { after, ..q }), [40.0, 50.0]);
 }
+
+#[test]
+fn findings_are_committed_with_their_scan_put_alone_and_pruned_once_resolved() {
+    use crate::model::{finding_id, Finding, FindingKind, FindingState, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    let finding = |host: &str, state: FindingState, resolved_at: Option<f64>| Finding {
+        id: finding_id(host, FindingKind::UnexpectedPort, "tcp/22"),
+        kind: FindingKind::UnexpectedPort,
+        key: "tcp/22".into(),
+        host: host.into(),
+        address: "127.0.0.1".parse().unwrap(),
+        group: "g".into(),
+        vm: None,
+        protocol: Some(crate::model::Protocol::Tcp),
+        port: Some(22),
+        cve: None,
+        state,
+        severity: Severity::High,
+        rule: "default".into(),
+        evidence: "tcp/22 open".into(),
+        first_seen: 1.0,
+        last_seen: 1.0,
+        confirmed_at: Some(1.0),
+        resolved_at,
+        stale_since: None,
+        occurrence: 1,
+        previous: Vec::new(),
+        seen: 1,
+        missed: 0,
+        ack: None,
+        history: Vec::new(),
+    };
+    let open = finding("a", FindingState::Confirmed, None);
+    let old = finding("b", FindingState::Resolved, Some(10.0));
+    let recent = finding("c", FindingState::Resolved, Some(1000.0));
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.commit(&Commit {
+            run: Some(run(1.0)),
+            hosts: vec![host("127.0.0.1", 22)],
+            findings: vec![open.clone(), old.clone()],
+            ..Commit::default()
+        })
+        .unwrap();
+        s.put_findings(std::slice::from_ref(&recent)).unwrap();
+    }
+    // Served after a restart.
+    let s = Store::open(dir.path()).unwrap();
+    let mut all = s.findings().unwrap();
+    all.sort_by(|a, b| a.host.cmp(&b.host));
+    assert_eq!(all, [open.clone(), old.clone(), recent.clone()]);
+    // Retention removes only findings resolved before the cut.
+    assert_eq!(
+        s.prune_findings(500.0, 100).unwrap(),
+        std::slice::from_ref(&old.id)
+    );
+    let left: Vec<String> = s.findings().unwrap().into_iter().map(|f| f.host).collect();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&"b".to_string()));
+}

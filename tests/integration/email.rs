@@ -1,7 +1,9 @@
 //! The digest e-mail through the real binary and a real SMTP server (aiosmtpd from Debian's
 //! python3-aiosmtpd, driven by `smtp_server.py`): STARTTLS against a test CA, AUTH, the message as
-//! Python's MIME parser reads it, the e-mail metrics, no second digest after a restart, a refused
-//! password counted and retried without the password in the log, and a quiet window sending nothing.
+//! Python's MIME parser reads it (text and HTML alternatives, the JSON attached), the first digest's
+//! summary of a confirmed finding, the e-mail metrics, no second digest after a restart, a refused
+//! password counted and retried without the password in the log, a quiet window sending nothing;
+//! per-project digests in `email/projects.rs`.
 
 use crate::util::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -10,6 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod projects;
 
 /// Debian's interpreter: python3-aiosmtpd installs into its dist-packages only.
 const PYTHON: &str = "/usr/bin/python3";
@@ -114,8 +118,52 @@ fn free_port(ip: &str) -> u16 {
         .port()
 }
 
-fn text_part(m: &Value) -> &str {
-    m["parts"][0]["text"].as_str().unwrap_or_default()
+/// The decoded text of the message's leaf part of `content_type`.
+fn part<'a>(m: &'a Value, content_type: &str) -> &'a str {
+    m["parts"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["content_type"] == content_type))
+        .and_then(|p| p["text"].as_str())
+        .unwrap_or_else(|| panic!("no {content_type} part in {m}"))
+}
+
+/// Check the MIME tree every digest has — text and HTML as alternatives, the JSON attached — and
+/// return the text, the HTML and the digest the attachment holds.
+fn digest_parts(m: &Value) -> (String, String, Value) {
+    assert_eq!(
+        m["structure"],
+        serde_json::json!([
+            "multipart/mixed",
+            "  multipart/alternative",
+            "    text/plain",
+            "    text/html",
+            "  application/json"
+        ]),
+        "{m}"
+    );
+    // Lines end in CRLF on the wire; any other control character came from a value.
+    let text = part(m, "text/plain").replace("\r\n", "\n");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters in the text part: {text:?}"
+    );
+    let html = part(m, "text/html").replace("\r\n", "\n");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    let attachment = m["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content_type"] == "application/json")
+        .unwrap();
+    assert!(
+        attachment["filename"]
+            .as_str()
+            .unwrap()
+            .starts_with("stinger-digest-"),
+        "{attachment}"
+    );
+    let digest = serde_json::from_str(attachment["text"].as_str().unwrap()).unwrap();
+    (text, html, digest)
 }
 
 const PASSWORD: &str = "smtp-Pw-7qZ";
@@ -176,45 +224,37 @@ interval = "1h"
         m["rcpt_to"],
         serde_json::json!(["admins@example.org", "sec@example.org"])
     );
+    // The first digest summarises: the counts, and the confirmed finding among the most severe.
     let subject = m["subject"].as_str().unwrap();
     assert!(
-        subject.starts_with("[stinger] 1 unexpected open port on 1 host, "),
+        subject.starts_with("[stinger] first digest: 1 confirmed finding"),
         "{subject}"
     );
-    assert_eq!(m["parts"][0]["content_type"], "text/plain");
-    let text = text_part(m);
-    assert!(text.contains("127.0.120.2  (mail)"), "{text}");
+    let (text, html, digest) = digest_parts(m);
+    let line = format!("unexpected_port  tcp/{open_port} on 127.0.120.2  group mail");
+    assert!(text.contains(&line), "{line:?} in:\n{text}");
     assert!(
-        text.contains(&format!("tcp/{open_port}  unidentified  rule default")),
+        text.contains("FINDINGS BY KIND, SEVERITY AND STATE"),
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "port_opened  127.0.120.2 tcp/{open_port} unexpected"
-        )),
-        "{text}"
+        html.contains(&format!("tcp/{open_port} on 127.0.120.2")),
+        "{html}"
     );
-    let attachment = &m["parts"][1];
-    assert_eq!(attachment["content_type"], "application/json");
-    assert!(
-        attachment["filename"]
-            .as_str()
-            .unwrap()
-            .starts_with("stinger-digest-"),
-        "{attachment}"
-    );
-    let digest: Value = serde_json::from_str(attachment["text"].as_str().unwrap()).unwrap();
-    assert_eq!(digest["summary"]["unexpected_ports"], 1);
-    assert_eq!(digest["unexpected"][0]["address"], "127.0.120.2");
-    assert_eq!(digest["unexpected"][0]["ports"][0]["port"], open_port);
-    assert!(
-        digest["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "port_opened" && e["port"] == open_port),
-        "{digest}"
-    );
+    assert_eq!(digest["first"], true, "{digest}");
+    let top = &digest["top"][0];
+    assert_eq!(top["kind"], "unexpected_port", "{digest}");
+    assert_eq!(top["address"], "127.0.120.2");
+    assert_eq!(top["port"], open_port);
+    let api = top["api"].as_str().unwrap();
+    assert!(text.contains(api) && html.contains(api), "{api}");
+    let (status, body) = agent.get(api);
+    assert_eq!(status, 200, "the digest's link to the finding: {body}");
+    assert!(digest["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["kind"] == "unexpected_port" && c["state"] == "confirmed"));
 
     let metrics = wait_for("the e-mail metrics", Duration::from_secs(10), || {
         let m = agent.metrics();
@@ -275,6 +315,7 @@ ca_file = "{ca}"
 username = "stinger"
 password_env = "STINGER_TEST_SMTP_PASSWORD"
 to = ["admins@example.org"]
+send_empty = true
 "#,
             ca = ca.display()
         ),
@@ -335,7 +376,7 @@ send_empty = {send_empty}
     wait_for("the quiet digest", Duration::from_secs(60), || {
         agent
             .log()
-            .contains("digest e-mail not sent: nothing unexpected")
+            .contains("digest e-mail not sent: nothing changed")
             .then_some(())
     });
     let metrics = agent.metrics();
@@ -357,10 +398,17 @@ send_empty = {send_empty}
     assert_eq!(msgs[0]["tls"], false);
     assert_eq!(
         msgs[0]["subject"],
-        "[stinger] nothing unexpected, no changes"
+        "[stinger] first digest: 0 confirmed findings"
     );
-    let text = text_part(&msgs[0]);
-    assert!(text.contains("0 hosts scanned"), "{text}");
+    let (text, html, digest) = digest_parts(&msgs[0]);
+    assert!(
+        text.contains("Now: 0 confirmed findings (0 acknowledged), 0 open, 0 stale."),
+        "{text}"
+    );
+    assert!(html.contains("<h2>Stinger&#39;s first digest, "), "{html}");
+    assert_eq!(digest["first"], true);
+    assert!(digest["since"].is_null());
+    assert_eq!(digest["counts"], serde_json::json!([]));
     assert!(agent.stop().success());
 }
 

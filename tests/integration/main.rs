@@ -8,6 +8,8 @@ mod email;
 #[path = "../../examples/fake_cloud/server.rs"]
 mod fake_cloud;
 mod fake_cloud_selftest;
+mod findings;
+mod findings_api;
 mod hostile;
 mod keystone;
 mod keystone_server;

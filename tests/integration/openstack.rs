@@ -99,6 +99,7 @@ jitter = "0s"
 
 [policy]
 expected = ["22/tcp"]
+self_declare = ["*"]
 
 [[openstack]]
 name = "cloud"
@@ -162,22 +163,22 @@ timeout = "5s"
     );
     // The digest names the VM, its project and its user, as the nightly mail did.
     let digest = agent.json("/api/v1/digest?since=0");
-    let entry = digest["unexpected"]
+    let entry = digest["confirmed"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["address"] == "127.0.100.10")
+        .find(|e| {
+            e["address"] == "127.0.100.10" && e["port"] == 3306 && e["kind"] == "unexpected_port"
+        })
         .unwrap_or_else(|| panic!("web-1's unexpected 3306 is in the digest: {digest}"));
     assert_eq!(entry["vm"]["name"], "web-1", "{entry}");
     assert_eq!(entry["vm"]["project"], "admin", "{entry}");
     // The fake servers' user id is unknown to Keystone: the id stands in for the name.
     assert_eq!(entry["vm"]["user"], "fake", "{entry}");
     assert!(
-        entry["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["verdict"] == "unexpected"),
+        entry["api"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("/api/v1/findings/")),
         "{entry}"
     );
     // The SHUTOFF VM is inventoried, not scanned.

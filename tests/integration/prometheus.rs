@@ -3,15 +3,19 @@
 //! Prometheus scrapes it (negotiating OpenMetrics, so Prometheus' own parser reads our exposition)
 //! and evaluates a copy of `alerts/stinger.rules.yml` whose `for:` are seconds; a real Alertmanager
 //! posts to a webhook here. Every paging alert is driven to firing by changing the world, arrives
-//! with the VM, project, address and port it is about, and resolves when the world is put right.
-//! At the end every expression of `dashboards/*.json` must return data from that Prometheus.
+//! with what it is about — for a finding: its id, VM, project, address and port, and an `api_url`
+//! that answers with that finding — and resolves when the world is put right. At the end every
+//! expression of `dashboards/*.json` must return data from that Prometheus. `flapping.rs` shows
+//! that a port answering every other scan pages once.
 //!
-//! One Prometheus, one Alertmanager, one agent (restarted once), one test walking the alerts in
-//! sequence. Addresses: 127.0.80.0/24 (stack, agent, fake cloud), 127.0.81.10 (the VM's floating
-//! address, with its listeners), 127.0.82.10 (its fixed address, scanned from the network's DHCP
-//! namespace), 127.0.84.x (addresses nothing listens on).
+//! One Prometheus and one Alertmanager for the module (`stack::shared`), one agent per test (this
+//! one restarted once), each test walking its alerts in sequence. Addresses: 127.0.80.0/24 (stack,
+//! agents, fake cloud), 127.0.81.10 (the VM's floating address, with its listeners), 127.0.82.10
+//! (its fixed address, scanned from the network's DHCP namespace), 127.0.83.10 (the flapping
+//! listener), 127.0.84.x (addresses nothing listens on).
 
 mod dashboards;
+mod flapping;
 mod gvmd_proxy;
 mod stack;
 
@@ -21,25 +25,31 @@ use crate::fake_cloud::{
 };
 use crate::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
 use crate::keystone_server::{keystone, keystone_call, register_region};
-use crate::util::{http_request, wait_for, write_config, Agent, Listener};
+use crate::util::{http_get, http_request, wait_for, write_config, Agent, Listener};
 use gvmd_proxy::GvmdProxy;
 use serde_json::Value;
-use stack::Stack;
-use std::path::Path;
+use stack::Note;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The agent's fixed address (Prometheus' target survives the agent's restart).
-const AGENT: &str = "127.0.80.2:19180";
+const AGENT: &str = stack::AGENTS[0];
 const VM_ID: &str = "0e7b1d6e-0000-4000-8000-000000000080";
 const VM_NAME: &str = "web-80";
 const FLOATING: &str = "127.0.81.10";
 const FIXED: &str = "127.0.82.10";
-/// Bound of every wait for an alert: a scan (4 s apart), a scrape and an evaluation (1 s), `for:`
-/// (2 s), Alertmanager (1 s), with room for a loaded CI machine.
+/// Bound of every wait for an alert: two scans (4 s apart: a finding resolves after two passes
+/// without it; a target is overdue after two intervals), a scrape and an evaluation (1 s), `for:`
+/// and `keep_firing_for:` (2 s each), Alertmanager (1 s), with room for a loaded CI machine.
 const ALERT_LIMIT: Duration = Duration::from_secs(45);
-/// The agent counts a group as scanned for its interval + jitter + the scan's duration + 60 s
-/// after its last complete scan (state.rs), so a coverage gap opens a minute after scans stop.
-const GAP_LIMIT: Duration = Duration::from_secs(110);
+/// The finding alerts (labels `id`, `kind`, `address`, `vm`, `project`, … and `api_url`).
+const FINDING_ALERTS: [&str; 5] = [
+    "StingerUnexpectedOpenPort",
+    "StingerWorldOpenUnexpectedPort",
+    "StingerUdpAmplifier",
+    "StingerCriticalVulnerability",
+    "StingerSecurityGroupNotEnforced",
+];
 
 /// Whether this process may enter network namespaces (CAP_SYS_ADMIN): the coverage-gap part needs
 /// the agent to scan the VM's fixed address from a namespace.
@@ -92,7 +102,7 @@ fn private_network(fake: &FakeCloud, token: &str) -> String {
         .to_owned()
 }
 
-fn config(dir: &Path, socket: &Path, netns: Option<&Path>) -> std::path::PathBuf {
+fn config(dir: &Path, socket: &Path, netns: Option<&Path>) -> PathBuf {
     let pw = dir.join("gmp-password");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let addresses = match netns {
@@ -112,6 +122,7 @@ jitter = "0s"
 
 [policy]
 expected = ["22/tcp"]
+self_declare = ["*"]
 
 [[openstack]]
 name = "cloud"
@@ -142,20 +153,75 @@ send_empty = true
             pw.display()
         ),
     );
-    let text = std::fs::read_to_string(&path).unwrap();
+    listen_on(&path, AGENT);
+    path
+}
+
+/// Pins the agent of a config made by `write_config` to `addr`, an address Prometheus scrapes.
+fn listen_on(config: &Path, addr: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
     let fixed = text.replace(
         "listen_address = \"127.0.0.1:0\"",
-        &format!("listen_address = \"{AGENT}\""),
+        &format!("listen_address = \"{addr}\""),
     );
     assert_ne!(text, fixed, "write_config's listen address changed");
-    std::fs::write(&path, fixed).unwrap();
-    path
+    std::fs::write(config, fixed).unwrap();
+}
+
+/// The finding a finding alert is about, through its `api_url` (which must be the agent's
+/// `/api/v1/findings/{id}`): the alert's labels must be the finding's.
+fn finding_of(n: &Note, agent: &str) -> Value {
+    let id = n.label("id");
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{n:?}"
+    );
+    let path = format!("/api/v1/findings/{id}");
+    assert_eq!(
+        n.annotation("api_url"),
+        format!("http://{agent}{path}"),
+        "{n:?}"
+    );
+    let (status, _, body) = http_get(agent, &path, None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let f = &v["finding"];
+    assert_eq!(f["id"], id, "{body}");
+    for (label, field) in [("kind", "kind"), ("host", "host"), ("address", "address")] {
+        assert_eq!(f[field], n.label(label), "{label}: {n:?}\n{body}");
+    }
+    assert_eq!(f["severity"], n.label("finding_severity"), "{n:?}\n{body}");
+    f.clone()
+}
+
+/// Waits for every finding alert of `agent` that fired since `mark` to resolve.
+fn wait_findings_resolved(stack: &stack::Stack, mark: usize, agent: &str, limit: Duration) {
+    let fired = stack.notes_since(mark, &[("instance", agent)]);
+    let mut ids: Vec<(String, String)> = fired
+        .iter()
+        .filter(|n| n.status == "firing" && FINDING_ALERTS.contains(&n.name()))
+        .map(|n| (n.name().to_owned(), n.label("id").to_owned()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let start = Instant::now();
+    for (name, id) in &ids {
+        let left = limit.saturating_sub(start.elapsed());
+        stack.wait_note(
+            mark,
+            name,
+            "resolved",
+            &[("instance", agent), ("id", id)],
+            left,
+        );
+    }
 }
 
 #[test]
 fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
     let started = Instant::now();
     let t0 = stack::now();
+    let stack = stack::shared();
     let ks = keystone();
     let (st, projects) = keystone_call("GET", "/projects?name=admin", &Value::Null);
     assert_eq!(st, 200);
@@ -212,12 +278,11 @@ fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
     let mut agent = Agent::start_env(&config, &[], &env);
     assert_eq!(agent.addr, AGENT);
 
-    let stack = Stack::start(dir.path(), AGENT);
     wait_for(
         "Prometheus to scrape the VM's series",
         Duration::from_secs(60),
         || {
-            let up = stack.query("up{job=\"stinger\"} == 1");
+            let up = stack.query(&format!("up{{job=\"stinger\",instance=\"{AGENT}\"}} == 1"));
             let vm = stack.query(&format!("stinger_vm_info{{name=\"{VM_NAME}\"}}"));
             let host = stack.query(&format!(
                 "stinger_host_open_ports{{host=~\"{VM_ID}/.*/{FLOATING}\"}} > 0"
@@ -225,12 +290,20 @@ fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
             (!up.is_empty() && !vm.is_empty() && !host.is_empty()).then_some(())
         },
     );
-    let quiet = stack.query("ALERTS{alertname=~\"StingerUnexpectedOpenPort|StingerWorldOpenUnexpectedPort|StingerSecurityGroupNotEnforced|StingerCriticalVulnerability|StingerInventoryDown|StingerDown\"}");
+    let quiet = stack.query(&format!(
+        "ALERTS{{instance=\"{AGENT}\",alertname=~\"{}|StingerInventoryDown|StingerDown|StingerCoverageGap\"}}",
+        FINDING_ALERTS.join("|")
+    ));
     assert!(
         quiet.is_empty(),
         "alerts before the world changed: {quiet:#?}"
     );
-    let vm = [("vm", VM_NAME), ("project", "admin"), ("address", FLOATING)];
+    let on_vm = [
+        ("instance", AGENT),
+        ("vm", VM_NAME),
+        ("project", "admin"),
+        ("address", FLOATING),
+    ];
 
     // --- The agent goes away: StingerDown; it comes back: resolved.
     let mark = stack.mark();
@@ -251,76 +324,63 @@ fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
         ALERT_LIMIT,
     );
 
-    // --- The fixed address's namespace vanishes: a coverage gap opens (a minute later, see
-    // GAP_LIMIT); the rest of the walk happens meanwhile.
-    let gap = netns.as_ref().map(|ns| {
-        wait_for(
-            "a complete scan of the cloud group by the restarted agent",
-            Duration::from_secs(30),
-            || {
-                let r = stack.query(
-                    "stinger_group_last_scan_timestamp_seconds{group=\"cloud\"} > 0 and on (instance, group) stinger_targets_scanned == stinger_targets",
-                );
-                (!r.is_empty()).then_some(())
-            },
-        );
-        std::fs::remove_file(ns).unwrap();
-        (Instant::now(), stack.mark())
-    });
-
     // --- Two unexpected ports open on the VM: 3306, which a security-group rule opens to the
     // world, and 8080, which no rule admits the scanner to. Greenbone's report turns critical.
+    // Each is a finding, confirmed by a re-probe, and pages on its own with its labels.
     let mark = stack.mark();
     let db = Listener::new(&format!("{FLOATING}:3306"));
     let app = Listener::new(&format!("{FLOATING}:8080"));
     proxy.set_critical(true);
-    let n = stack.wait_note(
-        mark,
-        "StingerUnexpectedOpenPort",
-        "firing",
-        &vm,
-        ALERT_LIMIT,
-    );
-    let d = n.annotation("description");
-    for p in ["3306", "8080"] {
-        assert!(d.contains(&format!("{FLOATING}:{p}/tcp")), "{d}");
+    for (name, port, kind, severity) in [
+        (
+            "StingerUnexpectedOpenPort",
+            "8080",
+            "unexpected_port",
+            "high",
+        ),
+        (
+            "StingerWorldOpenUnexpectedPort",
+            "3306",
+            "unexpected_port",
+            "critical",
+        ),
+        (
+            "StingerSecurityGroupNotEnforced",
+            "8080",
+            "sg_not_enforced",
+            "high",
+        ),
+        (
+            "StingerCriticalVulnerability",
+            "",
+            "vulnerability",
+            "critical",
+        ),
+    ] {
+        let mut labels = on_vm.to_vec();
+        labels.extend([("kind", kind), ("finding_severity", severity)]);
+        if !port.is_empty() {
+            labels.extend([("port", port), ("protocol", "tcp")]);
+        }
+        let n = stack.wait_note(mark, name, "firing", &labels, ALERT_LIMIT);
+        assert!(n.label("host").starts_with(VM_ID), "{n:?}");
+        let f = finding_of(&n, AGENT);
+        assert_eq!(f["state"], "confirmed", "{f}");
+        assert!(
+            n.annotation("description")
+                .contains(&format!("VM {VM_NAME} of project admin")),
+            "{n:?}"
+        );
+        if kind == "vulnerability" {
+            assert!(!n.label("cve").is_empty(), "{n:?}");
+            assert_eq!(f["cve"], n.label("cve"), "{f}");
+        }
     }
-    assert!(n.label("host").starts_with(VM_ID), "{n:?}");
-    let n = stack.wait_note(
-        mark,
-        "StingerWorldOpenUnexpectedPort",
-        "firing",
-        &[vm[0], vm[1], vm[2], ("port", "3306")],
-        ALERT_LIMIT,
-    );
-    assert!(
-        n.annotation("description")
-            .contains(&format!("VM {VM_NAME} of project admin")),
-        "{n:?}"
-    );
-    let n = stack.wait_note(
-        mark,
-        "StingerSecurityGroupNotEnforced",
-        "firing",
-        &vm,
-        ALERT_LIMIT,
-    );
-    let d = n.annotation("description");
-    assert!(d.contains(&format!("{FLOATING}:8080/tcp")), "{d}");
-    let n = stack.wait_note(
-        mark,
-        "StingerCriticalVulnerability",
-        "firing",
-        &vm,
-        ALERT_LIMIT,
-    );
-    assert!(n.annotation("summary").contains("CVSS 9.8"), "{n:?}");
-    let d = n.annotation("description");
-    assert!(d.contains(&format!("{FLOATING}:2222/tcp")), "{d}");
 
-    // --- The ports close, Greenbone's findings are back to CVSS 5: all four resolve. Nova fails
+    // --- The ports close, Greenbone's findings are back to CVSS 5: every finding alert resolves
+    // (two scans without the ports; the vulnerabilities drop below critical). Nova fails
     // meanwhile: StingerInventoryDown (the last good inventory is still scanned).
-    let mark = stack.mark();
+    let resolving = stack.mark();
     drop(db);
     drop(app);
     proxy.set_critical(false);
@@ -329,16 +389,15 @@ fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
         "/v2.1/servers",
         FaultKind::Status(500),
     ));
-    for name in [
-        "StingerUnexpectedOpenPort",
-        "StingerWorldOpenUnexpectedPort",
-        "StingerSecurityGroupNotEnforced",
-        "StingerCriticalVulnerability",
-    ] {
-        stack.wait_note(mark, name, "resolved", &vm, ALERT_LIMIT);
-    }
-    let source = [("source", "cloud")];
-    stack.wait_note(mark, "StingerInventoryDown", "firing", &source, ALERT_LIMIT);
+    wait_findings_resolved(&stack, mark, AGENT, ALERT_LIMIT);
+    let source = [("instance", AGENT), ("source", "cloud")];
+    stack.wait_note(
+        resolving,
+        "StingerInventoryDown",
+        "firing",
+        &source,
+        ALERT_LIMIT,
+    );
     let mark = stack.mark();
     fake.faults().clear();
     stack.wait_note(
@@ -356,7 +415,7 @@ fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
     // retry never comes.)
     let mark = stack.mark();
     gvmd.state().faults.truncate_report = true;
-    let stage = [("stage", "vulnerabilities")];
+    let stage = [("instance", AGENT), ("stage", "vulnerabilities")];
     stack.wait_note(mark, "StingerScanFailing", "firing", &stage, ALERT_LIMIT);
     stack.wait_note(mark, "StingerScanStale", "firing", &stage, ALERT_LIMIT);
     let mark = stack.mark();
@@ -364,13 +423,17 @@ fn every_paging_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
     stack.wait_note(mark, "StingerScanFailing", "resolved", &stage, ALERT_LIMIT);
     stack.wait_note(mark, "StingerScanStale", "resolved", &stage, ALERT_LIMIT);
 
-    // --- The coverage gap, and its end when the namespace is back.
-    if let (Some((since, mark)), Some(ns)) = (gap, &netns) {
-        let group = [("group", "cloud")];
-        let left = GAP_LIMIT.saturating_sub(since.elapsed());
-        let n = stack.wait_note(mark, "StingerCoverageGap", "firing", &group, left);
+    // --- The fixed address's namespace vanishes: its target is no longer scanned, and two
+    // intervals later it is overdue (a coverage gap of one target in a group that is otherwise
+    // scanned); the namespace comes back: the gap closes.
+    if let Some(ns) = &netns {
+        let mark = stack.mark();
+        std::fs::remove_file(ns).unwrap();
+        let group = [("instance", AGENT), ("group", "cloud")];
+        let n = stack.wait_note(mark, "StingerCoverageGap", "firing", &group, ALERT_LIMIT);
         assert!(
-            n.annotation("description").contains("last complete scan"),
+            n.annotation("description")
+                .starts_with("1 target(s) of group cloud"),
             "{n:?}"
         );
         let mark = stack.mark();

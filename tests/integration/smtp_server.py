@@ -2,8 +2,9 @@
 """A real SMTP server for the digest e-mail tests: aiosmtpd (Debian's python3-aiosmtpd) on a loopback
 address, optionally with STARTTLS (required) and AUTH PLAIN/LOGIN (required, over TLS only). Every
 message it accepts is written to OUTDIR as msgNNN.eml (the raw message) and msgNNN.json (envelope,
-whether TLS and AUTH were used, and the message as Python's email package decodes it: headers and
-each MIME part's type, file name and decoded text). Prints READY once it accepts connections; exits when its stdin
+whether TLS and AUTH were used, and the message as Python's email package decodes it: headers, the
+MIME tree as a list of content types in walk order (containers included, indented two spaces a
+level), and each leaf part's type, file name and decoded text). Prints READY once it accepts connections; exits when its stdin
 closes or after --lifetime seconds, whichever comes first.
 
 usage: smtp_server.py --listen HOST:PORT --outdir DIR [--cert PEM --key PEM] [--user U --password P]
@@ -35,6 +36,15 @@ class Saver:
         raw = envelope.original_content or envelope.content
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         parts = []
+        structure = []
+
+        def tree(part, depth):
+            structure.append("  " * depth + part.get_content_type())
+            if part.is_multipart():
+                for sub in part.iter_parts():
+                    tree(sub, depth + 1)
+
+        tree(msg, 0)
         for part in msg.walk():
             if part.is_multipart():
                 continue
@@ -57,6 +67,7 @@ class Saver:
             "from": str(msg["from"]),
             "to": str(msg["to"]),
             "date": str(msg["date"]),
+            "structure": structure,
             "parts": parts,
         }
         with open(base + ".eml", "wb") as f:

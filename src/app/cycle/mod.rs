@@ -25,6 +25,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+pub mod reprobe;
+
 /// Addresses of one target group scanned together: from the agent's own network namespace, or all
 /// from one other namespace (a Neutron network's `qdhcp-`, on a network node).
 #[derive(Debug, Clone)]
@@ -199,6 +201,11 @@ pub struct Pass {
     pub services: Option<ServicesReport>,
     /// Addresses the inventories named that `[scope]` kept out, by group and reason.
     pub out_of_scope: Vec<(String, &'static str, u64)>,
+    /// What re-probing changed ports did (confirmation both ways).
+    pub reprobes: reprobe::Counts,
+    /// Every target in this pass's inventories: id, group, and whether it was scanned (a
+    /// namespace that could not be entered leaves its targets unscanned).
+    pub targets: Vec<(String, String, bool)>,
 }
 
 /// The services stage (nmap) of one pass.
@@ -441,6 +448,8 @@ pub async fn discovery(
         groups: Vec::new(),
         services: None,
         out_of_scope: Vec::new(),
+        reprobes: reprobe::Counts::default(),
+        targets: Vec::new(),
     };
     let mut groups = match cidr_units(config) {
         Ok(g) => g,
@@ -469,8 +478,15 @@ pub async fn discovery(
         mut observed,
         in_inventory,
         coverage,
-    } = scan_units(&groups, config, fd_limit, &progress, &cancel, &mut run).await;
+        reprobes,
+        targets,
+    } = scan_units(
+        &groups, config, prev, fd_limit, &progress, &cancel, &mut run,
+    )
+    .await;
     pass.groups = group_coverage(coverage);
+    pass.reprobes = reprobes;
+    pass.targets = targets;
     if run.outcome != Outcome::Running {
         run.finished = Some(now());
         pass.run = run;
@@ -513,6 +529,9 @@ struct Scanned {
     in_inventory: HashSet<String>,
     /// Per unit: its group, targets, and whether it was scanned.
     coverage: Vec<(String, u64, bool)>,
+    reprobes: reprobe::Counts,
+    /// (target id, group, scanned) of every unit's targets.
+    targets: Vec<(String, String, bool)>,
 }
 
 /// Scan every unit in turn, adding probe counts and errors to `run`. A namespace that cannot be
@@ -521,6 +540,7 @@ struct Scanned {
 async fn scan_units(
     groups: &[Unit],
     config: &Config,
+    prev: &BTreeMap<String, HostState>,
     fd_limit: u64,
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
@@ -530,6 +550,8 @@ async fn scan_units(
     let mut in_inventory = HashSet::new();
     // Per group: targets, and whether every unit of it was scanned.
     let mut coverage: Vec<(String, u64, bool)> = Vec::new();
+    let mut reprobes = reprobe::Counts::default();
+    let mut targets = Vec::new();
     for g in groups {
         let ns = g.namespace.as_ref().map(|p| p.display().to_string());
         tracing::info!(
@@ -541,7 +563,7 @@ async fn scan_units(
         );
         let started = std::time::Instant::now();
         let result = scan_unit(g, config, fd_limit, progress.clone(), cancel.clone()).await;
-        let (addresses, out) = match result {
+        let (addresses, mut out) = match result {
             Ok(out) => out,
             Err(e) if !matches!(e, scan::Error::Cancelled) && g.namespace.is_some() => {
                 // One namespace that cannot be entered costs its addresses, not the run: their
@@ -554,6 +576,7 @@ async fn scan_units(
                 ));
                 for t in &g.targets {
                     in_inventory.insert(t.id.clone());
+                    targets.push((t.id.clone(), g.group.clone(), false));
                 }
                 coverage.push((g.group.clone(), g.targets.len() as u64, false));
                 continue;
@@ -578,12 +601,28 @@ async fn scan_units(
                 break;
             }
         };
+        if config.findings.confirm.reprobes() {
+            let counts =
+                reprobe::unit(g, &addresses, &mut out, prev, &config.tcp, fd_limit, cancel).await;
+            if counts != reprobe::Counts::default() {
+                tracing::info!(
+                    group = %g.group,
+                    confirmed = counts.confirmed,
+                    transient = counts.transient,
+                    recovered = counts.recovered,
+                    gone = counts.gone,
+                    "re-probed changed ports"
+                );
+            }
+            reprobes.add(counts);
+        }
         let by_address: BTreeMap<IpAddr, HostObservation> =
             addresses.into_iter().zip(out.hosts).collect();
         let namespace: Option<Arc<Path>> = g.namespace.as_deref().map(Arc::from);
         for target in &g.targets {
             if let Some(obs) = by_address.get(&target.address) {
                 in_inventory.insert(target.id.clone());
+                targets.push((target.id.clone(), g.group.clone(), true));
                 observed.push(Observed {
                     target: target.clone(),
                     obs: obs.clone(),
@@ -610,6 +649,8 @@ async fn scan_units(
         observed,
         in_inventory,
         coverage,
+        reprobes,
+        targets,
     }
 }
 

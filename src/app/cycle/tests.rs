@@ -376,3 +376,100 @@ fn vulners_entries_become_one_cve_each() {
         .all(|v| v.id.starts_with("CVE-") && v.cvss.is_some()));
     assert!(found.iter().all(|v| v.source == VulnSource::NmapVulners));
 }
+
+/// A unit of one CIDR target on `address` scanning `ports`.
+fn unit_of(address: IpAddr, ports: &str) -> Unit {
+    Unit {
+        group: "g".into(),
+        namespace: None,
+        targets: vec![Target::address(address, "g")],
+        ports: crate::ports::PortList::parse(ports).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn changed_ports_are_re_probed_both_ways() {
+    // 18901 listens (newly open: confirmed); 18902 was "seen open" by the scan but nothing listens
+    // (a blip: dropped); 18903 was open last time and listens but the scan missed it (recovered);
+    // 18904 was open last time and nothing listens (gone).
+    let address = ip("127.89.0.1");
+    let l1 = std::net::TcpListener::bind("127.89.0.1:18901").unwrap();
+    let l3 = std::net::TcpListener::bind("127.89.0.1:18903").unwrap();
+    let unit = unit_of(address, "18901,18902,18903,18904");
+    let mut prev = BTreeMap::new();
+    let mut before = crate::judge::judge_host(
+        &unit.targets[0],
+        &HostObservation {
+            open: vec![18903, 18904],
+            ..HostObservation::default()
+        },
+        None,
+        &judge::Policy::default(),
+        1,
+        1.0,
+    )
+    .state
+    .unwrap();
+    before.up = true;
+    prev.insert(before.id.clone(), before);
+    let mut out = scan::tcp::Output {
+        hosts: vec![HostObservation {
+            open: vec![18901, 18902],
+            closed: 2,
+            ..HostObservation::default()
+        }],
+        counts: ProbeCounts::default(),
+        srtt: vec![None],
+    };
+    let settings = scan::TcpSettings {
+        initial_timeout: Duration::from_millis(300),
+        max_timeout: Duration::from_millis(300),
+        retries: 0,
+        ..scan::TcpSettings::default()
+    };
+    let counts = timeout(
+        Duration::from_secs(20),
+        reprobe::unit(
+            &unit,
+            &[address],
+            &mut out,
+            &prev,
+            &settings,
+            4096,
+            &CancellationToken::new(),
+        ),
+    )
+    .await
+    .expect("re-probes finish");
+    assert_eq!(
+        counts,
+        reprobe::Counts {
+            confirmed: 1,
+            transient: 1,
+            recovered: 1,
+            gone: 1
+        }
+    );
+    assert_eq!(out.hosts[0].open, [18901, 18903]);
+    // A host that answered nothing is not re-probed (it is unreachable, not closed).
+    let mut silent = scan::tcp::Output {
+        hosts: vec![HostObservation {
+            filtered: 4,
+            ..HostObservation::default()
+        }],
+        counts: ProbeCounts::default(),
+        srtt: vec![None],
+    };
+    let counts = reprobe::unit(
+        &unit,
+        &[address],
+        &mut silent,
+        &prev,
+        &settings,
+        4096,
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(counts, reprobe::Counts::default());
+    drop((l1, l3));
+}

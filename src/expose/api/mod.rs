@@ -3,7 +3,9 @@
 //! changes, and the digest the e-mail carries. Hosts and VMs come from the in-memory view; runs and changes from the store. Every bad
 //! query parameter gets a 400 naming the parameter and the accepted form.
 
+mod findings;
 mod vms;
+pub use findings::{ack, finding, findings, unack, ACK_BODY_LIMIT};
 pub use vms::{vm, vms};
 
 use super::digest::{Digest, Scope};
@@ -263,38 +265,46 @@ pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
     }
 }
 
-/// The digest as the next e-mail would carry it, whether or not e-mail is on: the changes since
-/// `since` (default: the last digest sent, else 24 hours back) and hosts at or above `min_cvss`
-/// (default 7).
+/// The digest as the next e-mail to the admins (or, with `project`, to that project's recipients)
+/// would carry it, whether or not e-mail is on: the findings' changes since `since` (default: when
+/// the last digest to those recipients went out; none yet: the first digest's summary), with
+/// vulnerabilities below `min_cvss` (default 7) left out of the lists.
 pub async fn digest(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
-    let (since, min_cvss) = match parse_digest(q) {
+    let (since, min_cvss, project) = match parse_digest(q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let t = crate::model::now();
-    let since = since.unwrap_or_else(|| {
-        let last = s.state.read().email.as_ref().and_then(|e| e.last_digest);
-        super::email::window_start(last, t, std::time::Duration::from_secs(86_400))
-    });
+    let since = match since {
+        Some(t) => Some(t),
+        None => {
+            let p = project.clone();
+            match store::blocking(&s.store, move |st| st.digest_last_sent(p.as_deref())).await {
+                Ok(last) => last,
+                Err(e) => return server_error(e),
+            }
+        }
+    };
     let scope = Scope {
         since,
-        now: t,
+        until: crate::model::now(),
+        project,
         min_cvss,
     };
-    let query = scope.changes_query();
-    match store::blocking(&s.store, move |st| st.events(&query)).await {
-        Ok(events) => Json(Digest::from_window(&s.state.read(), events, scope)).into_response(),
-        Err(e) => server_error(e),
-    }
+    Json(Digest::build(&s.state.read(), &scope)).into_response()
 }
 
-fn parse_digest(q: Option<String>) -> Result<(Option<UnixSeconds>, f64), BadRequest> {
-    let p = Params::parse(q, &["since", "min_cvss"])?;
+type DigestParams = (Option<UnixSeconds>, f64, Option<String>);
+
+fn parse_digest(q: Option<String>) -> Result<DigestParams, BadRequest> {
+    let p = Params::parse(q, &["since", "min_cvss", "project"])?;
     let since = p.get("since", TIME_FORM, parse_time)?;
     let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
         v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
     })?;
-    Ok((since, min_cvss.unwrap_or(7.0)))
+    let project = p.get("project", "an OpenStack project name or id", |v| {
+        (!v.is_empty()).then(|| v.to_string())
+    })?;
+    Ok((since, min_cvss.unwrap_or(7.0), project))
 }
 
 fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {

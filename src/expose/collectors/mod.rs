@@ -6,10 +6,11 @@
 //! [`gauges`] and [`counters`], which pass every label value through [`Clean`] — the one place
 //! label values are sanitised — and [`flag`].
 //!
-//! The files, in exposition order: `build.rs`, `hosts.rs`, `ports.rs`, `coverage.rs`, `gmp.rs`,
-//! `stages.rs`, `email.rs`, `inventory.rs`, `vms.rs`, `diagnostics.rs`, `exposure.rs`; each opens
-//! with the families it exports. A new family goes into the file of its concern (or a new file,
-//! added to [`register`]), and into the list of families in `metrics.rs`' tests.
+//! The files, in exposition order: `build.rs`, `hosts.rs`, `findings.rs`, `ports.rs`,
+//! `coverage.rs`, `gmp.rs`, `stages.rs`, `email.rs`, `inventory.rs`, `vms.rs`, `diagnostics.rs`,
+//! `exposure.rs`; each opens with the families it exports. A new family goes into the file of its
+//! concern (or a new file, added to [`register`]), and into the list of families in `metrics.rs`'
+//! tests.
 //!
 //! # A failing collector never fails the scrape
 //!
@@ -32,6 +33,7 @@ mod coverage;
 mod diagnostics;
 mod email;
 mod exposure;
+mod findings;
 mod gmp;
 mod hosts;
 mod inventory;
@@ -51,7 +53,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// Register every state collector, each [`Contained`], in exposition order. `dropped` counts the
-/// per-port series the `max_port_series` budget leaves out (the ports collector encodes it).
+/// per-finding and per-port series the `max_port_series` budget leaves out (the ports collector
+/// encodes it).
 pub(crate) fn register(
     reg: &mut Registry,
     state: &Arc<State>,
@@ -59,9 +62,16 @@ pub(crate) fn register(
     max_port_series: &Arc<AtomicUsize>,
 ) {
     let state = || state.clone();
-    let all: [(&'static str, Box<dyn Collector>); 11] = [
+    let all: [(&'static str, Box<dyn Collector>); 12] = [
         ("build", Box::new(build::Build)),
         ("hosts", Box::new(hosts::Hosts { state: state() })),
+        (
+            "findings",
+            Box::new(findings::Findings {
+                state: state(),
+                max_port_series: max_port_series.clone(),
+            }),
+        ),
         (
             "ports",
             Box::new(ports::Ports {

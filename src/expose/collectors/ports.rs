@@ -1,7 +1,8 @@
-//! Exports the per-port series, within one series budget (`web.max_port_series`):
+//! Exports the per-port series, within one series budget (`web.max_port_series`) that they share
+//! with the per-finding series (`findings.rs`, which come first: the alerts page on them):
 //! `stinger_open_port_info`, `stinger_udp_amplification_ratio` and `stinger_dns_open_resolver`,
-//! and `stinger_metrics_series_dropped_total`, what the budget left out. Unexpected ports come
-//! first (world-open ones first among those), so the budget never hides them.
+//! and `stinger_metrics_series_dropped_total`, what the budget left out of both. Of the ports,
+//! unexpected ones come first (world-open ones first among those).
 
 use super::gauges;
 use crate::model::{HostState, PortFinding, ServiceInfo, Verdict};
@@ -45,20 +46,24 @@ impl Collector for Ports {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let view = self.state.read();
         let budget = self.max_port_series.load(Ordering::Relaxed);
+        // The per-finding series take their share first; the ports get what is left.
+        let findings = super::findings::alerting_count(&view);
+        let kept_findings = findings.min(budget);
+        let budget = budget.saturating_sub(kept_findings);
         let mut ports: Vec<_> = view
             .hosts
             .values()
             .flat_map(|h| h.ports.iter().map(move |p| (h, p)))
             .collect();
         ports.sort_by_key(|(_, p)| (p.verdict == Verdict::Expected, p.world.is_none()));
-        let dropped = ports.len().saturating_sub(budget);
+        let dropped = ports.len().saturating_sub(budget) + findings.saturating_sub(kept_findings);
         if dropped > 0 {
             self.dropped.inc_by(dropped as u64);
         }
         // Encoded after this scrape's drops are counted.
         ConstCounter::new(self.dropped.get()).encode(enc.encode_descriptor(
             "metrics_series_dropped",
-            "Per-port series left out of a scrape because web.max_port_series was reached.",
+            "Per-port and per-finding series left out of a scrape because web.max_port_series was reached.",
             None,
             MetricType::Counter,
         )?)?;

@@ -1,5 +1,6 @@
 //! Basic auth (bcrypt, with a cache of successful verifications) and the configured response
-//! headers: the middleware every request passes, and the state it shares with the accept loop.
+//! headers: the middleware every request passes, and the state it shares with the accept loop. It
+//! tells the handlers who is asking through the [`AuthenticatedUser`] request extension.
 
 use super::config::Loaded;
 use axum::extract::{Request, State};
@@ -15,6 +16,13 @@ use std::sync::{Arc, Mutex, RwLock};
 const REALM_HEADER: &str = "Basic realm=\"stinger\"";
 /// Successful verifications remembered; the cache is emptied when it grows past this.
 const AUTH_CACHE_MAX: usize = 1024;
+
+/// Who made a request, as the middleware established it; handlers read it as a request extension.
+/// `None` when the web config has no `basic_auth_users` (nobody is authenticated). A request that
+/// never passed the middleware (no `--web.config.file`) carries no extension at all, which means
+/// the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedUser(pub Option<String>);
 
 /// What the middleware and the accept loop share.
 pub(super) struct Shared {
@@ -117,11 +125,21 @@ fn cache_key(user: &str, hash: &str, password: &[u8]) -> [u8; 32] {
 
 /// The middleware: basic auth on every path (as exporter-toolkit), then the configured headers on
 /// every response, 401s included.
-pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub(super) async fn guard(
+    State(shared): State<Arc<Shared>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let config = shared.current();
-    let allowed =
-        config.users.is_empty() || shared.authorized(&config, basic_credentials(&req)).await;
+    let (allowed, user) = if config.users.is_empty() {
+        (true, None)
+    } else {
+        let credentials = basic_credentials(&req);
+        let user = credentials.as_ref().map(|(u, _)| u.clone());
+        (shared.authorized(&config, credentials).await, user)
+    };
     let mut response = if allowed {
+        req.extensions_mut().insert(AuthenticatedUser(user));
         next.run(req).await
     } else {
         (
@@ -135,4 +153,64 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuthenticatedUser;
+    use axum::routing::get;
+    use axum::{Extension, Router};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
+
+    /// What the handler saw: the extension's user, `-` for none, `absent` without the extension.
+    async fn who(user: Option<Extension<AuthenticatedUser>>) -> String {
+        match user {
+            None => "absent".into(),
+            Some(Extension(AuthenticatedUser(u))) => u.unwrap_or_else(|| "-".into()),
+        }
+    }
+
+    /// Serve `who` with this web config (None: no `--web.config.file`); one GET with `auth`.
+    async fn ask(yaml: Option<&str>, auth: Option<&str>) -> (u16, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = yaml.map(|y| {
+            let p = dir.path().join("web.yml");
+            std::fs::write(&p, y).unwrap();
+            p
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let router = Router::new().route("/who", get(who));
+        let server = tokio::spawn(super::super::serve(listener, router, config, token.clone()));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let req = format!("GET /who HTTP/1.1\r\nHost: t\r\n{auth}Connection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        c.read_to_string(&mut raw).await.unwrap();
+        token.cancel();
+        let _ = server.await;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        (head[9..12].parse().unwrap(), body.to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handlers_learn_the_authenticated_user() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let users = format!("basic_auth_users:\n  alice: '{hash}'\n");
+        // alice:pw, alice:no
+        let (good, bad) = ("Basic YWxpY2U6cHc=", "Basic YWxpY2U6bm8=");
+        assert_eq!(ask(Some(&users), Some(good)).await, (200, "alice".into()));
+        assert_eq!(ask(Some(&users), Some(bad)).await.0, 401);
+        assert_eq!(ask(Some(&users), None).await.0, 401);
+        // Without users nobody is authenticated, whatever the request claims.
+        let no_users = "http_server_config:\n  headers:\n    X-Frame-Options: deny\n";
+        assert_eq!(ask(Some(no_users), Some(good)).await, (200, "-".into()));
+        // Without a web config the middleware is not there at all.
+        assert_eq!(ask(None, Some(good)).await, (200, "absent".into()));
+    }
 }

@@ -12,6 +12,7 @@ mod reload;
 mod tests;
 mod tls;
 
+pub use auth::AuthenticatedUser;
 use auth::{guard, Shared};
 use axum::Router;
 use config::{load, Loaded};
