@@ -33,6 +33,10 @@ use tokio_util::task::TaskTracker;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request's headers must arrive within this (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most HTTP connections served at once; past it the listener waits (the kernel's backlog holds new
+/// ones). Well inside the file descriptors the scanner leaves free (`scan::tcp`'s reserve of 256),
+/// so scrapes and API calls never starve a scan of sockets, nor a scan them.
+pub const MAX_CONNECTIONS: usize = 128;
 /// After shutdown, open connections get this long to finish their requests (the app waits 10 s).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 
@@ -95,9 +99,10 @@ pub fn validate(path: &Path) -> Result<(), WebConfigError> {
 
 /// Serve `router` on `listener` until `shutdown` fires, then drain open connections (at most 8 s).
 ///
-/// Without a web config this is plain `axum::serve`. With one, the file is checked first (an error
-/// is returned before anything is served), then connections are accepted here: TLS if the file has
-/// a `tls_server_config`, basic auth if it has users, extra headers if it has any. When the file or
+/// Connections are accepted here, with or without a web config: at most [`MAX_CONNECTIONS`] at once,
+/// each with a header-read timeout (slow-loris guard). With a web config the file is checked first
+/// (an error is returned before anything is served): TLS if the file has a `tls_server_config`,
+/// basic auth if it has users, extra headers if it has any. When the file or
 /// a certificate, key or CA file it names changes (looked at no more than once a second, when a
 /// connection arrives), it is read again; an invalid new version is logged and the old one kept.
 /// Turning TLS on or off needs a restart.
@@ -108,10 +113,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), WebConfigError> {
     let Some(path) = web_config else {
-        return axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .map_err(WebConfigError::Serve);
+        return accept_loop(listener, router, None, shutdown).await;
     };
     let loaded = load_blocking(path.clone()).await?;
     let address = listener
@@ -130,13 +132,29 @@ pub async fn serve(
     if loaded.http2 && loaded.tls.is_some() {
         tracing::debug!("http_server_config.http2 is ignored: stinger serves HTTP/1.1 only");
     }
-    let mut reloader = Reloader::new(path, &loaded);
+    let reloader = Reloader::new(path, &loaded);
     let shared = Arc::new(Shared::new(loaded));
     let router = router.layer(axum::middleware::from_fn_with_state(shared.clone(), guard));
+    accept_loop(listener, router, Some((reloader, shared)), shutdown).await
+}
 
+/// Accept connections until `shutdown`, at most [`MAX_CONNECTIONS`] at once, then drain them.
+/// `web` is the web config's reloader and state (TLS and auth), when there is one.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    mut web: Option<(Reloader, Arc<Shared>)>,
+    shutdown: CancellationToken,
+) -> Result<(), WebConfigError> {
     let tracker = TaskTracker::new();
     let hard_stop = CancellationToken::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = slots.clone().acquire_owned() => s,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => r,
@@ -154,15 +172,24 @@ pub async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
-        reloader.maybe_reload(&shared).await;
-        let tls = shared.current().tls.clone();
-        tracker.spawn(connection(
+        let tls = match &mut web {
+            Some((reloader, shared)) => {
+                reloader.maybe_reload(shared).await;
+                shared.current().tls.clone()
+            }
+            None => None,
+        };
+        let conn = connection(
             tcp,
             tls,
             router.clone(),
             shutdown.clone(),
             hard_stop.clone(),
-        ));
+        );
+        tracker.spawn(async move {
+            conn.await;
+            drop(slot);
+        });
     }
     drop(listener);
     tracker.close();

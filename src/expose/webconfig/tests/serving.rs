@@ -146,3 +146,40 @@ async fn shutdown_closes_idle_keepalive_connections() {
         started.elapsed()
     );
 }
+
+/// Without a web config too: at most MAX_CONNECTIONS at once (idle ones hold their slot until the
+/// header-read timeout); the next is served as soon as one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_without_a_web_config() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, token, handle) = start(None).await;
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+    next.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 512];
+    // Every slot is held by a silent connection: no answer yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), next.read(&mut buf))
+            .await
+            .is_err(),
+        "a connection past the cap was served"
+    );
+    // One closes: the waiting one is accepted and served.
+    drop(idle.pop());
+    let n = tokio::time::timeout(WAIT, next.read(&mut buf))
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    drop(idle);
+    stop(token, handle).await;
+}
