@@ -134,6 +134,48 @@ fn decode<T: DeserializeOwned>(cf: &str, key: &[u8], value: &[u8]) -> Option<T> 
     }
 }
 
+/// Read an existing database's schema version without changing it (opened read-only): refuse a
+/// stinger store of another version and a RocksDB that is not a stinger store at all.
+fn check_existing(path: &Path) -> Result<()> {
+    let open_error = |e: rocksdb::Error| {
+        let message = e.to_string();
+        Error::Open {
+            path: path.to_path_buf(),
+            hint: open_hint(&message),
+            message,
+        }
+    };
+    let cfs = DB::list_cf(&Options::default(), path).map_err(open_error)?;
+    if !cfs.iter().any(|c| c == CF_META) {
+        // A database with only the default family is empty (a first open that stopped early).
+        return match cfs.iter().any(|c| c != "default") {
+            true => Err(Error::Schema {
+                path: path.to_path_buf(),
+                found: format!(
+                    "none (not a stinger store: column families {})",
+                    cfs.join(", ")
+                ),
+                expected: SCHEMA_VERSION,
+            }),
+            false => Ok(()),
+        };
+    }
+    let db =
+        DB::open_cf_for_read_only(&Options::default(), path, &cfs, false).map_err(open_error)?;
+    let found = match db.cf_handle(CF_META) {
+        Some(meta) => db.get_cf(meta, META_SCHEMA)?,
+        None => None,
+    };
+    match found {
+        Some(v) if v != SCHEMA_VERSION.to_string().as_bytes() => Err(Error::Schema {
+            path: path.to_path_buf(),
+            found: String::from_utf8_lossy(&v).into_owned(),
+            expected: SCHEMA_VERSION,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// One column family's memtable: flushed to disk when it reaches this size.
 const MEMTABLE_BYTES: usize = 4 << 20;
 /// At most this many host ids of one VM are looked up for its history.
@@ -150,8 +192,13 @@ fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>> {
 }
 
 impl Store {
-    /// Open (or create) the store at `path`, checking its schema version.
+    /// Open (or create) the store at `path`, checking its schema version — before anything is
+    /// written to it: a store of another version, or another program's RocksDB, is refused as it
+    /// was found (no column family added).
     pub fn open(path: &Path) -> Result<Store> {
+        if path.join("CURRENT").exists() {
+            check_existing(path)?;
+        }
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

@@ -211,8 +211,32 @@ fn a_foreign_schema_version_is_refused() {
         let meta = s.cf(CF_META).unwrap();
         s.db.put_cf(meta, META_SCHEMA, "99").unwrap();
     }
+    let before = DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
     let e = Store::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("schema version 99"), "{e}");
+    assert_eq!(
+        DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn another_programs_rocksdb_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = DB::open_cf(&opts, dir.path(), ["default", "ledger"]).unwrap();
+        db.put(b"k", b"v").unwrap();
+    }
+    let e = Store::open(dir.path()).unwrap_err();
+    assert_eq!(e.kind(), "schema");
+    assert!(e.to_string().contains("not a stinger store"), "{e}");
+    // Nothing was added to it.
+    let mut cfs = DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+    cfs.sort();
+    assert_eq!(cfs, ["default", "ledger"]);
 }
 
 #[test]
