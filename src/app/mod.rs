@@ -107,6 +107,20 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || Store::open(&path))
         .await
         .context("storage task failed")??;
+    // nmap batches an earlier agent on this store left running when it was killed: end them, and
+    // mark ours so a successor can do the same.
+    let store_path =
+        std::fs::canonicalize(&config.storage.path).unwrap_or_else(|_| config.storage.path.clone());
+    scan::nmap::orphans::mark_children(&store_path);
+    let reaped = tokio::task::spawn_blocking(move || scan::nmap::orphans::reap(&store_path))
+        .await
+        .unwrap_or_default();
+    if !reaped.is_empty() {
+        tracing::warn!(
+            count = reaped.len(),
+            "killed nmap processes left running by a killed agent"
+        );
+    }
     let state = Arc::new(State::default());
     load_state(&store, &state, &config).await?;
     state.set_ready();

@@ -14,6 +14,7 @@ mod hostile;
 mod keystone;
 mod keystone_server;
 mod once;
+mod orphans;
 mod openstack;
 mod openstack_faults;
 mod prometheus;

@@ -11,12 +11,14 @@
 //! estimate and the cancel token.
 //!
 //! Layout: `privileges` probes the binary and our rights, `args` builds nmap's command line,
+//! `orphans` finds and kills batches a SIGKILLed agent left running,
 //! `plan` groups the jobs into batches, `batch` runs one nmap process (with `task_progress`
 //! following its progress); the public types and [`run`]/[`run_scoped`], which drive the
 //! batches, are here.
 
 mod args;
 mod batch;
+pub mod orphans;
 mod plan;
 mod privileges;
 mod task_progress;
@@ -241,7 +243,8 @@ pub(crate) const CHILD_ENV: [&str; 8] = [
     "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "NMAPDIR",
 ];
 
-/// A command for nmap with an environment of [`CHILD_ENV`] only.
+/// A command for nmap with an environment of [`CHILD_ENV`] only (plus the agent's marker, see
+/// [`orphans`]).
 fn nmap_command(path: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(path);
     cmd.env_clear();
@@ -249,6 +252,9 @@ fn nmap_command(path: &Path) -> tokio::process::Command {
         if CHILD_ENV.iter().any(|keep| k == *keep) {
             cmd.env(k, v);
         }
+    }
+    if let Some(store) = orphans::marker() {
+        cmd.env(orphans::MARKER, store);
     }
     cmd
 }
