@@ -57,6 +57,7 @@ impl Job {
         let reporter = tokio::spawn(report_progress(progress.clone(), self.run.id));
         let round = inventory::round(
             &self.sources,
+            &self.config.shard,
             &mut self.last_good,
             &self.state,
             &self.metrics,

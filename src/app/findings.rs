@@ -103,6 +103,26 @@ impl Agent {
         changed_by(&view.findings, hosts, removed, covers, &ctx)
     }
 
+    /// The ids of findings on hosts in `removed` that another shard owns now (`shard.count`
+    /// changed): they are handed over (deleted here, found again by their new owner), not resolved.
+    pub(super) fn handed_over(&self, removed: &[String]) -> Vec<String> {
+        let shard = &self.config.shard;
+        let gone: std::collections::HashSet<&str> = removed
+            .iter()
+            .filter(|id| !shard.owns(id))
+            .map(String::as_str)
+            .collect();
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        let view = self.state.read();
+        view.findings
+            .values()
+            .filter(|f| gone.contains(f.host.as_str()))
+            .map(|f| f.id.clone())
+            .collect()
+    }
+
     /// How long until the next acknowledgement expires (the loop wakes then to enforce it).
     pub(super) fn findings_due(&self) -> Option<Duration> {
         let next = findings::next_expiry(self.state.read().findings.values())?;

@@ -7,6 +7,7 @@ use super::cycle::{CloudTargets, Unit};
 use crate::expose::metrics::Metrics;
 use crate::inventory::openstack::join::CloudInventory;
 use crate::inventory::openstack::source::{FetchReport, Source};
+use crate::inventory::shard::Shard;
 use crate::model::{now, Event, EventKind, Stage, Target, UnixSeconds, Vm};
 use crate::state::{SourceStatus, State};
 use std::collections::{BTreeMap, HashSet};
@@ -150,9 +151,13 @@ pub fn status(
 pub type LastGood = BTreeMap<String, Vec<(Option<String>, Target)>>;
 
 /// Inventory every cloud (side by side), publish VMs and source health to the view, and say what
-/// to scan: each source's fresh inventory, else its last good one (updated in `last_good`).
+/// to scan: each source's fresh inventory, else its last good one (updated in `last_good`). Of each
+/// inventory only the VMs (and their addresses) `shard` owns are kept: the view, the store and the
+/// metrics hold this agent's part; VMs another shard owns now (after `shard.count` changed) leave
+/// the store without a "gone" event.
 pub async fn round(
     sources: &[Arc<Source>],
+    shard: &Shard,
     last_good: &mut LastGood,
     state: &State,
     metrics: &Metrics,
@@ -164,12 +169,18 @@ pub async fn round(
         return round;
     }
     let prev_vms = state.read().vms.clone();
+    let mut prev_mine = prev_vms.clone();
+    prev_mine.retain(|id, _| shard.owns(id));
     let fetched = fetch_all(sources, &prev_vms, cancel).await;
     let t = now();
     for f in fetched {
-        let Some(result) = f.result else {
+        let Some(mut result) = f.result else {
             continue; // cancelled: the run stops too
         };
+        if let Ok((inv, _)) = &mut result {
+            inv.vms.retain(|v| shard.owns(&v.id));
+            inv.targets.retain(|(_, t)| shard.owns(&t.id));
+        }
         {
             let mut view = state.write();
             let st = status(view.sources.get(&f.name), &result, t);
@@ -182,7 +193,7 @@ pub async fn round(
                 let vms = inv.vms;
                 round
                     .events
-                    .extend(vm_events(&f.name, &prev_vms, &vms, scan_id, t));
+                    .extend(vm_events(&f.name, &prev_mine, &vms, scan_id, t));
                 let ids: HashSet<&str> = vms.iter().map(|v| v.id.as_str()).collect();
                 round.removed_vms.extend(
                     prev_vms

@@ -122,6 +122,7 @@ pub async fn run(
         );
     }
     let state = Arc::new(State::default());
+    crate::inventory::shard::publish(&config.shard);
     load_state(&store, &state, &config).await?;
     state.set_ready();
 
@@ -310,12 +311,20 @@ fn exceptions_of(policy: &crate::judge::Policy) -> Vec<(String, UnixSeconds)> {
         .collect()
 }
 
-/// Coverage per group: its inventory size and its last successful scan among `recent` runs.
+/// Coverage per group: its inventory size (this shard's part of it) and its last successful scan
+/// among `recent` runs.
 fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
     let sizes = crate::inventory::expand(&config.groups, config.max_hosts)
         .map(|gs| {
             gs.into_iter()
-                .map(|g| (g.name, g.addresses.len() as u64))
+                .map(|g| {
+                    let mine = g
+                        .addresses
+                        .iter()
+                        .filter(|a| config.shard.owns(&a.to_string()))
+                        .count();
+                    (g.name, mine as u64)
+                })
                 .collect()
         })
         .unwrap_or_else(|_| BTreeMap::new());
@@ -424,10 +433,25 @@ impl Agent {
         // Findings change in the same batch as the hosts that change them.
         let findings_lock = self.state.clone();
         let findings_guard = findings_lock.lock_findings().await;
+        // Hosts another shard owns now are handed over: their findings leave, unresolved.
+        let (handed_over, left): (Vec<String>, Vec<String>) = if ok {
+            let ids = self.handed_over(&pass.removed);
+            let shard = &self.config.shard;
+            (
+                ids,
+                pass.removed
+                    .iter()
+                    .filter(|h| shard.owns(h))
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let findings = if ok {
             self.findings_of(
                 &pass.hosts,
-                &pass.removed,
+                &left,
                 crate::judge::findings::Covers::All,
                 Some(run.id),
                 run.finished.unwrap_or_else(now),
@@ -443,6 +467,7 @@ impl Agent {
             vms: round.vms,
             removed_vms: round.removed_vms,
             findings: findings.clone(),
+            handed_over: handed_over.clone(),
         };
         let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
         if let Some(r) = &pass.services {
@@ -500,6 +525,15 @@ impl Agent {
                     view.hosts.insert(h.id.clone(), h);
                 }
                 findings::publish(&mut view, findings);
+                for id in &handed_over {
+                    view.findings.remove(id);
+                }
+                if !handed_over.is_empty() {
+                    tracing::info!(
+                        findings = handed_over.len(),
+                        "findings of hosts another shard owns now handed over"
+                    );
+                }
             }
             let finished = run.finished.unwrap_or_else(now);
             if ok {

@@ -82,6 +82,26 @@ pub struct Cli {
     )]
     pub retries: Option<u32>,
 
+    /// How many agents share the inventory; each scans only its shard [config: shard.count;
+    /// default 1].
+    #[arg(
+        long = "shard.count",
+        value_name = "NUM",
+        global = true,
+        help_heading = "Inventory"
+    )]
+    pub shard_count: Option<u32>,
+
+    /// This agent's shard, from 0, or `hostname` for the hostname's trailing ordinal (`stinger-2`:
+    /// 2, as a StatefulSet names its pods) [config: shard.index; default 0].
+    #[arg(
+        long = "shard.index",
+        value_name = "NUM|hostname",
+        global = true,
+        help_heading = "Inventory"
+    )]
+    pub shard_index: Option<String>,
+
     /// Log level.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", global = true,
           value_parser = ["debug", "info", "warn", "error"], help_heading = "Logging")]
@@ -159,6 +179,8 @@ impl Cli {
             concurrency: self.concurrency,
             max_rate: self.max_rate,
             retries: self.retries,
+            shard_count: self.shard_count,
+            shard_index: self.shard_index.clone(),
             ..Default::default()
         };
         if let Some(Command::Scan(s)) = &self.command {
@@ -209,5 +231,10 @@ mod tests {
             }))
         ));
         assert!(Cli::try_parse_from(["stinger", "--log.level", "loud"]).is_err());
+        let o = Cli::try_parse_from(["stinger", "--shard.count=3", "--shard.index", "hostname"])
+            .unwrap()
+            .overrides();
+        assert_eq!(o.shard_count, Some(3));
+        assert_eq!(o.shard_index.as_deref(), Some("hostname"));
     }
 }

@@ -38,6 +38,9 @@ pub struct FileConfig {
     /// Clouds whose VMs are inventoried through Keystone, Nova and Neutron.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub openstack: Vec<super::openstack::OpenStackFile>,
+    /// This agent's shard of a fleet that splits the inventory.
+    #[serde(default, skip_serializing_if = "super::shard::ShardFile::is_default")]
+    pub shard: super::shard::ShardFile,
 }
 
 /// `[scope]`: `allow` bounds every inventory (empty: what the inventories name); `exclude` holds

@@ -12,6 +12,7 @@ mod policy;
 mod redact;
 mod scan;
 mod schedule;
+pub mod shard;
 mod targets;
 pub mod udp;
 mod web;
@@ -56,6 +57,10 @@ pub struct Overrides {
     pub exclude: Vec<String>,
     /// Replace every group's port list (`scan --ports`).
     pub ports: Option<String>,
+    /// `--shard.count`.
+    pub shard_count: Option<u32>,
+    /// `--shard.index`: a number or `hostname`.
+    pub shard_index: Option<String>,
 }
 
 /// One problem found while loading, with the key it concerns.
@@ -136,6 +141,8 @@ pub struct Config {
     pub web: WebConfig,
     /// The digest e-mail; `None` when disabled.
     pub email: Option<email::EmailConfig>,
+    /// This agent's shard: it scans, stores and exports only the targets it owns.
+    pub shard: crate::inventory::shard::Shard,
 }
 
 impl Config {
@@ -260,6 +267,7 @@ fn build(
         )
     };
     let email = email::build(&file.email, &mut problems);
+    let shard = shard::build(&file.shard, &mut problems);
     let udp = udp::build(
         &file.scan.udp,
         &scan::tcp_settings(&file.scan.tcp),
@@ -273,6 +281,7 @@ fn build(
         Some((findings, max_ack)),
         Some(web),
         Some(storage),
+        Some(shard),
         true,
     ) = (
         targets,
@@ -282,6 +291,7 @@ fn build(
         findings,
         web,
         storage,
+        shard,
         problems.is_empty(),
     )
     else {
@@ -305,6 +315,7 @@ fn build(
         storage,
         web,
         email,
+        shard,
         file,
     })
 }

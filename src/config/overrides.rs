@@ -27,6 +27,12 @@ pub(crate) fn apply(file: &mut FileConfig, o: &Overrides, problems: &mut Vec<Pro
     if let Some(v) = o.retries {
         file.scan.tcp.retries = v;
     }
+    if let Some(v) = o.shard_count {
+        file.shard.count = v;
+    }
+    if let Some(v) = &o.shard_index {
+        file.shard.index = super::shard::IndexField::parse(v);
+    }
     let ports = match &o.ports {
         Some(spec) => match PortsField::try_from(spec.clone()) {
             Ok(p) => Some(p),

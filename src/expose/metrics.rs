@@ -330,13 +330,14 @@ mod tests {
 
     /// Every family the registry exports, in exposition order: (name as registered, unit, type).
     /// A new metric is added here too; `tests/integration/dashboards.rs` also reads its names here.
-    const FAMILIES: [(&str, &str, &str); 62] = [
+    const FAMILIES: [(&str, &str, &str); 63] = [
         ("scan_duration", "seconds", "histogram"),
         ("scan_probes", "", "counter"),
         ("reprobes", "", "counter"),
         ("scan_runs", "", "counter"),
         ("errors", "", "counter"),
         ("build_info", "", "gauge"),
+        ("shard_info", "", "gauge"),
         ("state_hosts", "", "gauge"),
         ("host_open_ports", "", "gauge"),
         ("host_unexpected_ports", "", "gauge"),

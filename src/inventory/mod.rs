@@ -4,6 +4,7 @@
 mod cidr;
 pub mod openstack;
 pub mod scope;
+pub mod shard;
 
 pub use cidr::expand;
 

@@ -69,6 +69,9 @@ pub struct Commit {
     pub removed_vms: Vec<String>,
     /// Findings the scan changed (in the same batch as the hosts that changed them).
     pub findings: Vec<Finding>,
+    /// Findings deleted outright, by id: their host belongs to another shard now (`shard.count`
+    /// changed), whose agent keeps it; they did not resolve.
+    pub handed_over: Vec<String>,
 }
 
 /// Event keys from `from` (inclusive) to `until` (exclusive).
@@ -386,6 +389,9 @@ impl Store {
         let findings = self.cf(CF_FINDINGS)?;
         for f in &c.findings {
             batch.put_cf(findings, f.id.as_bytes(), encode("finding", f)?);
+        }
+        for id in &c.handed_over {
+            batch.delete_cf(findings, id.as_bytes());
         }
         self.db.write(batch)?;
         Ok(())

@@ -13,6 +13,7 @@
 use crate::config::Config;
 use crate::inventory;
 use crate::inventory::scope::{Origin, Scope};
+use crate::inventory::shard::Shard;
 use crate::judge;
 use crate::model::{
     now, Event, HostObservation, HostState, OsGuess, Outcome, ProbeCounts, Protocol, ScanRun,
@@ -88,6 +89,23 @@ fn in_scope(scope: &Scope, units: &mut [Unit], origin: Origin) -> Vec<(String, &
         });
     }
     counts.into_iter().map(|((g, r), n)| (g, r, n)).collect()
+}
+
+/// Keep only the targets this agent's shard owns (every address of one VM goes to one shard);
+/// returns how many targets other shards own. They are never probed, stored or exported here.
+fn in_shard(shard: &Shard, units: &mut [Unit]) -> u64 {
+    if shard.count <= 1 {
+        return 0;
+    }
+    let mut others = 0;
+    for unit in units.iter_mut() {
+        unit.targets.retain(|t| {
+            let mine = shard.owns(&t.id);
+            others += u64::from(!mine);
+            mine
+        });
+    }
+    others
 }
 
 /// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
@@ -206,6 +224,8 @@ pub struct Pass {
     /// Every target in this pass's inventories: id, group, and whether it was scanned (a
     /// namespace that could not be entered leaves its targets unscanned).
     pub targets: Vec<(String, String, bool)>,
+    /// Targets in scope that other shards own (`[shard]`), left to their agents.
+    pub other_shards: u64,
 }
 
 /// The services stage (nmap) of one pass.
@@ -450,7 +470,9 @@ pub async fn discovery(
         out_of_scope: Vec::new(),
         reprobes: reprobe::Counts::default(),
         targets: Vec::new(),
+        other_shards: 0,
     };
+    crate::inventory::shard::publish(&config.shard);
     let mut groups = match cidr_units(config) {
         Ok(g) => g,
         Err(e) => {
@@ -468,6 +490,16 @@ pub async fn discovery(
     dropped.extend(in_scope(&config.scope, &mut cloud_units, Origin::Api));
     groups.extend(cloud_units);
     pass.out_of_scope = dropped;
+    // Of what is in scope, only this shard's targets go on (the whole inventory was read).
+    pass.other_shards = in_shard(&config.shard, &mut groups);
+    if config.shard.count > 1 {
+        tracing::debug!(
+            shard = config.shard.index,
+            shards = config.shard.count,
+            other_shards = pass.other_shards,
+            "targets of other shards left to their agents"
+        );
+    }
     run.targets = groups.iter().map(|g| g.targets.len() as u64).sum();
     run.ports = groups
         .iter()
@@ -505,6 +537,7 @@ pub async fn discovery(
     let (hosts, mut events) = judge_pass(&observed, prev, &config.policy, run.id, finished);
     let (removal_events, removed) = removed_hosts(
         prev,
+        &config.shard,
         &cloud.keep,
         &in_inventory,
         run.id,
@@ -688,9 +721,12 @@ fn judge_pass(
 }
 
 /// Hosts no longer in any group's inventory leave the state, with a last event; hosts of groups in
-/// `keep` (an inventory that failed) stay. Returns the events and the removed ids.
+/// `keep` (an inventory that failed) stay. Hosts another shard owns now (`shard.count` changed)
+/// leave the state without an event: they did not leave the inventory, their new owner has them.
+/// Returns the events and the removed ids.
 fn removed_hosts(
     prev: &BTreeMap<String, HostState>,
+    shard: &Shard,
     keep: &HashSet<String>,
     in_inventory: &HashSet<String>,
     run_id: u64,
@@ -699,6 +735,10 @@ fn removed_hosts(
     let mut events = Vec::new();
     let mut removed = Vec::new();
     for (id, h) in prev {
+        if !shard.owns(id) {
+            removed.push(id.clone());
+            continue;
+        }
         if keep.contains(&h.group) {
             continue;
         }
@@ -712,3 +752,6 @@ fn removed_hosts(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod shard_tests;

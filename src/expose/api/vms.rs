@@ -2,13 +2,17 @@
 //! cloud host carries its VM link and security-group exposure. `GET /api/v1/vms/{id}` is one host in
 //! full when `id` is a host id, or — when it is a cloud VM's instance id — the VM as the inventory
 //! saw it with the state of every scanned address. Host ids of cloud VMs contain slashes
-//! (`<instance>/<port>/<address>`); the route takes them raw or as `%2F`.
+//! (`<instance>/<port>/<address>`); the route takes them raw or as `%2F`. With `[shard]`, an id
+//! another shard owns is answered by a 307 to that shard's agent (`shard.peers`), or a 404 naming
+//! the owning shard when no peers are configured.
 
 use super::{not_found, parse_bool, server_error, BadRequest, Params};
 use crate::expose::Shared;
+use crate::inventory::shard::Shard;
 use crate::model::{Event, Exposure, HostState, PortFinding, UnixSeconds, Verdict, Vm, VmLink};
 use crate::store::{self, EventQuery};
 use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ipnetwork::IpNetwork;
@@ -237,7 +241,61 @@ async fn recent_changes(s: &Shared, keys: Vec<String>) -> Result<Vec<Event>, sto
     .await
 }
 
+/// The answer for an id another shard owns: a 307 to its agent when peers are configured, else a
+/// 404 naming the shard. `None`: this agent's shard owns it.
+fn elsewhere(shard: &Shard, id: &str) -> Option<Response> {
+    if shard.owns(id) {
+        return None;
+    }
+    let owner = shard.owner_of(id);
+    let body = |error: String| {
+        Json(json!({
+            "error": error,
+            "shard": owner,
+            "shard_count": shard.count,
+        }))
+    };
+    Some(match shard.peer(owner) {
+        Some(peer) => {
+            let location = format!("{peer}/api/v1/vms/{}", path_escape(id));
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location.clone())],
+                body(format!(
+                    "{id:?} belongs to shard {owner} of {}: ask {location}",
+                    shard.count
+                )),
+            )
+                .into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            body(format!(
+                "{id:?} belongs to shard {owner} of {}, not this agent's ({}); ask that shard's agent (set shard.peers to be redirected)",
+                shard.count, shard.index
+            )),
+        )
+            .into_response(),
+    })
+}
+
+/// Percent-encode what may not stand raw in a path segment (ids keep their `/` and `:`).
+fn path_escape(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    if let Some(r) = elsewhere(&crate::inventory::shard::current(), &id) {
+        return r;
+    }
     match find(&s, &id) {
         None => not_found(&format!(
             "no host or VM with id {id:?} in the current state (host ids of cloud VMs are <instance>/<port>/<address>)"
@@ -287,5 +345,63 @@ pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
             }
             Json(body).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(peers: bool) -> Shard {
+        Shard {
+            index: 0,
+            count: 3,
+            peers: if peers {
+                (0..3).map(|i| format!("http://agent-{i}:7864/")).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// An id of each shard among `count`.
+    fn id_of(owner: u32, s: &Shard) -> String {
+        (0..)
+            .map(|i| format!("vm-{i}/port/10.0.0.{}", i % 250))
+            .find(|id| s.owner_of(id) == owner)
+            .unwrap()
+    }
+
+    #[test]
+    fn own_ids_are_answered_here() {
+        let s = shard(true);
+        assert!(elsewhere(&s, &id_of(0, &s)).is_none());
+        assert!(elsewhere(&Shard::default(), "10.0.0.1").is_none());
+    }
+
+    #[test]
+    fn other_shards_ids_redirect_to_their_agent() {
+        let s = shard(true);
+        let id = id_of(2, &s);
+        let r = elsewhere(&s, &id).unwrap();
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+        let location = r.headers()[header::LOCATION].to_str().unwrap();
+        assert_eq!(location, format!("http://agent-2:7864/api/v1/vms/{id}"));
+        // A VM's instance id goes where its addresses go.
+        let instance = id.split('/').next().unwrap();
+        let r = elsewhere(&s, instance).unwrap();
+        assert!(r.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("http://agent-2:7864/"));
+    }
+
+    #[test]
+    fn without_peers_the_owner_is_named() {
+        let s = shard(false);
+        let r = elsewhere(&s, &id_of(1, &s)).unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.headers().get(header::LOCATION).is_none());
+        assert_eq!(path_escape("a b/c:d%"), "a%20b/c:d%25");
     }
 }

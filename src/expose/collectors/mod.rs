@@ -38,6 +38,7 @@ mod gmp;
 mod hosts;
 mod inventory;
 mod ports;
+mod shard;
 mod stages;
 mod vms;
 
@@ -62,8 +63,9 @@ pub(crate) fn register(
     max_port_series: &Arc<AtomicUsize>,
 ) {
     let state = || state.clone();
-    let all: [(&'static str, Box<dyn Collector>); 12] = [
+    let all: [(&'static str, Box<dyn Collector>); 13] = [
         ("build", Box::new(build::Build)),
+        ("shard", Box::new(shard::Shard)),
         ("hosts", Box::new(hosts::Hosts { state: state() })),
         (
             "findings",
