@@ -5,7 +5,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use stinger::app;
-use stinger::config::cli::{Cli, Command};
+use stinger::config::cli::{Cli, Command, Generate};
 use stinger::config::{self, Config};
 
 /// EX_USAGE: the configuration or flags are wrong.
@@ -14,6 +14,9 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    if let Some(Command::Generate { what }) = &cli.command {
+        return generate(what);
+    }
     stinger::telemetry::init(&cli.log_level, cli.log_format);
     let overrides = cli.overrides();
     let is_scan = matches!(cli.command, Some(Command::Scan(_)));
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&config),
         Some(Command::Scan(args)) => runtime.block_on(scan_once(&config, args.output)),
+        Some(Command::Generate { what }) => generate(&what),
         None | Some(Command::Run) => {
             match runtime.block_on(run_agent(config, cli.config_file.clone(), overrides)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +65,21 @@ async fn run_agent(
         stinger::shutdown::listen().context("cannot install signal handlers")?;
     let listener = stinger::expose::bind(config.web.listen).await?;
     app::run(config, config_path, overrides, listener, shutdown, reload).await
+}
+
+/// `stinger generate`: the man page or a completion script, from the flags alone (no configuration
+/// is read).
+fn generate(what: &Generate) -> ExitCode {
+    match what.write() {
+        Ok(path) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("stinger: cannot write the generated file: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(config: &Config) -> ExitCode {

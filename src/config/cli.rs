@@ -137,6 +137,65 @@ pub enum Command {
     /// Scan once, print the findings and exit: 0 when every open port is expected, 1 when some are
     /// not, 2 on error. Stateless: it neither reads nor writes the store (safe beside a running agent).
     Scan(ScanArgs),
+    /// Write the man page or a shell completion script generated from these flags (for packagers;
+    /// `packaging/build-deb.sh` runs it).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+/// What `stinger generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// The man page, `stinger.1`.
+    Man {
+        /// Directory to write into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// The completion script for SHELL (`stinger.bash`, `_stinger`, `stinger.fish`, …).
+    Completions {
+        shell: clap_complete::Shell,
+        /// Directory to write into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+impl Generate {
+    /// Writes the file into its directory and returns its path.
+    pub fn write(&self) -> std::io::Result<PathBuf> {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        match self {
+            Generate::Man { out } => {
+                let path = out.join("stinger.1");
+                let mut buf = Vec::new();
+                clap_mangen::Man::new(cmd).render(&mut buf)?;
+                std::fs::write(&path, buf)?;
+                Ok(path)
+            }
+            Generate::Completions { shell, out } => {
+                clap_complete::generate_to(*shell, &mut without_hidden(cmd), "stinger", out)
+            }
+        }
+    }
+}
+
+/// The command without its hidden subcommands (`generate`), which clap_complete would offer too:
+/// the same name, version, flags and visible subcommands, which is all a completion script uses.
+fn without_hidden(cmd: clap::Command) -> clap::Command {
+    let mut pruned = clap::Command::new("stinger")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(true);
+    if let Some(about) = cmd.get_about() {
+        pruned = pruned.about(about.clone());
+    }
+    pruned
+        .args(cmd.get_arguments().cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }
 
 #[derive(Debug, Args)]
@@ -236,5 +295,35 @@ mod tests {
             .overrides();
         assert_eq!(o.shard_count, Some(3));
         assert_eq!(o.shard_index.as_deref(), Some("hostname"));
+    }
+
+    #[test]
+    fn generated_man_page_and_completions_leave_out_generate() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().to_path_buf();
+        let mut written = vec![Generate::Man { out: out.clone() }.write().unwrap()];
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let what = Generate::Completions {
+                shell,
+                out: out.clone(),
+            };
+            written.push(what.write().unwrap());
+        }
+        for path in written {
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Words without a '-', which the man page escapes as '\-'.
+            for word in ["config.file", "web.listen", "scan.tcp.concurrency", "check"] {
+                assert!(text.contains(word), "{} lacks {word}", path.display());
+            }
+            assert!(
+                !text.contains("generate"),
+                "{} offers generate",
+                path.display()
+            );
+        }
     }
 }
