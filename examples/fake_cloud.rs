@@ -39,6 +39,10 @@ struct Args {
     /// Validate tokens against this Keystone instead (identity endpoint with /v3, plain http).
     #[arg(long, conflicts_with = "static_tokens")]
     keystone: Option<String>,
+    /// Leave Neutron's `standard-attr-timestamp` extension out (no `updated_at`, and
+    /// `changed_since` answered with 400), as a cloud without the timestamp plugin.
+    #[arg(long)]
+    no_neutron_timestamps: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
     }
     config.max_limit = args.page_size.max(1);
     config.neutron_max_limit = Some(args.page_size.max(1));
+    config.neutron_timestamps = !args.no_neutron_timestamps;
     let fake = match FakeCloud::start(config) {
         Ok(f) => f,
         Err(e) => {

@@ -11,6 +11,13 @@
 //! marker, 403 for `all_tenants` without the admin role; Neutron `limit`/`marker` paging sorted by
 //! id with `<collection>_links`, filters ANDed across fields and ORed within one. Version documents
 //! (`/`, `/v2.1`, `/v2.1/`) need no token, like the real services; everything else does.
+//!
+//! Incremental listing (§7): Nova `changes-since` (`updated >= T`, deleted servers listed after the
+//! live ones with status `DELETED`), Neutron `changed_since` (`updated_at >= T`) on every collection
+//! including `security-group-rules`, and the `standard-attr-timestamp` extension, which
+//! [`FakeConfig::neutron_timestamps`] can take away (then `changed_since` gets a 400, as with
+//! Neutron's filter validation). Changes made through [`Cloud`]'s methods are stamped with its
+//! clock ([`Cloud::set_clock`]).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -266,6 +273,11 @@ pub struct Cloud {
     security_groups: BTreeMap<String, Value>,
     diagnostics: HashMap<String, DiagnosticsReply>,
     seq: u64,
+    /// Removed servers as Nova keeps them (status `DELETED`), listed only with `changes-since`.
+    deleted: Vec<Value>,
+    /// Unix seconds that changes are stamped with; `None`: one second per change after the last
+    /// generated `created`.
+    clock: Option<u64>,
 }
 
 /// 2024-01-01T00:00:00Z: the first generated `created` time.
@@ -286,6 +298,8 @@ impl Cloud {
             security_groups: BTreeMap::new(),
             diagnostics: HashMap::new(),
             seq: 0,
+            deleted: Vec::new(),
+            clock: None,
         };
         let public = cloud.network_json(PUBLIC_NET_ID, "public", "admin", true, true);
         cloud.networks.insert(PUBLIC_NET_ID.to_string(), public);
@@ -609,7 +623,17 @@ impl Cloud {
         let Some(index) = self.server_index.remove(id) else {
             return false;
         };
-        self.servers.remove(index);
+        let now = self.now();
+        let mut gone = self.servers.remove(index);
+        set_all(
+            &mut gone,
+            &[
+                ("status", json!("DELETED")),
+                ("OS-EXT-STS:vm_state", json!("deleted")),
+                ("updated", json!(now)),
+            ],
+        );
+        self.deleted.push(gone);
         self.server_index = self
             .servers
             .iter()
@@ -638,6 +662,7 @@ impl Cloud {
                         ("fixed_ip_address", Value::Null),
                         ("port_details", Value::Null),
                         ("status", json!("DOWN")),
+                        ("updated_at", json!(now)),
                     ],
                 );
             }
@@ -651,16 +676,188 @@ impl Cloud {
         let Some(&i) = self.server_index.get(id) else {
             return false;
         };
+        let now = self.now();
         if let Some(s) = self.servers.get_mut(i) {
-            set_all(s, &[("status", json!(status))]);
+            set_all(s, &[("status", json!(status)), ("updated", json!(now))]);
         }
         let port_status = if status == "ACTIVE" { "ACTIVE" } else { "DOWN" };
         for p in self.ports.values_mut() {
             if p.get("device_id").and_then(Value::as_str) == Some(id) {
-                set_all(p, &[("status", json!(port_status))]);
+                set_all(
+                    p,
+                    &[("status", json!(port_status)), ("updated_at", json!(now))],
+                );
             }
         }
         true
+    }
+
+    /// Sets the clock (Unix seconds) that later changes are stamped with (`updated`,
+    /// `updated_at`), so tests can move the cloud's time, skew it or turn it back.
+    pub fn set_clock(&mut self, unix_secs: u64) {
+        self.clock = Some(unix_secs);
+    }
+
+    /// The stamp of a change made now.
+    fn now(&self) -> String {
+        iso8601(self.clock.unwrap_or(BASE_EPOCH + self.seq))
+    }
+
+    /// The Neutron ports of a server (by id).
+    pub fn server_ports(&self, server_id: &str) -> Vec<String> {
+        self.ports
+            .iter()
+            .filter(|(_, p)| p.get("device_id").and_then(Value::as_str) == Some(server_id))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Associates a new floating IP `ip` with the server's first port (Nova lists it beside that
+    /// port's fixed address); returns its id.
+    pub fn associate_floating_ip(&mut self, server_id: &str, ip: IpAddr) -> Result<String, String> {
+        let port_id = self.server_ports(server_id).into_iter().next().ok_or_else(|| {
+            format!("associate_floating_ip: server {server_id:?} has no port; add it with a fixed address")
+        })?;
+        let port = self.ports.get(&port_id).cloned().unwrap_or(Value::Null);
+        let fixed = port
+            .pointer("/fixed_ips/0/ip_address")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mac = port.get("mac_address").cloned().unwrap_or(Value::Null);
+        self.seq += 1;
+        let (now, fip_id) = (self.now(), uuid(3, self.seq * 16 + 15));
+        let mut f = self.t.fip.clone();
+        set_all(
+            &mut f,
+            &[
+                ("id", json!(fip_id)),
+                ("floating_ip_address", json!(ip.to_string())),
+                ("fixed_ip_address", json!(fixed)),
+                ("port_id", json!(port_id)),
+                (
+                    "project_id",
+                    port.get("project_id").cloned().unwrap_or(Value::Null),
+                ),
+                (
+                    "tenant_id",
+                    port.get("project_id").cloned().unwrap_or(Value::Null),
+                ),
+                ("floating_network_id", json!(PUBLIC_NET_ID)),
+                ("router_id", json!(SAMPLE_ROUTER_ID)),
+                ("status", json!("ACTIVE")),
+                ("port_details", Value::Null),
+                ("created_at", json!(now)),
+                ("updated_at", json!(now)),
+            ],
+        );
+        self.floatingips.insert(fip_id.clone(), f);
+        if let Some(nets) = self
+            .server_index
+            .get(server_id)
+            .and_then(|&i| self.servers.get_mut(i))
+            .and_then(|s| s.get_mut("addresses"))
+            .and_then(Value::as_object_mut)
+        {
+            let list = nets.values_mut().find(|l| {
+                l.as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x.get("addr").and_then(Value::as_str) == Some(&fixed))
+                })
+            });
+            if let Some(list) = list.and_then(Value::as_array_mut) {
+                list.push(
+                    json!({"addr": ip.to_string(), "OS-EXT-IPS-MAC:mac_addr": mac,
+                                 "OS-EXT-IPS:type": "floating",
+                                 "version": if ip.is_ipv4() { 4 } else { 6 }}),
+                );
+            }
+        }
+        Ok(fip_id)
+    }
+
+    /// Adds a rule to a security group (stamping the rule and the group); returns the rule id.
+    pub fn add_security_group_rule(
+        &mut self,
+        group_id: &str,
+        rule: RuleSpec,
+    ) -> Result<String, String> {
+        self.seq += 1;
+        let (now, rule_id) = (self.now(), uuid(5, self.seq * 64 + 63));
+        let template = self
+            .t
+            .sg
+            .get("security_group_rules")
+            .and_then(|r| r.get(0))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let Some(group) = self.security_groups.get_mut(group_id) else {
+            return Err(format!(
+                "add_security_group_rule: no security group {group_id:?}"
+            ));
+        };
+        let project = group.get("project_id").cloned().unwrap_or(Value::Null);
+        let mut v = template;
+        set_all(
+            &mut v,
+            &[
+                ("id", json!(rule_id)),
+                ("direction", json!(rule.direction)),
+                ("ethertype", json!(rule.ethertype)),
+                ("protocol", json!(rule.protocol)),
+                ("port_range_min", json!(rule.port_range_min)),
+                ("port_range_max", json!(rule.port_range_max)),
+                ("remote_ip_prefix", json!(rule.remote_ip_prefix)),
+                ("remote_group_id", json!(rule.remote_group_id)),
+                ("remote_address_group_id", Value::Null),
+                ("security_group_id", json!(group_id)),
+                ("project_id", project.clone()),
+                ("tenant_id", project),
+                ("created_at", json!(now)),
+                ("updated_at", json!(now)),
+            ],
+        );
+        if let Some(list) = group
+            .get_mut("security_group_rules")
+            .and_then(Value::as_array_mut)
+        {
+            list.push(v);
+        }
+        touch_revision(group, &now);
+        Ok(rule_id)
+    }
+
+    /// Deletes a rule (a hard delete, as in Neutron: only its group's `updated_at` tells).
+    pub fn remove_security_group_rule(&mut self, rule_id: &str) -> bool {
+        let now = self.now();
+        for g in self.security_groups.values_mut() {
+            let Some(list) = g
+                .get_mut("security_group_rules")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            let before = list.len();
+            list.retain(|r| r.get("id").and_then(Value::as_str) != Some(rule_id));
+            if list.len() != before {
+                touch_revision(g, &now);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sets a port's `port_security_enabled` (stamping it).
+    pub fn set_port_security(&mut self, port_id: &str, enabled: bool) -> bool {
+        let now = self.now();
+        match self.ports.get_mut(port_id) {
+            Some(p) => {
+                set_all(p, &[("port_security_enabled", json!(enabled))]);
+                touch_revision(p, &now);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds a security group; returns its id.
@@ -897,6 +1094,55 @@ fn set_all(v: &mut Value, fields: &[(&str, Value)]) {
             o.insert((*k).to_string(), val.clone());
         }
     }
+}
+
+/// Removes `created_at` / `updated_at` from a Neutron resource and the rules inside it.
+fn strip_timestamps(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("created_at");
+        o.remove("updated_at");
+        if let Some(rules) = o
+            .get_mut("security_group_rules")
+            .and_then(Value::as_array_mut)
+        {
+            rules.iter_mut().for_each(strip_timestamps);
+        }
+    }
+}
+
+/// A Neutron resource changed: new `updated_at`, next `revision_number`.
+fn touch_revision(v: &mut Value, now: &str) {
+    let rev = v
+        .get("revision_number")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        + 1;
+    set_all(
+        v,
+        &[("updated_at", json!(now)), ("revision_number", json!(rev))],
+    );
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of an ISO 8601 UTC time (`Z`, `+00:00`, a fraction or nothing after
+/// it), so that times compare as strings; `None` for anything else.
+fn utc_seconds(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let shape = b.len() >= 19
+        && b.iter().take(19).enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    let rest = s.get(19..)?;
+    let rest = match rest.strip_prefix('.') {
+        Some(frac) => frac.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => rest,
+    };
+    matches!(rest, "" | "Z" | "+00:00").then(|| s[..19].to_string())
 }
 
 fn generated_project(p: usize) -> String {
@@ -1141,6 +1387,9 @@ pub struct FakeConfig {
     pub neutron_max_limit: Option<usize>,
     /// Neutron's `pagination` extension; off = `limit`/`marker` ignored, everything in one reply.
     pub neutron_pagination: bool,
+    /// Neutron's `standard-attr-timestamp` extension; off = not in `/v2.0/extensions`, and
+    /// `changed_since` is answered with 400.
+    pub neutron_timestamps: bool,
 }
 
 impl FakeConfig {
@@ -1154,6 +1403,7 @@ impl FakeConfig {
             max_limit: 1000,
             neutron_max_limit: None,
             neutron_pagination: true,
+            neutron_timestamps: true,
         }
     }
 }
@@ -1169,6 +1419,7 @@ struct Ctx {
     max_limit: usize,
     neutron_max_limit: Option<usize>,
     neutron_pagination: bool,
+    neutron_timestamps: bool,
     keystone_calls: Mutex<usize>,
     /// Bumped by every [`FakeCloud::with_cloud`]; invalidates `render_cache`.
     generation: std::sync::atomic::AtomicU64,
@@ -1229,6 +1480,7 @@ impl FakeCloud {
             max_limit: config.max_limit.max(1),
             neutron_max_limit: config.neutron_max_limit.map(|m| m.max(1)),
             neutron_pagination: config.neutron_pagination,
+            neutron_timestamps: config.neutron_timestamps,
             keystone_calls: Mutex::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             render_cache: Mutex::new(RenderCache::default()),
@@ -2179,20 +2431,50 @@ fn list_servers(
     };
     let status = get("status").map(str::to_ascii_uppercase);
     let name = get("name");
+    let changes_since = match get("changes-since") {
+        None => None,
+        Some(v) => match utc_seconds(v) {
+            Some(t) => Some(t),
+            None => {
+                return nova_error(
+                    400,
+                    &format!("Invalid input for query parameters changes-since. Value: {v}. '{v}' is not a 'date-time'"),
+                )
+            }
+        },
+    };
+    let since_ok = |v: Option<&Value>| {
+        changes_since.as_deref().is_none_or(|t| {
+            v.and_then(|s| s.get("updated"))
+                .and_then(Value::as_str)
+                .and_then(utc_seconds)
+                .is_some_and(|u| u.as_str() >= t)
+        })
+    };
+    // Live servers (indices into `servers`), then, with changes-since, deleted ones (indices into
+    // `deleted`, offset by the number of servers).
+    let live = cloud.servers.len();
+    let stored = |i: usize| {
+        if i < live {
+            cloud.servers.get(i)
+        } else {
+            cloud.deleted.get(i - live)
+        }
+    };
     let field = |i: usize, k: &str| -> &str {
-        cloud
-            .servers
-            .get(i)
+        stored(i)
             .and_then(|s| s.get(k))
             .and_then(Value::as_str)
             .unwrap_or("")
     };
-    let mut visible = cloud.order.iter().copied().filter(|&i| {
+    let dead = (live..live + cloud.deleted.len()).filter(|_| changes_since.is_some());
+    let mut visible = cloud.order.iter().copied().chain(dead).filter(|&i| {
         project_filter
             .as_deref()
             .is_none_or(|p| field(i, "tenant_id") == p)
-            && status.as_deref().is_none_or(|st| field(i, "status") == st)
+            && (i >= live || status.as_deref().is_none_or(|st| field(i, "status") == st))
             && name.is_none_or(|n| field(i, "name").contains(n))
+            && since_ok(stored(i))
     });
     if let Some(marker) = get("marker") {
         if !visible.by_ref().any(|i| field(i, "id") == marker) {
@@ -2218,6 +2500,17 @@ fn list_servers(
             .entry((bucket, id.admin, detail, host.to_string()))
             .or_insert_with(|| vec![None; cloud.servers.len()]);
         for (k, &i) in page.iter().enumerate() {
+            if i >= live {
+                let v =
+                    stored(i).map(|s| render_server(&cloud.t, s, minor, id.admin, host, detail));
+                if k > 0 {
+                    raw.push(b',');
+                }
+                raw.extend_from_slice(
+                    &serde_json::to_vec(&v.unwrap_or(Value::Null)).unwrap_or_default(),
+                );
+                continue;
+            }
             let Some(slot) = slots.get_mut(i) else {
                 continue;
             };
@@ -2294,7 +2587,29 @@ async fn neutron(ctx: &Ctx, path: &str, query: &str, token: Option<&str>, host: 
             if ctx.neutron_pagination {
                 ext.push(json!({"alias": "pagination", "name": "Pagination support"}));
             }
+            if ctx.neutron_timestamps {
+                ext.push(json!({"alias": "standard-attr-timestamp",
+                                "name": "Resource timestamps"}));
+            }
             Out::ok(json!({"extensions": ext}), Some("extensions"))
+        }
+        ["v2.0", coll] if strip(coll) == "security-group-rules" => {
+            let rules: BTreeMap<String, Value> = cloud
+                .security_groups
+                .values()
+                .filter_map(|g| g.get("security_group_rules")?.as_array())
+                .flatten()
+                .filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.clone())))
+                .collect();
+            list_neutron(
+                ctx,
+                &rules,
+                "security_group_rules",
+                query,
+                &identity,
+                host,
+                path,
+            )
         }
         ["v2.0", coll] => {
             let coll = strip(coll);
@@ -2357,6 +2672,7 @@ fn field_matches(v: Option<&Value>, wanted: &str) -> bool {
 }
 
 const NEUTRON_RESERVED: &[&str] = &[
+    "changed_since",
     "limit",
     "marker",
     "page_reverse",
@@ -2396,6 +2712,24 @@ fn list_neutron(
         };
         filters.entry(k.to_string()).or_default().push(v.as_str());
     }
+    let changed_since = match get("changed_since") {
+        None => None,
+        Some(_) if !ctx.neutron_timestamps => {
+            return neutron_error(400, "[changed_since] is invalid filter")
+        }
+        Some(v) => match utc_seconds(v) {
+            Some(t) => Some(t),
+            None => {
+                return neutron_error(
+                    400,
+                    &format!(
+                        "The given changed_since parameter {v:?} is not a valid timestamp; use \
+                         YYYY-MM-DDTHH:MM:SSZ"
+                    ),
+                )
+            }
+        },
+    };
     let fields: Vec<&str> = params
         .iter()
         .filter(|(k, _)| k == "fields")
@@ -2435,7 +2769,12 @@ fn list_neutron(
         None => Box::new(items.iter()),
     };
     let matching = range.map(|(_, v)| v).filter(|v| {
-        neutron_visible(v, id)
+        changed_since.as_deref().is_none_or(|since| {
+            v.get("updated_at")
+                .and_then(Value::as_str)
+                .and_then(utc_seconds)
+                .is_some_and(|u| u.as_str() >= since)
+        }) && neutron_visible(v, id)
             && filters
                 .iter()
                 .all(|(k, wanted)| wanted.iter().any(|w| field_matches(v.get(k.as_str()), w)))
@@ -2448,6 +2787,13 @@ fn list_neutron(
         .iter()
         .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
         .collect();
+    let mut page = page;
+    if !ctx.neutron_timestamps {
+        // No timestamp plugin: Neutron has no created_at / updated_at to show.
+        for v in &mut page {
+            strip_timestamps(v);
+        }
+    }
     let page: Vec<Value> = if fields.is_empty() {
         page
     } else {

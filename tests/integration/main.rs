@@ -15,6 +15,7 @@ mod keystone;
 mod keystone_server;
 mod once;
 mod openstack;
+mod openstack_changes;
 mod openstack_faults;
 mod orphans;
 mod prometheus;

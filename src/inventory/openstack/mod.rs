@@ -22,6 +22,7 @@
 //! - [`types`]: servers, ports, floating IPs, networks, security groups, diagnostics as plain data.
 
 pub mod api;
+pub mod changes;
 pub mod clouds;
 pub mod diagnostics;
 pub mod http;

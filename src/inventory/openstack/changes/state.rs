@@ -1,0 +1,206 @@
+//! The state a delta applies to: the raw lists of the last full inventory by id, with the
+//! indexes the diff needs, re-joined by [`join`] into the inventory type a full inventory gives.
+
+use super::{parse_stamp, Cursor, Delta, Resource, Stamp};
+use crate::inventory::openstack::join::{self, CloudInventory, Fetched, JoinOptions};
+use crate::inventory::openstack::types::{FloatingIp, Network, Port, SecurityGroup, Server};
+use crate::model::UnixSeconds;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// What a full inventory fetched from one cloud, kept as raw lists by id so that a delta can be
+/// folded in and the whole re-joined. Also the last `updated_at` seen per resource (to notice
+/// time travel) and the [`Cursor`] of the next poll. Networks and project / user names are not
+/// polled: they change only at the next full inventory (they only decorate).
+#[derive(Debug, Clone, Default)]
+pub struct CloudState {
+    pub(crate) servers: BTreeMap<String, Server>,
+    pub(crate) ports: BTreeMap<String, Port>,
+    pub(crate) floating_ips: BTreeMap<String, FloatingIp>,
+    pub(crate) security_groups: BTreeMap<String, SecurityGroup>,
+    networks: Vec<Network>,
+    project_names: HashMap<String, String>,
+    user_names: HashMap<String, String>,
+    /// Port ids by `device_id`, floating IP ids by `port_id`.
+    pub(crate) ports_by_device: HashMap<String, BTreeSet<String>>,
+    pub(crate) fips_by_port: HashMap<String, BTreeSet<String>>,
+    pub(crate) stamps: HashMap<(Resource, String), Stamp>,
+    pub cursor: Cursor,
+    /// Subtracted from the newest `updated_at` seen to get the next `since` (clocks of the
+    /// cloud's hosts differ; Neutron stamps whole seconds).
+    pub margin: Duration,
+}
+
+/// The default [`CloudState::margin`].
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
+
+impl CloudState {
+    /// From a full inventory's lists. Nova's cursor is the newest server `updated` minus `margin`;
+    /// Neutron's is unknown, so the first poll lists Neutron in full and takes it from there
+    /// (set [`CloudState::cursor`] from a cloud clock read before the full inventory to avoid that).
+    pub fn new(fetched: Fetched, margin: Duration) -> CloudState {
+        let mut state = CloudState {
+            networks: fetched.networks,
+            project_names: fetched.project_names,
+            user_names: fetched.user_names,
+            margin,
+            ..CloudState::default()
+        };
+        for s in fetched.servers {
+            let stamp = s.updated.as_deref().and_then(|u| parse_stamp(u).ok());
+            // A stamp from the far future would put the cursor past every change to come.
+            if let Some(t) = stamp.filter(|t| *t <= super::future_limit()) {
+                state.stamps.insert((Resource::Server, s.id.clone()), t);
+                state.cursor.nova = state.cursor.nova.max(Some(t));
+            }
+            state.servers.insert(s.id.clone(), s);
+        }
+        state.cursor.nova = state.cursor.nova.map(|t| back(t, margin));
+        for p in fetched.ports {
+            state.insert_port(p);
+        }
+        for f in fetched.floating_ips {
+            state.insert_fip(f);
+        }
+        for g in fetched.security_groups {
+            state.security_groups.insert(g.id.clone(), g);
+        }
+        state
+    }
+
+    /// The lists, as [`join::join`] takes them.
+    pub fn fetched(&self) -> Fetched {
+        Fetched {
+            servers: self.servers.values().cloned().collect(),
+            ports: self.ports.values().cloned().collect(),
+            floating_ips: self.floating_ips.values().cloned().collect(),
+            networks: self.networks.clone(),
+            security_groups: self.security_groups.values().cloned().collect(),
+            project_names: self.project_names.clone(),
+            user_names: self.user_names.clone(),
+        }
+    }
+
+    /// The cloud's inventory, joined exactly as a full inventory is (VMs in id order).
+    pub fn inventory(
+        &self,
+        opts: &JoinOptions,
+        first_seen: &BTreeMap<String, UnixSeconds>,
+        now: UnixSeconds,
+    ) -> CloudInventory {
+        join::join(opts, self.fetched(), first_seen, now)
+    }
+
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    fn insert_port(&mut self, p: Port) {
+        if let Some(old) = self.ports.get(&p.id) {
+            if let Some(set) = self.ports_by_device.get_mut(&old.device_id) {
+                set.remove(&p.id);
+            }
+        }
+        if !p.device_id.is_empty() {
+            self.ports_by_device
+                .entry(p.device_id.clone())
+                .or_default()
+                .insert(p.id.clone());
+        }
+        self.ports.insert(p.id.clone(), p);
+    }
+
+    fn remove_port(&mut self, id: &str) {
+        if let Some(old) = self.ports.remove(id) {
+            if let Some(set) = self.ports_by_device.get_mut(&old.device_id) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.ports_by_device.remove(&old.device_id);
+                }
+            }
+        }
+        self.stamps.remove(&(Resource::Port, id.to_string()));
+    }
+
+    fn insert_fip(&mut self, f: FloatingIp) {
+        if let Some(old) = self.floating_ips.get(&f.id) {
+            if let Some(set) = old
+                .port_id
+                .as_ref()
+                .and_then(|p| self.fips_by_port.get_mut(p))
+            {
+                set.remove(&f.id);
+            }
+        }
+        if let Some(p) = &f.port_id {
+            self.fips_by_port
+                .entry(p.clone())
+                .or_default()
+                .insert(f.id.clone());
+        }
+        self.floating_ips.insert(f.id.clone(), f);
+    }
+
+    fn remove_fip(&mut self, id: &str) {
+        if let Some(old) = self.floating_ips.remove(id) {
+            if let Some(p) = &old.port_id {
+                if let Some(set) = self.fips_by_port.get_mut(p) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        self.fips_by_port.remove(p);
+                    }
+                }
+            }
+        }
+        self.stamps.remove(&(Resource::FloatingIp, id.to_string()));
+    }
+}
+
+pub(super) fn back(t: Stamp, margin: Duration) -> Stamp {
+    jiff::SignedDuration::try_from(margin)
+        .ok()
+        .and_then(|d| t.checked_sub(d).ok())
+        .unwrap_or(t)
+}
+
+/// Folds a delta into the state (the lists, the per-resource stamps and the cursor). Call
+/// [`CloudState::inventory`] afterwards for the joined inventory.
+pub fn apply(state: &mut CloudState, delta: Delta) {
+    for id in delta.removed_servers {
+        state.servers.remove(&id);
+        state.stamps.remove(&(Resource::Server, id.clone()));
+        // Nova deleted the VM; Neutron hard-deletes its ports, which changed_since never reports.
+        let ports: Vec<String> = state
+            .ports_by_device
+            .get(&id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for p in ports {
+            state.remove_port(&p);
+        }
+    }
+    for s in delta.servers {
+        state.servers.insert(s.id.clone(), s);
+    }
+    for id in delta.removed_ports {
+        state.remove_port(&id);
+    }
+    for p in delta.ports {
+        state.insert_port(p);
+    }
+    for id in delta.removed_floating_ips {
+        state.remove_fip(&id);
+    }
+    for f in delta.floating_ips {
+        state.insert_fip(f);
+    }
+    for id in delta.removed_security_groups {
+        state.security_groups.remove(&id);
+        state.stamps.remove(&(Resource::SecurityGroup, id));
+    }
+    for g in delta.security_groups {
+        state.security_groups.insert(g.id.clone(), g);
+    }
+    state.stamps.extend(delta.stamps);
+    state.cursor = delta.next;
+}
