@@ -2,6 +2,8 @@
 //! per-stage health. Written by the cycle after each commit (and loaded from the store at start-up),
 //! read by /metrics and the API — so a scrape never touches RocksDB and never waits for a scan.
 
+pub mod on_demand;
+
 use crate::model::{DiagnosticsCounts, Finding, HostState, Stage, UnixSeconds, Vm};
 use crate::scan::Progress;
 use std::collections::BTreeMap;
@@ -80,6 +82,8 @@ pub struct View {
     pub findings: BTreeMap<String, Finding>,
     /// Longest acknowledgement the API accepts (`[findings] max_ack`).
     pub max_ack: Duration,
+    /// On-demand scans each user may ask for per minute (`[scan.targeted] max_per_minute`).
+    pub scans_per_minute: u32,
     /// The configuration's `[[policy.exceptions]]`: name and expiry (counted active or expired at
     /// each scrape).
     pub exceptions: Vec<(String, UnixSeconds)>,
@@ -133,6 +137,8 @@ pub struct State {
     /// Signalled when someone other than the agent changed findings (an API ack): the agent's loop
     /// recomputes when the next acknowledgement expires.
     findings_changed: tokio::sync::Notify,
+    /// Scans users asked for, waiting for the loop.
+    pub on_demand: on_demand::OnDemand,
 }
 
 impl State {

@@ -35,6 +35,9 @@ pub struct Job {
     pub fd_limit: u64,
     pub nmap: Option<nmap::Capabilities>,
     pub cancel: CancellationToken,
+    /// A targeted pass (an on-demand scan): the clouds are not asked again, and only these targets
+    /// are scanned.
+    pub focus: Option<cycle::Focus>,
 }
 
 /// What a pass hands back to the loop.
@@ -55,16 +58,20 @@ impl Job {
         self.state
             .set_services_progress(Some(nmap_progress.clone()));
         let reporter = tokio::spawn(report_progress(progress.clone(), self.run.id));
-        let round = inventory::round(
-            &self.sources,
-            &self.config.shard,
-            &mut self.last_good,
-            &self.state,
-            &self.metrics,
-            self.run.id,
-            &self.cancel,
-        )
-        .await;
+        let round = if self.focus.is_some() {
+            inventory::cached(&self.sources, &self.last_good)
+        } else {
+            inventory::round(
+                &self.sources,
+                &self.config.shard,
+                &mut self.last_good,
+                &self.state,
+                &self.metrics,
+                self.run.id,
+                &self.cancel,
+            )
+            .await
+        };
         let prev = self.state.read().hosts.clone();
         let ctx = cycle::Context {
             fd_limit: self.fd_limit,
@@ -72,6 +79,7 @@ impl Job {
             progress,
             nmap_progress,
             cancel: self.cancel.clone(),
+            focus: self.focus,
         };
         let pass = cycle::discovery(&self.config, self.run, &prev, round.cloud.clone(), ctx).await;
         reporter.abort();

@@ -12,6 +12,7 @@ mod findings;
 pub mod inventory;
 pub mod once;
 pub mod schedule;
+mod targeted;
 pub mod vulns;
 
 use crate::config::{self, Config, Overrides};
@@ -175,6 +176,13 @@ pub async fn run(
     let mut discovery: Option<JoinHandle<discovery::Done>> = None;
     let waker = agent.state.clone();
     loop {
+        // An on-demand scan goes first once no pass is under way.
+        if discovery.is_none() {
+            if let Some(run) = agent.state.on_demand.pop() {
+                discovery = agent.start_targeted(run, &shutdown).await;
+                continue;
+            }
+        }
         let discovery_delay = match discovery {
             Some(_) => None,
             None => Some(agent.discovery_due()),
@@ -201,6 +209,8 @@ pub async fn run(
             }
             // An API ack may expire before anything else wakes the loop: recompute the delays.
             _ = waker.findings_changed() => {}
+            // An on-demand scan was queued: it starts above when no pass is under way.
+            _ = waker.on_demand.queued() => {}
             _ = tokio::time::sleep(discovery_delay.unwrap_or(Duration::MAX)), if discovery_delay.is_some() => {
                 discovery = agent.start_discovery(&shutdown).await;
             }
@@ -264,6 +274,7 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     let mut view = state.write();
     view.findings = findings.into_iter().map(|f| (f.id.clone(), f)).collect();
     view.max_ack = config.max_ack;
+    view.scans_per_minute = config.scans_per_minute;
     view.exceptions = exceptions_of(&config.policy);
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
     view.vms = vms
@@ -397,6 +408,7 @@ impl Agent {
             fd_limit: self.fd_limit,
             nmap: self.nmap.clone(),
             cancel: shutdown.child_token(),
+            focus: None,
         };
         Some(tokio::spawn(job.run()))
     }
@@ -428,6 +440,14 @@ impl Agent {
     async fn commit(&mut self, pass: cycle::Pass, round: inventory::Round) {
         let run = pass.run.clone();
         let ok = run.outcome == Outcome::Success;
+        // An on-demand pass over a few targets: it touches their hosts only, and neither the
+        // groups' coverage nor discovery's schedule.
+        let targeted = run.request.is_some();
+        let stage = if targeted {
+            Stage::Targeted
+        } else {
+            Stage::Discovery
+        };
         let mut events = round.events;
         events.extend(pass.events.iter().cloned());
         // Findings change in the same batch as the hosts that change them.
@@ -492,8 +512,7 @@ impl Agent {
             schedule::record(s, ok, finished);
         }
         let seconds = run.finished.unwrap_or_else(now) - run.started;
-        self.metrics
-            .run(Stage::Discovery, run.outcome.as_str(), seconds);
+        self.metrics.run(stage, run.outcome.as_str(), seconds);
         self.metrics.probes(&run.probes);
         let r = pass.reprobes;
         self.metrics
@@ -501,7 +520,9 @@ impl Agent {
         if let Err(e) = stored {
             tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
             self.metrics.error(Stage::Store, e.kind());
-            self.set_stage(|s| schedule::record(s, false, now()));
+            if !targeted {
+                self.set_stage(|s| schedule::record(s, false, now()));
+            }
             return;
         }
         if !ok {
@@ -511,7 +532,7 @@ impl Agent {
                 } else {
                     "scan"
                 };
-                self.metrics.error(Stage::Discovery, kind);
+                self.metrics.error(stage, kind);
                 tracing::warn!(scan_id = run.id, error = %e, "discovery run did not complete");
             }
         }
@@ -536,7 +557,17 @@ impl Agent {
                 }
             }
             let finished = run.finished.unwrap_or_else(now);
-            if ok {
+            if ok && targeted {
+                for (id, group, scanned) in &pass.targets {
+                    if *scanned {
+                        let scan = crate::state::TargetScan {
+                            group: group.clone(),
+                            last: Some(finished),
+                        };
+                        view.target_scans.insert(id.clone(), scan);
+                    }
+                }
+            } else if ok {
                 let previous = std::mem::take(&mut view.target_scans);
                 view.target_scans = pass
                     .targets
@@ -557,8 +588,12 @@ impl Agent {
                     })
                     .collect();
             }
-            view.out_of_scope = pass.out_of_scope.clone();
-            for (name, targets, complete) in &pass.groups {
+            if targeted {
+                // Neither the groups' coverage nor discovery's schedule is a targeted pass's.
+            } else {
+                view.out_of_scope = pass.out_of_scope.clone();
+            }
+            for (name, targets, complete) in pass.groups.iter().filter(|_| !targeted) {
                 if let Some(g) = view.groups.iter_mut().find(|g| &g.name == name) {
                     g.targets = *targets;
                     if ok && *complete {
@@ -567,7 +602,7 @@ impl Agent {
                     }
                 }
             }
-            if let Some(s) = view.stages.get_mut(&Stage::Discovery) {
+            if let Some(s) = view.stages.get_mut(&Stage::Discovery).filter(|_| !targeted) {
                 schedule::record(s, ok, finished);
             }
         }
@@ -580,6 +615,7 @@ impl Agent {
             open_ports = run.open_ports,
             unexpected_ports = run.unexpected_ports,
             events = pass.events.len(),
+            targeted,
             "discovery run finished"
         );
         drop(findings_guard);
@@ -727,6 +763,7 @@ impl Agent {
         {
             let mut view = self.state.write();
             view.max_ack = new.max_ack;
+            view.scans_per_minute = new.scans_per_minute;
             view.exceptions = exceptions_of(&new.policy);
         }
         // Re-judge the known state under the new policy so verdicts change at once.

@@ -121,6 +121,7 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
         progress: Arc::new(Progress::default()),
         nmap_progress: Arc::new(crate::scan::nmap::Progress::default()),
         cancel,
+        focus: None,
     };
     let mut cloud = cycle::CloudTargets::default();
     let mut failures = Vec::new();

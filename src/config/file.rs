@@ -175,6 +175,21 @@ pub struct ScanFile {
     pub udp: super::udp::UdpFile,
     pub nmap: NmapFile,
     pub gmp: GmpFile,
+    pub targeted: TargetedFile,
+}
+
+/// `[scan.targeted]`: passes over a few targets only (on-demand scans).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetedFile {
+    /// On-demand scans each user may ask for per minute (0: no limit).
+    pub max_per_minute: u32,
+}
+
+impl Default for TargetedFile {
+    fn default() -> Self {
+        TargetedFile { max_per_minute: 6 }
+    }
 }
 
 /// Greenbone/OpenVAS through GMP: vulnerabilities of the hosts with open ports, on its own schedule.

@@ -135,6 +135,8 @@ pub struct Config {
     pub findings: crate::judge::findings::Settings,
     /// The longest acknowledgement the API accepts.
     pub max_ack: Duration,
+    /// On-demand scans each user may ask for per minute (`[scan.targeted]`; 0: no limit).
+    pub scans_per_minute: u32,
     /// Clouds inventoried through OpenStack's APIs.
     pub openstack: Vec<openstack::OpenStackSource>,
     pub storage: StorageConfig,
@@ -311,6 +313,7 @@ fn build(
         policy,
         findings,
         max_ack,
+        scans_per_minute: file.scan.targeted.max_per_minute,
         openstack,
         storage,
         web,

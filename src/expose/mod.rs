@@ -72,7 +72,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/vms", get(api::vms))
         // `{*id}`: host ids of cloud VMs contain slashes (`<vm>/<port>/<address>`); `%2F` works too.
         .route("/api/v1/vms/{*id}", get(api::vm))
-        .route("/api/v1/scans", get(api::scans))
+        .route(
+            "/api/v1/scans",
+            get(api::scans)
+                .post(api::request_scan)
+                .layer(axum::extract::DefaultBodyLimit::max(api::SCAN_BODY_LIMIT)),
+        )
         .route("/api/v1/scans/{id}", get(api::scan))
         .route("/api/v1/changes", get(api::changes))
         .route("/api/v1/vulnerabilities", get(api::vulnerabilities))

@@ -401,6 +401,8 @@ impl HostState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// An on-demand scan waiting for its turn (a pass under way finishes first).
+    Queued,
     /// Still running, or the process died before it finished (shown as such after a restart).
     Running,
     Success,
@@ -413,6 +415,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
+            Outcome::Queued => "queued",
             Outcome::Running => "running",
             Outcome::Success => "success",
             Outcome::Failed => "failed",
@@ -450,6 +453,8 @@ pub enum Stage {
     Store,
     /// Loading and reloading the configuration.
     Config,
+    /// A pass over a few targets only (an on-demand scan), between full discovery passes.
+    Targeted,
 }
 
 impl Stage {
@@ -462,6 +467,7 @@ impl Stage {
             Stage::Email => "email",
             Stage::Store => "store",
             Stage::Config => "config",
+            Stage::Targeted => "targeted",
         }
     }
 }
@@ -494,6 +500,25 @@ pub struct ScanRun {
     pub open_ports: u64,
     pub unexpected_ports: u64,
     pub errors: Vec<String>,
+    /// What the run was asked for, when a user asked (`POST /api/v1/scans`): a targeted pass over
+    /// these targets only, which changes no other host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ScanRequest>,
+}
+
+/// An on-demand scan as asked for and as resolved against the inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanRequest {
+    /// The authenticated user who asked.
+    pub by: String,
+    /// When, in Unix seconds.
+    pub at: UnixSeconds,
+    /// The targets as given: VM ids, addresses, CIDRs.
+    pub targets: Vec<String>,
+    /// The ports to probe (port-list syntax); `None`: each target's configured ports.
+    pub ports: Option<String>,
+    /// The ids of the inventory's targets they name (what is scanned).
+    pub hosts: Vec<String>,
 }
 
 fn discovery_stage() -> Stage {

@@ -106,6 +106,9 @@ pub struct EventQuery {
 pub struct Store {
     db: Arc<DB>,
     path: PathBuf,
+    /// Held while a run id is allocated: the agent's loop and the API (on-demand scans) both
+    /// begin runs.
+    run_ids: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -234,6 +237,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
+            run_ids: Arc::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -339,8 +343,9 @@ impl Store {
         Ok(())
     }
 
-    /// Allocate the next scan-run id and record the run as running.
+    /// Allocate the next scan-run id and record the run as running (or as queued, when it is).
     pub fn begin_run(&self, mut run: ScanRun) -> Result<ScanRun> {
+        let _one_at_a_time = self.run_ids.lock().unwrap_or_else(|p| p.into_inner());
         let meta = self.cf(CF_META)?;
         let last = self
             .db
@@ -348,12 +353,21 @@ impl Store {
             .and_then(|v| decode_u64(&v))
             .unwrap_or(0);
         run.id = last + 1;
-        run.outcome = Outcome::Running;
+        if run.outcome != Outcome::Queued {
+            run.outcome = Outcome::Running;
+        }
         let mut batch = WriteBatch::default();
         batch.put_cf(meta, META_LAST_RUN, run_key(run.id));
         batch.put_cf(self.cf(CF_SCANS)?, run_key(run.id), encode("scan", &run)?);
         self.db.write(batch)?;
         Ok(run)
+    }
+
+    /// Record a run's new state on its own (a queued run that starts).
+    pub fn put_run(&self, run: &ScanRun) -> Result<()> {
+        self.db
+            .put_cf(self.cf(CF_SCANS)?, run_key(run.id), encode("scan", run)?)?;
+        Ok(())
     }
 
     /// Write one scan's results (see [`Commit`]).
@@ -444,7 +458,7 @@ impl Store {
         Ok(gone)
     }
 
-    /// Mark runs left "running" by a process that stopped mid-scan as interrupted. Looks at the
+    /// Mark runs left "running" (or "queued") by a process that stopped mid-scan as interrupted. Looks at the
     /// newest 1000 runs: stages run side by side, so a long run can be older than settled ones.
     pub fn mark_interrupted(&self) -> Result<usize> {
         let cf = self.cf(CF_SCANS)?;
@@ -455,10 +469,14 @@ impl Store {
             let Some(mut run) = decode::<ScanRun>(CF_SCANS, &k, &v) else {
                 continue;
             };
-            if run.outcome == Outcome::Running {
+            if matches!(run.outcome, Outcome::Running | Outcome::Queued) {
+                let what = if run.outcome == Outcome::Queued {
+                    "the agent stopped before this scan started; ask for it again"
+                } else {
+                    "the agent stopped before this scan finished"
+                };
                 run.outcome = Outcome::Interrupted;
-                run.errors
-                    .push("the agent stopped before this scan finished".into());
+                run.errors.push(what.into());
                 batch.put_cf(cf, &k, encode("scan", &run)?);
                 n += 1;
             }

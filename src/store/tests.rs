@@ -17,6 +17,7 @@ fn run(started: f64) -> ScanRun {
         open_ports: 0,
         unexpected_ports: 0,
         errors: vec![],
+        request: None,
     }
 }
 

@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse";
 
 /// A request with an optional basic-auth header and JSON body; the status and the JSON answer
 /// (`Null` when the body is not JSON, e.g. the middleware's 401).
-fn send(
+pub(crate) fn send(
     addr: &str,
     method: &str,
     path: &str,
@@ -48,7 +48,7 @@ fn send(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {b64}")

@@ -13,6 +13,7 @@ mod findings_api;
 mod hostile;
 mod keystone;
 mod keystone_server;
+mod on_demand;
 mod once;
 mod openstack;
 mod openstack_changes;

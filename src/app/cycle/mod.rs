@@ -428,6 +428,55 @@ pub fn new_run(config: &Config) -> ScanRun {
         open_ports: 0,
         unexpected_ports: 0,
         errors: Vec::new(),
+        request: None,
+    }
+}
+
+/// A targeted pass (an on-demand scan): only these targets, and only these TCP ports when given.
+/// It changes no other host: nothing leaves the state for being absent from it, and ports it did
+/// not probe keep their state.
+#[derive(Debug, Clone, Default)]
+pub struct Focus {
+    /// Target ids (as in the inventory).
+    pub hosts: HashSet<String>,
+    /// TCP ports to probe instead of each group's; `None`: the group's.
+    pub ports: Option<crate::ports::PortList>,
+}
+
+impl Focus {
+    /// Keep only the focused targets, with the focused ports; drop units left empty.
+    fn narrow(&self, units: &mut Vec<Unit>) {
+        for unit in units.iter_mut() {
+            unit.targets.retain(|t| self.hosts.contains(&t.id));
+            if let Some(p) = &self.ports {
+                unit.ports = p.clone();
+            }
+        }
+        units.retain(|u| !u.targets.is_empty());
+    }
+
+    /// Open TCP ports of the last state that this pass did not probe stay open: a pass over a few
+    /// ports says nothing of the others.
+    fn carry_over(&self, observed: &mut [Observed], prev: &BTreeMap<String, HostState>) {
+        let Some(probed) = &self.ports else {
+            return;
+        };
+        for o in observed.iter_mut() {
+            let Some(h) = prev.get(&o.target.id) else {
+                continue;
+            };
+            let before = o.obs.open.len();
+            o.obs.open.extend(
+                h.ports
+                    .iter()
+                    .filter(|p| p.protocol == Protocol::Tcp && !probed.ports().contains(&p.port))
+                    .map(|p| p.port),
+            );
+            if o.obs.open.len() != before {
+                o.obs.open.sort_unstable();
+                o.obs.open.dedup();
+            }
+        }
     }
 }
 
@@ -442,6 +491,8 @@ pub struct Context<'a> {
     /// The services stage's live progress.
     pub nmap_progress: Arc<nmap::Progress>,
     pub cancel: CancellationToken,
+    /// A targeted pass's targets and ports; `None`: a full pass.
+    pub focus: Option<Focus>,
 }
 
 /// Run one pass. `run` carries the id the store gave it (0 for `scan --once`). A failed or cancelled
@@ -459,6 +510,7 @@ pub async fn discovery(
         progress,
         nmap_progress,
         cancel,
+        focus,
     } = ctx;
     let mut pass = Pass {
         run: ScanRun::clone(&run),
@@ -500,6 +552,9 @@ pub async fn discovery(
             "targets of other shards left to their agents"
         );
     }
+    if let Some(f) = &focus {
+        f.narrow(&mut groups);
+    }
     run.targets = groups.iter().map(|g| g.targets.len() as u64).sum();
     run.ports = groups
         .iter()
@@ -534,17 +589,22 @@ pub async fn discovery(
     }
     let finished = now();
     run.finished = Some(finished);
+    if let Some(f) = &focus {
+        f.carry_over(&mut observed, prev);
+    }
     let (hosts, mut events) = judge_pass(&observed, prev, &config.policy, run.id, finished);
-    let (removal_events, removed) = removed_hosts(
-        prev,
-        &config.shard,
-        &cloud.keep,
-        &in_inventory,
-        run.id,
-        run.finished.unwrap_or_else(now),
-    );
-    events.extend(removal_events);
-    pass.removed = removed;
+    if focus.is_none() {
+        let (removal_events, removed) = removed_hosts(
+            prev,
+            &config.shard,
+            &cloud.keep,
+            &in_inventory,
+            run.id,
+            finished,
+        );
+        events.extend(removal_events);
+        pass.removed = removed;
+    }
     run.outcome = Outcome::Success;
     run.hosts_up = hosts.iter().filter(|h| h.up).count() as u64;
     run.open_ports = hosts.iter().map(|h| h.ports.len() as u64).sum();

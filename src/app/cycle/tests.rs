@@ -199,6 +199,7 @@ async fn a_pass_identifies_services_inside_a_tenant_namespace() {
         progress: Arc::new(Progress::default()),
         nmap_progress: Arc::new(nmap::Progress::default()),
         cancel: CancellationToken::new(),
+        focus: None,
     };
     let pass = timeout(
         LIMIT,

@@ -4,8 +4,10 @@
 //! query parameter gets a 400 naming the parameter and the accepted form.
 
 mod findings;
+mod scan_request;
 mod vms;
 pub use findings::{ack, finding, findings, unack, ACK_BODY_LIMIT};
+pub use scan_request::{request_scan, SCAN_BODY_LIMIT};
 pub use vms::{vm, vms};
 
 use super::digest::{Digest, Scope};
@@ -232,10 +234,42 @@ pub async fn scan(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
         .into_response();
     };
     match store::blocking(&s.store, move |st| st.scan(id)).await {
+        Ok(Some(run)) if run.request.is_some() => Json(on_demand(&s, run)).into_response(),
         Ok(Some(run)) => Json(json!({ "scan": run })).into_response(),
         Ok(None) => not_found(&format!("no scan with id {id}")),
         Err(e) => server_error(e),
     }
+}
+
+/// An on-demand scan: its run, where it stands, and (once it ran) the current state of each
+/// target it scanned.
+fn on_demand(s: &Shared, run: crate::model::ScanRun) -> serde_json::Value {
+    use crate::model::Outcome;
+    use std::sync::atomic::Ordering;
+    let mut out = json!({ "scan": run });
+    match run.outcome {
+        Outcome::Queued => {
+            let waiting = s.state.on_demand.get(run.id).is_some();
+            out["queued"] = json!(waiting);
+        }
+        Outcome::Running => {
+            if let Some(p) = s.state.progress() {
+                out["progress"] = json!({
+                    "done": p.done.load(Ordering::Relaxed),
+                    "total": p.total.load(Ordering::Relaxed),
+                    "ratio": p.ratio(),
+                });
+            }
+        }
+        _ => {
+            let view = s.state.read();
+            let ids = run.request.as_ref().map_or(&[][..], |r| r.hosts.as_slice());
+            let hosts: Vec<&crate::model::HostState> =
+                ids.iter().filter_map(|id| view.hosts.get(id)).collect();
+            out["hosts"] = json!(hosts);
+        }
+    }
+    out
 }
 
 pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
