@@ -23,26 +23,35 @@ fn marked(store: &Path) -> Vec<u32> {
 
 #[test]
 fn nmap_left_running_by_a_killed_agent_is_killed_at_the_next_start() {
-    // A service that accepts and never says a word: nmap -sV waits on it through its probes.
-    let listener = std::net::TcpListener::bind("127.0.91.7:18870").unwrap();
-    let held = std::thread::spawn(move || {
-        let mut conns = Vec::new();
-        for c in listener.incoming().take(200) {
-            match c {
-                Ok(c) => conns.push(c),
-                Err(_) => break,
-            }
-        }
-    });
+    // A real nmap dies of SIGPIPE at its next write once its agent is gone, so when that comes is
+    // a race; this stand-in answers --version like nmap and then waits silently, as nmap does
+    // through a slow service scan, so the orphan outlives its agent for sure.
+    let _open = crate::util::Listener::new("127.0.91.7:18870");
     let dir = tempfile::tempdir().unwrap();
+    let nmap = dir.path().join("nmap");
+    std::fs::write(
+        &nmap,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Nmap version 7.93 ( https://nmap.org )'; exit 0; fi\nexec sleep 300\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&nmap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = write_config(
         dir.path(),
-        "[schedule]\ndiscovery = \"1h\"\njitter = \"0s\"\n\
-         [[targets]]\nname = \"lab\"\ncidrs = [\"127.0.91.7/32\"]\nports = \"18870\"\n\
-         [scan.udp]\nenabled = false\n\
-         [scan.nmap]\nenabled = true\nbatch_timeout = \"120s\"\nversion_intensity = 9\n",
+        &format!(
+            "[schedule]\ndiscovery = \"1h\"\njitter = \"0s\"\n\
+             [[targets]]\nname = \"lab\"\ncidrs = [\"127.0.91.7/32\"]\nports = \"18870\"\n\
+             [scan.udp]\nenabled = false\n\
+             [scan.nmap]\nenabled = true\npath = \"{}\"\nbatch_timeout = \"120s\"\n",
+            nmap.display()
+        ),
     );
     let store = std::fs::canonicalize(dir.path()).unwrap().join("data");
+    // Another agent's nmap (another store) is none of ours.
+    let mut other = std::process::Command::new(&nmap)
+        .arg("-sV")
+        .env("STINGER_AGENT_STORE", "/var/lib/another-stinger")
+        .spawn()
+        .unwrap();
     let agent = Agent::start(&config);
     let orphans = wait_for("nmap to start", Duration::from_secs(60), || {
         let pids = marked(&store);
@@ -50,22 +59,17 @@ fn nmap_left_running_by_a_killed_agent_is_killed_at_the_next_start() {
     });
     agent.kill();
     std::thread::sleep(Duration::from_millis(500));
+    let alive = |p: &u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
     assert!(
-        orphans
-            .iter()
-            .any(|p| Path::new(&format!("/proc/{p}")).exists()),
+        orphans.iter().any(alive),
         "nmap outlives the SIGKILLed agent (what this test is about)"
     );
     let agent = Agent::start(&config);
     wait_for("the orphans to be killed", Duration::from_secs(20), || {
-        orphans
-            .iter()
-            .all(|p| {
-                // Gone, or a zombie its (dead) parent's reaper has not collected yet.
-                std::fs::read_to_string(format!("/proc/{p}/stat"))
-                    .map_or(true, |s| s.contains(") Z "))
-            })
-            .then_some(())
+        // Gone, or a zombie its (dead) parent's reaper has not collected yet.
+        (!orphans.iter().any(alive)).then_some(())
     });
     assert!(
         agent
@@ -74,6 +78,11 @@ fn nmap_left_running_by_a_killed_agent_is_killed_at_the_next_start() {
         "{}",
         agent.log()
     );
-    drop(agent);
-    drop(held);
+    agent.stop();
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "another agent's nmap was killed"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
 }
