@@ -35,18 +35,31 @@ pub struct Job {
     pub fd_limit: u64,
     pub nmap: Option<nmap::Capabilities>,
     pub cancel: CancellationToken,
+    pub mode: Mode,
+}
+
+/// What kind of pass a [`Job`] runs.
+pub enum Mode {
+    /// Inventory every cloud, scan everything.
+    Full,
     /// A targeted pass (an on-demand scan): the clouds are not asked again, and only these targets
     /// are scanned.
-    pub focus: Option<cycle::Focus>,
+    Focused(cycle::Focus),
+    /// Ask the clouds what changed; apply it, and scan what it touched (nothing is recorded when
+    /// nothing changed). The store records the run once there is one.
+    Changes(crate::store::Store),
 }
 
 /// What a pass hands back to the loop.
 pub struct Done {
-    pub pass: cycle::Pass,
+    /// `None`: a change poll that found nothing to record.
+    pub pass: Option<cycle::Pass>,
     pub round: inventory::Round,
     /// The clouds' last good inventories after this pass's inventory.
     pub last_good: LastGood,
     pub generation: u64,
+    /// A cloud's change poll asks for a full inventory (its change list could not be trusted).
+    pub full_needed: bool,
 }
 
 impl Job {
@@ -58,19 +71,54 @@ impl Job {
         self.state
             .set_services_progress(Some(nmap_progress.clone()));
         let reporter = tokio::spawn(report_progress(progress.clone(), self.run.id));
-        let round = if self.focus.is_some() {
-            inventory::cached(&self.sources, &self.last_good)
-        } else {
-            inventory::round(
-                &self.sources,
-                &self.config.shard,
-                &mut self.last_good,
-                &self.state,
-                &self.metrics,
-                self.run.id,
-                &self.cancel,
-            )
-            .await
+        let mode = std::mem::replace(&mut self.mode, Mode::Full);
+        let mut full_needed = false;
+        let (round, focus) = match mode {
+            Mode::Full => {
+                let round = inventory::round(
+                    &self.sources,
+                    &self.config.shard,
+                    &mut self.last_good,
+                    &self.state,
+                    &self.metrics,
+                    self.run.id,
+                    &self.cancel,
+                )
+                .await;
+                (round, None)
+            }
+            Mode::Focused(focus) => (
+                inventory::cached(&self.sources, &self.last_good),
+                Some(focus),
+            ),
+            Mode::Changes(store) => {
+                let (changed, full) = super::changes::poll(super::changes::Polls {
+                    sources: &self.sources,
+                    shard: &self.config.shard,
+                    last_good: &mut self.last_good,
+                    state: &self.state,
+                    metrics: &self.metrics,
+                    store: &store,
+                    skeleton: self.run.clone(),
+                    cancel: &self.cancel,
+                })
+                .await;
+                full_needed = full;
+                let Some(changed) = changed else {
+                    reporter.abort();
+                    self.state.set_progress(None);
+                    self.state.set_services_progress(None);
+                    return Done {
+                        pass: None,
+                        round: inventory::Round::default(),
+                        last_good: self.last_good,
+                        generation: self.generation,
+                        full_needed,
+                    };
+                };
+                self.run = changed.run;
+                (changed.round, Some(changed.focus))
+            }
         };
         let prev = self.state.read().hosts.clone();
         let ctx = cycle::Context {
@@ -79,17 +127,18 @@ impl Job {
             progress,
             nmap_progress,
             cancel: self.cancel.clone(),
-            focus: self.focus,
+            focus,
         };
         let pass = cycle::discovery(&self.config, self.run, &prev, round.cloud.clone(), ctx).await;
         reporter.abort();
         self.state.set_progress(None);
         self.state.set_services_progress(None);
         Done {
-            pass,
+            pass: Some(pass),
             round,
             last_good: self.last_good,
             generation: self.generation,
+            full_needed,
         }
     }
 }

@@ -123,6 +123,37 @@ impl Agent {
             .collect()
     }
 
+    /// Findings that a targeted pass confirmed now carry what triggered it and how long after the
+    /// triggering change (or request) they were confirmed; the latency is observed in
+    /// `stinger_detection_latency_seconds`. A full pass's findings say `full_pass`.
+    pub(super) fn mark_detection(
+        &self,
+        changed: &mut [Finding],
+        trigger: crate::model::Trigger,
+        since: &BTreeMap<String, UnixSeconds>,
+    ) {
+        let view = self.state.read();
+        for f in changed.iter_mut() {
+            if f.state != FindingState::Confirmed {
+                continue;
+            }
+            let was_confirmed = view.findings.get(&f.id).is_some_and(|o| {
+                o.occurrence == f.occurrence
+                    && matches!(o.state, FindingState::Confirmed | FindingState::Stale)
+            });
+            if was_confirmed {
+                continue;
+            }
+            f.trigger = trigger;
+            f.detection_latency = None;
+            if let (Some(at), Some(confirmed)) = (since.get(&f.host), f.confirmed_at) {
+                let latency = (confirmed - at).max(0.0);
+                f.detection_latency = Some(latency);
+                self.metrics.detected(trigger, latency);
+            }
+        }
+    }
+
     /// How long until the next acknowledgement expires (the loop wakes then to enforce it).
     pub(super) fn findings_due(&self) -> Option<Duration> {
         let next = findings::next_expiry(self.state.read().findings.values())?;

@@ -5,6 +5,7 @@
 //! long a scan takes. `main` owns the signals and hands shutdown and reload in, so the whole loop
 //! runs in-process in tests. The only module that wires stages together.
 
+mod changes;
 pub mod cycle;
 mod digest;
 mod discovery;
@@ -69,6 +70,10 @@ struct Agent {
     email_retry_at: Option<UnixSeconds>,
     /// Failed digest sends in a row (the backoff of [`schedule::retry_after`]).
     email_failures: u32,
+    /// When the clouds are next asked what changed (after the first pass; with `poll_interval`).
+    next_poll: Option<UnixSeconds>,
+    /// A cloud's change list could not be trusted: the next full pass starts at once.
+    force_full: bool,
 }
 
 /// Sessions for the configured clouds (no request is made yet).
@@ -167,6 +172,8 @@ pub async fn run(
         generation: 0,
         email_retry_at: None,
         email_failures: 0,
+        next_poll: None,
+        force_full: false,
     };
     agent.load_email_state().await;
     agent.sources = build_sources(&agent.config)?;
@@ -186,6 +193,10 @@ pub async fn run(
         let discovery_delay = match discovery {
             Some(_) => None,
             None => Some(agent.discovery_due()),
+        };
+        let poll_delay = match discovery {
+            Some(_) => None,
+            None => agent.poll_due(),
         };
         let vuln_delay = agent.vulnerabilities_due();
         let email_delay = agent.email_due();
@@ -213,6 +224,9 @@ pub async fn run(
             _ = waker.on_demand.queued() => {}
             _ = tokio::time::sleep(discovery_delay.unwrap_or(Duration::MAX)), if discovery_delay.is_some() => {
                 discovery = agent.start_discovery(&shutdown).await;
+            }
+            _ = tokio::time::sleep(poll_delay.unwrap_or(Duration::MAX)), if poll_delay.is_some() => {
+                discovery = Some(agent.start_poll(&shutdown));
             }
         }
     }
@@ -364,6 +378,9 @@ fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
 impl Agent {
     /// How long until the next discovery pass is due.
     fn discovery_due(&self) -> Duration {
+        if self.force_full {
+            return Duration::ZERO;
+        }
         let delay = self
             .state
             .read()
@@ -396,6 +413,7 @@ impl Agent {
             }
         };
         tracing::info!(scan_id = run.id, groups = ?run.groups, "discovery run started");
+        self.force_full = false;
         self.set_stage(|s| s.in_progress = true);
         let job = discovery::Job {
             config: Arc::new(self.config.clone()),
@@ -408,7 +426,7 @@ impl Agent {
             fd_limit: self.fd_limit,
             nmap: self.nmap.clone(),
             cancel: shutdown.child_token(),
-            focus: None,
+            mode: discovery::Mode::Full,
         };
         Some(tokio::spawn(job.run()))
     }
@@ -427,8 +445,13 @@ impl Agent {
             }
         };
         self.last_good = done.last_good;
+        self.force_full |= done.full_needed;
+        self.next_poll = self.poll_interval().map(|i| now() + i.as_secs_f64());
+        let Some(pass) = done.pass else {
+            return; // a change poll that found nothing
+        };
         let stale = done.generation != self.generation;
-        self.commit(done.pass, done.round).await;
+        self.commit(pass, done.round).await;
         if stale {
             tracing::info!("the configuration changed while the pass ran; judging it again");
             let policy = self.config.policy.clone();
@@ -442,7 +465,7 @@ impl Agent {
         let ok = run.outcome == Outcome::Success;
         // An on-demand pass over a few targets: it touches their hosts only, and neither the
         // groups' coverage nor discovery's schedule.
-        let targeted = run.request.is_some();
+        let targeted = !run.trigger.is_full_pass();
         let stage = if targeted {
             Stage::Targeted
         } else {
@@ -479,6 +502,8 @@ impl Agent {
         } else {
             Vec::new()
         };
+        let mut findings = findings;
+        self.mark_detection(&mut findings, run.trigger, &pass.since);
         let commit = Commit {
             run: Some(run.clone()),
             hosts: pass.hosts.clone(),

@@ -56,9 +56,15 @@ impl Agent {
             fd_limit: self.fd_limit,
             nmap: self.nmap.clone(),
             cancel: shutdown.child_token(),
-            focus: Some(cycle::Focus {
+            mode: discovery::Mode::Focused(cycle::Focus {
+                since: request
+                    .hosts
+                    .iter()
+                    .map(|h| (h.clone(), request.at))
+                    .collect(),
                 hosts: request.hosts.into_iter().collect(),
                 ports,
+                gone: Default::default(),
             }),
         };
         Some(tokio::spawn(job.run()))

@@ -44,6 +44,10 @@ pub struct OpenStackFile {
     /// Attempts after a failed inventory, with backoff, before the cycle goes on with the last good
     /// inventory.
     pub retries: u32,
+    /// How often to ask the cloud what changed since the last look (Nova changes-since, Neutron
+    /// changed_since) between full inventories; 0: only full inventories.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
     /// The address the scanner's probes come from, as the VMs see it: open ports that no
     /// security-group rule admits from there are reported (a group that does not do what its owner
     /// thinks). Unset: only world-open rules count.
@@ -69,6 +73,7 @@ impl Default for OpenStackFile {
             page_size: 1000,
             timeout: Duration::from_secs(30),
             retries: 2,
+            poll_interval: Duration::from_secs(60),
             scanner_source: None,
         }
     }
@@ -127,6 +132,13 @@ pub(super) fn build(
             );
             ok = false;
         }
+        if !s.poll_interval.is_zero() && s.poll_interval < Duration::from_secs(1) {
+            problem(
+                key("poll_interval"),
+                "must be 0 (no change polls) or at least 1s (e.g. \"60s\")".into(),
+            );
+            ok = false;
+        }
         if s.page_size == 0 {
             problem(key("page_size"), "must be at least 1".into());
             ok = false;
@@ -166,6 +178,7 @@ pub(super) fn build(
                 page_size: s.page_size,
                 timeout: s.timeout,
                 retries: s.retries,
+                poll_interval: s.poll_interval,
                 scanner_source: s.scanner_source,
             });
         }

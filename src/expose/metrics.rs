@@ -30,6 +30,11 @@ pub struct RunLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabels {
+    pub trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub stage: Stage,
     pub kind: String,
@@ -60,6 +65,15 @@ pub struct Metrics {
     pub runs: Family<RunLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
     pub series_dropped: Counter,
+    /// Seconds from a cloud change (or an on-demand request) to the confirmed finding it exposed.
+    pub detection_latency: Family<TriggerLabels, Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 s … ~68 min: a change is found within a poll interval and a pass, a full pass later.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 13,
+    ))
 }
 
 fn duration_histogram() -> Histogram {
@@ -89,6 +103,15 @@ impl Metrics {
         self.scan_duration
             .get_or_create(&StageLabels { stage })
             .observe(seconds);
+    }
+
+    /// A finding confirmed `seconds` after the change or request that triggered its scan.
+    pub fn detected(&self, trigger: crate::model::Trigger, seconds: f64) {
+        self.detection_latency
+            .get_or_create(&TriggerLabels {
+                trigger: trigger.as_str().into(),
+            })
+            .observe(seconds.max(0.0));
     }
 
     pub fn probes(&self, counts: &crate::model::ProbeCounts) {
@@ -138,6 +161,7 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
         runs: Family::default(),
         errors: Family::default(),
         series_dropped: Counter::default(),
+        detection_latency: Family::new_with_constructor(latency_histogram),
     };
     reg.register_with_unit(
         "scan_duration",
@@ -164,6 +188,20 @@ pub fn registry(state: Arc<State>, max_port_series: Arc<AtomicUsize>) -> (Regist
     for result in REPROBE_RESULTS {
         let _ = m.reprobes.get_or_create(&ResultLabels {
             result: result.into(),
+        });
+    }
+    reg.register_with_unit(
+        "detection_latency",
+        "Time from a cloud change (its updated_at) or an on-demand request to the confirmation of a finding it exposed, by trigger (change, on_demand)",
+        Unit::Seconds,
+        m.detection_latency.clone(),
+    );
+    for trigger in [
+        crate::model::Trigger::Change,
+        crate::model::Trigger::OnDemand,
+    ] {
+        let _ = m.detection_latency.get_or_create(&TriggerLabels {
+            trigger: trigger.as_str().into(),
         });
     }
     reg.register(
@@ -330,10 +368,11 @@ mod tests {
 
     /// Every family the registry exports, in exposition order: (name as registered, unit, type).
     /// A new metric is added here too; `tests/integration/dashboards.rs` also reads its names here.
-    const FAMILIES: [(&str, &str, &str); 63] = [
+    const FAMILIES: [(&str, &str, &str); 64] = [
         ("scan_duration", "seconds", "histogram"),
         ("scan_probes", "", "counter"),
         ("reprobes", "", "counter"),
+        ("detection_latency", "seconds", "histogram"),
         ("scan_runs", "", "counter"),
         ("errors", "", "counter"),
         ("build_info", "", "gauge"),

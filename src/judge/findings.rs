@@ -313,6 +313,8 @@ fn open(c: &Candidate, host: &HostState, ctx: &Context<'_>) -> Finding {
         seen: 0,
         missed: 0,
         ack: None,
+        trigger: Default::default(),
+        detection_latency: None,
         history: Vec::new(),
     }
 }

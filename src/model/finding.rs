@@ -294,8 +294,46 @@ pub struct Finding {
     pub missed: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<Ack>,
+    /// What found this occurrence: a full pass, a cloud change or an on-demand scan.
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// Seconds from what triggered the scan that confirmed it (the cloud's `updated_at` of the
+    /// change, or the request) to its confirmation; none for a full pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_latency: Option<f64>,
     /// Oldest first, at most [`HISTORY_LIMIT`].
     pub history: Vec<FindingEvent>,
+}
+
+/// What started a pass besides the schedule (and so what found a finding).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A scheduled discovery pass over everything.
+    #[default]
+    FullPass,
+    /// A change the cloud's API reported (an address, a security-group rule, a VM).
+    Change,
+    /// A user's `POST /api/v1/scans`.
+    OnDemand,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 3] = [Trigger::FullPass, Trigger::Change, Trigger::OnDemand];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Trigger::FullPass => "full_pass",
+            Trigger::Change => "change",
+            Trigger::OnDemand => "on_demand",
+        }
+    }
+
+    pub fn is_full_pass(&self) -> bool {
+        *self == Trigger::FullPass
+    }
 }
 
 impl Finding {
@@ -430,6 +468,8 @@ mod tests {
             seen: 1,
             missed: 0,
             ack: None,
+            trigger: Default::default(),
+            detection_latency: None,
             history: Vec::new(),
         };
         for i in 0..(HISTORY_LIMIT + 10) {

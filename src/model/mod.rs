@@ -21,7 +21,7 @@ pub use cloud::{
 pub use exposure::{Exposure, IpFamily, PortExposure, RuleRef, WorldOpen, PORT_SECURITY_DISABLED};
 pub use finding::{
     finding_id, finding_key, Ack, AckSource, Finding, FindingEvent, FindingEventKind, FindingKind,
-    FindingState, Occurrence, Severity,
+    FindingState, Occurrence, Severity, Trigger,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -504,6 +504,10 @@ pub struct ScanRun {
     /// these targets only, which changes no other host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<ScanRequest>,
+    /// What started it: its schedule (a full pass), a cloud change or a user (both targeted
+    /// passes over a few targets).
+    #[serde(default)]
+    pub trigger: Trigger,
 }
 
 /// An on-demand scan as asked for and as resolved against the inventory.

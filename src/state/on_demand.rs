@@ -126,6 +126,8 @@ mod tests {
                 ports: ports.map(str::to_owned),
                 hosts: hosts.iter().map(|h| h.to_string()).collect(),
             }),
+
+            trigger: crate::model::Trigger::OnDemand,
         }
     }
 

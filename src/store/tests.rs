@@ -18,6 +18,7 @@ fn run(started: f64) -> ScanRun {
         unexpected_ports: 0,
         errors: vec![],
         request: None,
+        trigger: Default::default(),
     }
 }
 
@@ -324,6 +325,8 @@ fn findings_are_committed_with_their_scan_put_alone_and_pruned_once_resolved() {
         seen: 1,
         missed: 0,
         ack: None,
+        trigger: Default::default(),
+        detection_latency: None,
         history: Vec::new(),
     };
     let open = finding("a", FindingState::Confirmed, None);

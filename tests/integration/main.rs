@@ -3,6 +3,7 @@
 
 mod agent;
 mod alerts;
+mod changes;
 mod dashboards;
 mod email;
 #[path = "../../examples/fake_cloud/server.rs"]

@@ -226,6 +226,8 @@ pub struct Pass {
     pub targets: Vec<(String, String, bool)>,
     /// Targets in scope that other shards own (`[shard]`), left to their agents.
     pub other_shards: u64,
+    /// A targeted pass's [`Focus::since`] (empty for a full pass).
+    pub since: BTreeMap<String, UnixSeconds>,
 }
 
 /// The services stage (nmap) of one pass.
@@ -429,6 +431,7 @@ pub fn new_run(config: &Config) -> ScanRun {
         unexpected_ports: 0,
         errors: Vec::new(),
         request: None,
+        trigger: crate::model::Trigger::FullPass,
     }
 }
 
@@ -441,6 +444,11 @@ pub struct Focus {
     pub hosts: HashSet<String>,
     /// TCP ports to probe instead of each group's; `None`: the group's.
     pub ports: Option<crate::ports::PortList>,
+    /// When what made each host worth a look happened (the cloud's `updated_at` of an exposing
+    /// change, or the request): a finding confirmed on it now was found that long after.
+    pub since: BTreeMap<String, UnixSeconds>,
+    /// Cloud VMs the cloud deleted: their hosts leave the state (with the usual last event).
+    pub gone: HashSet<String>,
 }
 
 impl Focus {
@@ -523,6 +531,7 @@ pub async fn discovery(
         reprobes: reprobe::Counts::default(),
         targets: Vec::new(),
         other_shards: 0,
+        since: focus.as_ref().map(|f| f.since.clone()).unwrap_or_default(),
     };
     crate::inventory::shard::publish(&config.shard);
     let mut groups = match cidr_units(config) {
@@ -604,6 +613,14 @@ pub async fn discovery(
         );
         events.extend(removal_events);
         pass.removed = removed;
+    } else if let Some(f) = &focus {
+        // Hosts of VMs the cloud deleted (their targets are no longer in the inventory).
+        for (id, h) in prev {
+            if f.gone.contains(crate::inventory::shard::key(id)) {
+                events.extend(judge::removed(h, run.id, finished));
+                pass.removed.push(id.clone());
+            }
+        }
     }
     run.outcome = Outcome::Success;
     run.hosts_up = hosts.iter().filter(|h| h.up).count() as u64;

@@ -193,6 +193,7 @@ fn queued_run(request: ScanRequest) -> ScanRun {
         unexpected_ports: 0,
         errors: Vec::new(),
         request: Some(request),
+        trigger: crate::model::Trigger::OnDemand,
     }
 }
 

@@ -246,6 +246,8 @@ mod tests {
             seen: 1,
             missed: 0,
             ack: None,
+            trigger: Default::default(),
+            detection_latency: None,
             history: vec![],
         }
     }

@@ -40,6 +40,8 @@ pub fn finding(n: u8, kind: FindingKind, severity: Severity, state: FindingState
         seen: 2,
         missed: 0,
         ack: None,
+        trigger: Default::default(),
+        detection_latency: None,
         history: Vec::new(),
     }
 }

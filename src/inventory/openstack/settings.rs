@@ -35,5 +35,7 @@ pub struct OpenStackSource {
     pub page_size: u32,
     pub timeout: Duration,
     pub retries: u32,
+    /// Change polls between full inventories (zero: none).
+    pub poll_interval: Duration,
     pub scanner_source: Option<IpAddr>,
 }

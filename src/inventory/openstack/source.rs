@@ -5,6 +5,7 @@
 //! inventory when every attempt fails.
 
 use super::api::Error;
+use super::changes::{self, Change, ChangeError, CloudState, Feed, PollOptions};
 use super::join::{self, CloudInventory, Fetched, JoinOptions};
 use super::keystone::{Names, Session, SessionOptions};
 use super::nova::{self, Microversion};
@@ -36,6 +37,27 @@ pub struct FetchReport {
 pub struct Source {
     pub config: OpenStackSource,
     session: Arc<Session>,
+    /// Between full inventories: the last one's raw lists with every polled change applied.
+    incremental: tokio::sync::Mutex<Incremental>,
+}
+
+/// The state of the incremental inventory (see [`Source::poll_changes`]).
+#[derive(Default)]
+struct Incremental {
+    /// Whether Neutron filters by change time (asked once per process).
+    feed: Feed,
+    /// `None` until a full inventory succeeded.
+    state: Option<CloudState>,
+    /// The compute microversion the last full inventory negotiated.
+    microversion: Option<Microversion>,
+}
+
+/// What a change poll found: the cloud's inventory with the changes applied, and the changes.
+#[derive(Debug)]
+pub struct Polled {
+    pub inventory: CloudInventory,
+    pub changes: Vec<Change>,
+    pub seconds: f64,
 }
 
 impl std::fmt::Debug for Source {
@@ -60,6 +82,7 @@ impl Source {
         Ok(Source {
             config,
             session: Arc::new(session),
+            incremental: tokio::sync::Mutex::default(),
         })
     }
 
@@ -152,13 +175,9 @@ impl Source {
             project_names: projects.map,
             user_names: users.map,
         };
-        let opts = JoinOptions {
-            group: c.name.clone(),
-            addresses: c.addresses,
-            statuses: c.statuses.clone(),
-            namespaces: c.namespaces.is_some(),
-            scanner_source: c.scanner_source,
-        };
+        let opts = self.join_options();
+        // The raw lists the change polls start from (only when polls are on).
+        let snapshot = (!c.poll_interval.is_zero()).then(|| fetched.clone());
         let mut report = FetchReport {
             microversion: mv.to_string(),
             servers: fetched.servers.len(),
@@ -170,6 +189,11 @@ impl Source {
             report.diagnostics = self.diagnostics(&mut inv, mv).await;
         }
         report.seconds = started.elapsed().as_secs_f64();
+        {
+            let mut inc = self.incremental.lock().await;
+            inc.state = snapshot.map(|f| CloudState::new(f, changes::DEFAULT_MARGIN));
+            inc.microversion = Some(mv);
+        }
         tracing::info!(
             source = %c.name,
             servers = report.servers,
@@ -180,6 +204,77 @@ impl Source {
             "OpenStack inventory finished"
         );
         Ok((inv, report))
+    }
+
+    fn join_options(&self) -> JoinOptions {
+        let c = &self.config;
+        JoinOptions {
+            group: c.name.clone(),
+            addresses: c.addresses,
+            statuses: c.statuses.clone(),
+            namespaces: c.namespaces.is_some(),
+            scanner_source: c.scanner_source,
+        }
+    }
+
+    /// Whether a full inventory left a state to poll changes against.
+    pub async fn can_poll(&self) -> bool {
+        self.incremental.lock().await.state.is_some()
+    }
+
+    /// Ask the cloud what changed since the last poll (or full inventory) and apply it. `Ok(None)`:
+    /// nothing changed, or no full inventory succeeded yet. An error that
+    /// [`ChangeError::needs_full_inventory`] asks for a full inventory (the state is dropped until
+    /// one succeeds); any other is retried at the next poll. VM diagnostics are not fetched: they
+    /// come with full inventories.
+    pub async fn poll_changes(
+        &self,
+        first_seen: &BTreeMap<String, UnixSeconds>,
+    ) -> Result<Option<Polled>, ChangeError> {
+        let started = Instant::now();
+        let c = &self.config;
+        let mut inc = self.incremental.lock().await;
+        let Incremental {
+            feed,
+            state,
+            microversion,
+        } = &mut *inc;
+        let (Some(current), Some(mv)) = (state.as_mut(), *microversion) else {
+            return Ok(None);
+        };
+        let api = &*self.session;
+        api.authenticate().await.map_err(ChangeError::Api)?;
+        let opts = PollOptions {
+            cloud: c.name.clone(),
+            page_size: c.page_size,
+            max_pages: 10_000,
+            all_projects: c.all_projects,
+        };
+        let result = match changes::poll(api, feed, mv, current.cursor, &opts).await {
+            Ok(polled) => changes::diff(current, polled, &c.statuses),
+            Err(e) => Err(e),
+        };
+        let mut delta = match result {
+            Ok(d) => d,
+            Err(e) => {
+                if e.needs_full_inventory() {
+                    *state = None;
+                }
+                return Err(e);
+            }
+        };
+        let found = std::mem::take(&mut delta.changes);
+        let unchanged = delta.is_empty();
+        changes::apply(current, delta);
+        if unchanged {
+            return Ok(None);
+        }
+        let inventory = current.inventory(&self.join_options(), first_seen, crate::model::now());
+        Ok(Some(Polled {
+            inventory,
+            changes: found,
+            seconds: started.elapsed().as_secs_f64(),
+        }))
     }
 
     /// Diagnostics of every VM in a scanned status, a few at a time. Failures are per VM: counted

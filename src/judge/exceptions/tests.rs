@@ -51,6 +51,8 @@ fn finding(kind: FindingKind, at: Option<(Protocol, u16)>, cve: Option<&str>, vm
         seen: 2,
         missed: 0,
         ack: None,
+        trigger: Default::default(),
+        detection_latency: None,
         history: Vec::new(),
     }
 }

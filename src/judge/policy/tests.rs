@@ -466,6 +466,8 @@ mod exceptions {
             seen: 2,
             missed: 0,
             ack: None,
+            trigger: Default::default(),
+            detection_latency: None,
             history: Vec::new(),
         }
     }

@@ -99,6 +99,9 @@ struct Summary<'a> {
     missed: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     ack: Option<&'a Ack>,
+    trigger: crate::model::Trigger,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detection_latency: Option<f64>,
     alerting: bool,
     last_change: UnixSeconds,
     history_events: usize,
@@ -132,6 +135,8 @@ impl<'a> Summary<'a> {
             seen: f.seen,
             missed: f.missed,
             ack: f.ack.as_ref(),
+            trigger: f.trigger,
+            detection_latency: f.detection_latency,
             alerting: f.alerting(),
             last_change: last_change(f),
             history_events: f.history.len(),

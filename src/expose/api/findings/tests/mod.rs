@@ -56,6 +56,8 @@ fn finding(id: &str, n: u8, kind: FindingKind, severity: Severity, state: Findin
         seen: 1,
         missed: 0,
         ack: None,
+        trigger: Default::default(),
+        detection_latency: None,
         history: Vec::new(),
     };
     event(&mut f, FindingEventKind::Opened, T0);
