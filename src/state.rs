@@ -61,6 +61,8 @@ pub struct SourceStatus {
     /// Diagnostics outcomes of the last inventory (also accumulated into counters).
     pub diagnostics: DiagnosticsCounts,
     pub names_complete: bool,
+    /// Differences full inventories found from what the change polls kept, since start.
+    pub drift: u64,
 }
 
 /// How the digest e-mail is doing (present when `[email]` is enabled).

@@ -138,6 +138,7 @@ pub fn status(
             s.targets = inv.targets.len() as u64;
             s.diagnostics = report.diagnostics.clone();
             s.names_complete = report.names_complete;
+            s.drift += report.drift;
         }
         Err(e) => {
             s.up = false;

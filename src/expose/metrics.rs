@@ -368,7 +368,7 @@ mod tests {
 
     /// Every family the registry exports, in exposition order: (name as registered, unit, type).
     /// A new metric is added here too; `tests/integration/dashboards.rs` also reads its names here.
-    const FAMILIES: [(&str, &str, &str); 64] = [
+    const FAMILIES: [(&str, &str, &str); 65] = [
         ("scan_duration", "seconds", "histogram"),
         ("scan_probes", "", "counter"),
         ("reprobes", "", "counter"),
@@ -412,6 +412,7 @@ mod tests {
         ("inventory_vms", "", "gauge"),
         ("inventory_targets", "", "gauge"),
         ("vm_diagnostics_failed", "", "gauge"),
+        ("inventory_drift", "", "counter"),
         ("inventory_names_complete", "", "gauge"),
         ("vm_info", "", "gauge"),
         ("vm_cpu", "seconds", "counter"),

@@ -321,6 +321,7 @@ pub fn view() -> View {
                 ..DiagnosticsCounts::default()
             },
             names_complete: true,
+            drift: 2,
         },
     );
     view.sources.insert(
@@ -338,6 +339,7 @@ pub fn view() -> View {
                 ..DiagnosticsCounts::default()
             },
             names_complete: false,
+            drift: 0,
         },
     );
     view.email = Some(crate::state::EmailStatus {

@@ -1,10 +1,10 @@
 //! Exports the health of each cloud inventory source: `stinger_inventory_up`,
 //! `stinger_inventory_last_success_timestamp_seconds`, `stinger_inventory_duration_seconds`,
 //! `stinger_inventory_vms`, `stinger_inventory_targets`, `stinger_vm_diagnostics_failed` (by
-//! reason) and `stinger_inventory_names_complete`. Series are per source (and reason), so their
-//! number follows the configuration, not API input.
+//! reason), `stinger_inventory_drift_total` and `stinger_inventory_names_complete`. Series are per
+//! source (and reason), so their number follows the configuration, not API input.
 
-use super::{flag, gauges};
+use super::{counters, flag, gauges};
 use crate::state::State;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -90,6 +90,13 @@ impl Collector for Inventory {
                     )
                 })
             }),
+        )?;
+        counters(
+            enc,
+            "inventory_drift",
+            "Differences (VMs and scanned addresses added, gone or changed) full inventories of the source found from what its change polls had kept, since start; should stay 0",
+            None,
+            view.sources.iter().map(|(s, st)| (src(s), st.drift as f64)),
         )?;
         gauges(
             enc,

@@ -31,6 +31,10 @@ pub struct FetchReport {
     pub diagnostics: DiagnosticsCounts,
     /// Failed attempts before this one succeeded.
     pub retries: u32,
+    /// What this full inventory found different from the inventory the change polls kept since
+    /// the last one (VMs and scanned addresses added, gone or changed): drift the polls missed,
+    /// which should be zero.
+    pub drift: u64,
 }
 
 /// One cloud, ready to inventory.
@@ -191,6 +195,13 @@ impl Source {
         report.seconds = started.elapsed().as_secs_f64();
         {
             let mut inc = self.incremental.lock().await;
+            if let (Some(old), Some(_)) = (&inc.state, &snapshot) {
+                let kept = old.inventory(&opts, first_seen, crate::model::now());
+                report.drift = drift(&kept, &inv);
+                if report.drift > 0 {
+                    tracing::warn!(source = %c.name, differences = report.drift, "the full inventory corrected what the change polls missed");
+                }
+            }
             inc.state = snapshot.map(|f| CloudState::new(f, changes::DEFAULT_MARGIN));
             inc.microversion = Some(mv);
         }
@@ -335,4 +346,29 @@ impl Source {
         }
         counts
     }
+}
+
+/// How many VMs and scanned addresses differ between the inventory the change polls kept and a
+/// full one: present in one only, or a VM whose status or addresses differ.
+fn drift(kept: &CloudInventory, full: &CloudInventory) -> u64 {
+    use std::collections::{BTreeMap, BTreeSet};
+    let vms = |inv: &CloudInventory| -> BTreeMap<String, String> {
+        inv.vms
+            .iter()
+            .map(|v| {
+                let mut addresses: Vec<String> =
+                    v.addresses.iter().map(|a| a.address.to_string()).collect();
+                addresses.sort();
+                (v.id.clone(), format!("{} {addresses:?}", v.status))
+            })
+            .collect()
+    };
+    let targets = |inv: &CloudInventory| -> BTreeSet<String> {
+        inv.targets.iter().map(|(_, t)| t.id.clone()).collect()
+    };
+    let (a, b) = (vms(kept), vms(full));
+    let vm_diff = a.iter().filter(|(id, v)| b.get(*id) != Some(*v)).count()
+        + b.keys().filter(|id| !a.contains_key(*id)).count();
+    let (ta, tb) = (targets(kept), targets(full));
+    (vm_diff + ta.symmetric_difference(&tb).count()) as u64
 }
