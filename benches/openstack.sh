@@ -33,16 +33,10 @@ trap cleanup EXIT
 log() { echo "openstack: $*" >&2; }
 
 (cd "$REPO" && cargo build --release --locked --bin stinger --example fake_cloud >&2)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$SELF_DIR/keystone.sh"
 
 log "starting Keystone"
-KS_PORT=$(free_port)
-KS_DIR=${KS_DIR:-$REPO/target/tmp/stinger-keystone-bench}
-rm -rf "$KS_DIR/ks.db" "$KS_DIR/fk" "$KS_DIR/ck" "$KS_DIR/etc"
-PIPOPTS=""
-[ -f "$SHARED/keystone/constraints.txt" ] && PIPOPTS="-c $SHARED/keystone/constraints.txt"
-KS_OUT=$(D=$KS_DIR PORT=$KS_PORT TTL=1800 PIPOPTS=$PIPOPTS bash "$SHARED/keystone/start-keystone.sh")
-eval "$(echo "$KS_OUT" | tr ' ' '\n' | grep -E '^(KEYSTONE_URL|ADMIN_TOKEN|SERVER_PID)=')"
+start_keystone "${KS_DIR:-$REPO/target/tmp/stinger-keystone-bench}" 1800
 PIDS+=("$SERVER_PID")
 
 log "starting the fake cloud with $SERVERS servers"

@@ -1150,7 +1150,7 @@ fn generated_project(p: usize) -> String {
 }
 
 /// 127.<second>.x.y for the k-th address, host parts 1–254.
-fn loopback_ip(second: u8, k: usize) -> Ipv4Addr {
+pub fn loopback_ip(second: u8, k: usize) -> Ipv4Addr {
     let host = (k % 254 + 1) as u8;
     let rest = k / 254;
     Ipv4Addr::new(
@@ -1162,7 +1162,7 @@ fn loopback_ip(second: u8, k: usize) -> Ipv4Addr {
 }
 
 /// A deterministic UUID-shaped id: `kind` tells resources apart, `n` numbers them.
-fn uuid(kind: u16, n: u64) -> String {
+pub fn uuid(kind: u16, n: u64) -> String {
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         0x5717_0000u32 | u32::from(kind),
