@@ -56,6 +56,8 @@ pub(crate) fn build(f: &ScanFile, problems: &mut Vec<Problem>) -> Option<Scan> {
             os_detection: n.os_detection,
             stats_every: n.stats_every,
             vulners: n.vulners,
+            max_rate: f.tcp.max_rate,
+            max_host_rate: f.tcp.max_host_rate,
         }),
         gmp: gmp_password.map(|pw| gmp_settings(&f.gmp, pw)),
     })

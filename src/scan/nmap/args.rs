@@ -29,6 +29,19 @@ pub(super) fn args(
     a.push(format!("-T{}", s.timing.min(5)));
     a.push("--host-timeout".into());
     a.push(nmap_time(s.host_timeout));
+    // The configured rates hold for nmap too: the batches running at once share max_rate, and
+    // one host gets at most max_host_rate probes a second.
+    if s.max_rate > 0 {
+        let share = (s.max_rate / s.parallel_batches.max(1) as u64).max(1);
+        a.push("--max-rate".into());
+        a.push(share.to_string());
+    }
+    if s.max_host_rate > 0 {
+        // Whole milliseconds, rounded up: never faster than the rate.
+        let ms = 1000u64.div_ceil(s.max_host_rate).max(1);
+        a.push("--scan-delay".into());
+        a.push(format!("{ms}ms"));
+    }
     if !s.stats_every.is_zero() {
         a.push("--stats-every".into());
         a.push(nmap_time(s.stats_every));

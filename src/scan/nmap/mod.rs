@@ -68,6 +68,11 @@ pub struct Settings {
     /// Run nmap's `vulners` script: CVEs for the identified versions (it asks vulners.com, so the
     /// agent's host needs to reach it).
     pub vulners: bool,
+    /// `[scan.tcp] max_rate`, probes per second over all hosts (0: none): shared by the batches
+    /// that run at once, each nmap gets `--max-rate` of its part.
+    pub max_rate: u64,
+    /// `[scan.tcp] max_host_rate`, probes per second to one host (0: none): `--scan-delay`.
+    pub max_host_rate: u64,
 }
 
 impl Default for Settings {
@@ -84,6 +89,8 @@ impl Default for Settings {
             os_detection: false,
             stats_every: Duration::from_secs(10),
             vulners: false,
+            max_rate: 0,
+            max_host_rate: 0,
         }
     }
 }

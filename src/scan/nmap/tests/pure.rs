@@ -59,6 +59,34 @@ fn args_gate_udp_and_os_on_privileges() {
 }
 
 #[test]
+fn the_configured_rates_hold_for_nmap() {
+    // No limits: no flags.
+    let a = args(&settings(), &caps(false), &[22], false).join(" ");
+    assert!(
+        !a.contains("--max-rate") && !a.contains("--scan-delay"),
+        "{a}"
+    );
+    // 1000 probes/s shared by 2 batches at once; 3 per second to one host: a delay rounded up.
+    let s = Settings {
+        max_rate: 1000,
+        max_host_rate: 3,
+        parallel_batches: 2,
+        ..settings()
+    };
+    let a = args(&s, &caps(false), &[22], false).join(" ");
+    assert!(a.contains("--max-rate 500 --scan-delay 334ms"), "{a}");
+    // Never below one probe a second or a millisecond's delay.
+    let s = Settings {
+        max_rate: 1,
+        max_host_rate: 5000,
+        parallel_batches: 4,
+        ..settings()
+    };
+    let a = args(&s, &caps(false), &[22], false).join(" ");
+    assert!(a.contains("--max-rate 1 --scan-delay 1ms"), "{a}");
+}
+
+#[test]
 fn port_spec_collapses_runs() {
     assert_eq!(
         port_spec(&[3, 1, 2, 5, 0, 65535, 65534], &[]),
