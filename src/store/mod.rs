@@ -407,7 +407,11 @@ impl Store {
         for id in &c.handed_over {
             batch.delete_cf(findings, id.as_bytes());
         }
-        self.db.write(batch)?;
+        // Synced: a pass's results survive a power failure once the agent serves them (one fsync
+        // of the WAL per pass).
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
         Ok(())
     }
 
