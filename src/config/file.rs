@@ -316,6 +316,8 @@ pub struct TcpFile {
     pub max_timeout: Duration,
     pub retries: u32,
     pub max_hosts: u64,
+    /// Addresses all target groups may name together.
+    pub max_total_hosts: u64,
 }
 
 impl Default for TcpFile {
@@ -330,6 +332,7 @@ impl Default for TcpFile {
             max_timeout: d::MAX_TIMEOUT,
             retries: d::RETRIES,
             max_hosts: 65536,
+            max_total_hosts: 1 << 20,
         }
     }
 }

@@ -249,7 +249,7 @@ fn build(
         &file.targets,
         &file.openstack,
         &file.scope,
-        file.scan.tcp.max_hosts,
+        (file.scan.tcp.max_hosts, file.scan.tcp.max_total_hosts),
         &mut problems,
     );
     let schedule = schedule::build(&file.schedule, &mut problems);

@@ -22,7 +22,7 @@ pub(crate) fn build(
     targets: &[TargetFile],
     clouds: &[OpenStackFile],
     scope: &ScopeFile,
-    max_hosts: u64,
+    (max_hosts, max_total_hosts): (u64, u64),
     problems: &mut Vec<Problem>,
 ) -> Option<Targets> {
     let before = problems.len();
@@ -57,6 +57,27 @@ pub(crate) fn build(
         if t.ports.0.is_empty() {
             problem(format!("{key}.ports"), "lists no ports".into());
         }
+        let count = group_size(t);
+        if count > u128::from(max_hosts) {
+            problem(
+                format!("{key}.cidrs"),
+                format!(
+                    "name {count} addresses, more than scan.tcp.max_hosts ({max_hosts}); split the group or raise max_hosts"
+                ),
+            );
+        }
+    }
+    let total = targets
+        .iter()
+        .map(group_size)
+        .fold(0u128, u128::saturating_add);
+    if total > u128::from(max_total_hosts) {
+        problem(
+            "targets".into(),
+            format!(
+                "the target groups name {total} addresses together, more than scan.tcp.max_total_hosts ({max_total_hosts}); scan fewer or raise max_total_hosts"
+            ),
+        );
     }
     if problems.len() != before {
         return None;
@@ -96,4 +117,12 @@ pub(crate) fn check_cloud_names(
             });
         }
     }
+}
+
+/// Addresses a group's CIDRs name (before exclusions).
+fn group_size(t: &TargetFile) -> u128 {
+    t.cidrs
+        .iter()
+        .map(crate::inventory::size)
+        .fold(0u128, u128::saturating_add)
 }

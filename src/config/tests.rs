@@ -61,6 +61,40 @@ fn every_problem_is_reported_at_once_with_its_key() {
 }
 
 #[test]
+fn oversized_groups_are_refused_at_load() {
+    let text = r#"
+        [[targets]]
+        name = "big"
+        cidrs = ["10.0.0.0/8"]
+        [[targets]]
+        name = "small"
+        cidrs = ["127.0.0.0/30"]
+    "#;
+    let e = from_str(text, &Overrides::default()).unwrap_err();
+    let p = e.problems.iter().find(|p| p.key == "targets[0].cidrs");
+    assert!(
+        p.is_some_and(|p| p.message.contains("16777216 addresses")),
+        "{:?}",
+        e.problems
+    );
+    // Each group within max_hosts, together above the total.
+    let text = r#"
+        [[targets]]
+        name = "a"
+        cidrs = ["10.0.0.0/16"]
+        [[targets]]
+        name = "b"
+        cidrs = ["10.1.0.0/16"]
+        [scan.tcp]
+        max_total_hosts = 100000
+    "#;
+    let e = from_str(text, &Overrides::default()).unwrap_err();
+    let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["targets"], "{:?}", e.problems);
+    assert!(e.problems[0].message.contains("131072"));
+}
+
+#[test]
 fn cli_overrides_replace_targets_and_ports() {
     let o = Overrides {
         targets: vec!["127.0.3.0/30".into()],

@@ -6,7 +6,7 @@ use ipnetwork::IpNetwork;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-fn size(net: &IpNetwork) -> u128 {
+pub fn size(net: &IpNetwork) -> u128 {
     match net {
         IpNetwork::V4(n) => 1u128 << (32 - n.prefix() as u32),
         IpNetwork::V6(n) => {

@@ -6,7 +6,7 @@ pub mod openstack;
 pub mod scope;
 pub mod shard;
 
-pub use cidr::expand;
+pub use cidr::{expand, size};
 
 use crate::ports::PortList;
 use ipnetwork::IpNetwork;
