@@ -13,6 +13,7 @@
 pub mod cloud;
 pub mod exposure;
 pub mod finding;
+mod merge;
 
 pub use cloud::{
     AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,

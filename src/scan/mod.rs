@@ -9,6 +9,7 @@ pub mod gmp_xml;
 pub mod netns;
 pub mod nmap;
 pub mod nmap_xml;
+pub mod prober;
 pub mod tcp;
 mod timing;
 pub mod udp;
@@ -16,6 +17,7 @@ pub mod udp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use prober::{Job, Observations, Prober};
 pub use tcp::{scan as tcp_scan, Settings as TcpSettings};
 
 /// Live counters of a running scan, readable from other tasks while it runs.

@@ -52,14 +52,35 @@ impl Default for Settings {
     }
 }
 
-/// What one job found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// Index-aligned with the addresses given.
-    pub hosts: Vec<HostObservation>,
-    pub counts: ProbeCounts,
-    /// Measured smoothed RTT per host (None where nothing answered).
-    pub srtt: Vec<Option<Duration>>,
+/// What one job found (index-aligned with the addresses given).
+pub type Output = super::Observations;
+
+/// The TCP connect scan as a [`Prober`](super::Prober): discovery, the pass's probe counts.
+pub struct Connect(pub Settings);
+
+impl super::Prober for Connect {
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+
+    fn discovers(&self) -> bool {
+        true
+    }
+
+    fn probe(&self, job: super::Job) -> super::prober::Running {
+        let settings = self.0.clone();
+        super::prober::in_namespace(job, move |job| async move {
+            scan(
+                &job.addresses,
+                &job.ports,
+                &settings,
+                job.fd_limit,
+                job.progress,
+                job.cancel,
+            )
+            .await
+        })
+    }
 }
 
 /// File descriptors kept free for the rest of the agent (HTTP server, RocksDB, logs).

@@ -111,58 +111,24 @@ fn in_shard(shard: &Shard, units: &mut [Unit]) -> u64 {
     others
 }
 
-/// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
-/// networks, never within one unit's namespace), from its namespace when it has one: TCP, then the
-/// UDP probes (when on) of every address, folded into the same observations.
-async fn scan_unit(
-    unit: &Unit,
-    config: &Config,
-    fd_limit: u64,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> Result<(Vec<std::net::IpAddr>, scan::tcp::Output), scan::Error> {
-    let (addresses, mut out) = tcp_unit(
-        unit,
-        &config.tcp,
-        fd_limit,
-        progress.clone(),
-        cancel.clone(),
-    )
-    .await?;
-    if let Some(settings) = &config.udp {
-        let udp = match &unit.namespace {
-            None => scan::udp::scan(&addresses, settings, fd_limit, progress, cancel).await?,
-            Some(ns) => {
-                scan::udp::scan_in(
-                    ns,
-                    addresses.clone(),
-                    settings.clone(),
-                    fd_limit,
-                    progress,
-                    cancel,
-                )
-                .await?
-            }
-        };
-        for (host, obs) in udp.hosts.iter().zip(out.hosts.iter_mut()) {
-            host.observe(obs);
-        }
-        tracing::debug!(
-            group = %unit.group,
-            open = udp.counts.open,
-            closed = udp.counts.closed,
-            unknown = udp.counts.unknown,
-            errors = udp.counts.error,
-            "UDP probes done"
-        );
+/// The registry of probers: what a pass runs on every unit, in this order. TCP first (discovery:
+/// the pass's probe counts and RTTs), then the UDP exposure probes when `[scan.udp]` is on. A new
+/// native scanner is one file implementing [`scan::Prober`] plus its line here.
+pub fn probers(config: &Config) -> Vec<Arc<dyn scan::Prober>> {
+    let mut probers: Vec<Arc<dyn scan::Prober>> =
+        vec![Arc::new(scan::tcp::Connect(config.tcp.clone()))];
+    if let Some(udp) = &config.udp {
+        probers.push(Arc::new(scan::udp::Probes(udp.clone())));
     }
-    Ok((addresses, out))
+    probers
 }
 
-/// The TCP connect scan of one unit.
-async fn tcp_unit(
+/// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
+/// networks, never within one unit's namespace), from its namespace when it has one, by every
+/// prober, folded into one observation per address.
+async fn scan_unit(
     unit: &Unit,
-    settings: &scan::TcpSettings,
+    probers: &[Arc<dyn scan::Prober>],
     fd_limit: u64,
     progress: Arc<Progress>,
     cancel: CancellationToken,
@@ -170,31 +136,15 @@ async fn tcp_unit(
     let mut addresses: Vec<std::net::IpAddr> = unit.targets.iter().map(|t| t.address).collect();
     addresses.sort();
     addresses.dedup();
-    let out = match &unit.namespace {
-        None => {
-            scan::tcp_scan(
-                &addresses,
-                unit.ports.ports(),
-                settings,
-                fd_limit,
-                progress,
-                cancel,
-            )
-            .await?
-        }
-        Some(ns) => {
-            scan::netns::scan_in(
-                ns,
-                addresses.clone(),
-                unit.ports.ports().to_vec(),
-                settings.clone(),
-                fd_limit,
-                progress,
-                cancel,
-            )
-            .await?
-        }
+    let job = scan::Job {
+        addresses: addresses.as_slice().into(),
+        ports: unit.ports.ports().into(),
+        namespace: unit.namespace.clone(),
+        fd_limit,
+        progress,
+        cancel,
     };
+    let out = scan::prober::probe_all(probers, job).await?;
     Ok((addresses, out))
 }
 
@@ -612,6 +562,7 @@ async fn scan_units(
     let mut coverage: Vec<(String, u64, bool)> = Vec::new();
     let mut reprobes = reprobe::Counts::default();
     let mut targets = Vec::new();
+    let probers = probers(config);
     for g in groups {
         let ns = g.namespace.as_ref().map(|p| p.display().to_string());
         tracing::info!(
@@ -622,7 +573,7 @@ async fn scan_units(
             "scanning target group"
         );
         let started = std::time::Instant::now();
-        let result = scan_unit(g, config, fd_limit, progress.clone(), cancel.clone()).await;
+        let result = scan_unit(g, &probers, fd_limit, progress.clone(), cancel.clone()).await;
         let (addresses, mut out) = match result {
             Ok(out) => out,
             Err(e) if !matches!(e, scan::Error::Cancelled) && g.namespace.is_some() => {

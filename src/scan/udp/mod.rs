@@ -32,6 +32,7 @@ mod servers;
 mod tests;
 
 pub use dns::{NameError, QueryName};
+pub use observe::Probes;
 pub use payloads::{Protocol, UnknownProtocol};
 
 use super::timing::{Pacer, TimeoutBounds, Timing};

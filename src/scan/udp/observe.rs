@@ -1,10 +1,54 @@
 //! The UDP scanner's results as the model's observations: an open port becomes a
 //! [`UdpReply`] with its amplification factor, ICMP port unreachable a closed port, silence an
-//! unknown one (which keeps a port seen open before open). The pass folds these into the same
-//! hosts' TCP observations.
+//! unknown one (which keeps a port seen open before open). [`Probes`] is the scanner as a
+//! [`Prober`](crate::scan::Prober): the pass folds its observations into the same hosts' TCP ones.
 
-use super::{HostResult, Status};
-use crate::model::{HostObservation, UdpReply};
+use super::{HostResult, Settings, Status};
+use crate::model::{HostObservation, ProbeCounts, UdpReply};
+use crate::scan::prober::{self, Job, Observations};
+
+/// The UDP exposure probes as a [`Prober`](crate::scan::Prober): every address of the unit, the
+/// configured UDP ports (not the unit's TCP ports). Unanswered probes count as `filtered`.
+pub struct Probes(pub Settings);
+
+impl crate::scan::Prober for Probes {
+    fn name(&self) -> &'static str {
+        "udp"
+    }
+
+    fn probe(&self, job: Job) -> prober::Running {
+        let settings = self.0.clone();
+        prober::in_namespace(job, move |job| async move {
+            let out = super::scan(
+                &job.addresses,
+                &settings,
+                job.fd_limit,
+                job.progress,
+                job.cancel,
+            )
+            .await?;
+            let hosts = out
+                .hosts
+                .iter()
+                .map(|h| {
+                    let mut obs = HostObservation::default();
+                    h.observe(&mut obs);
+                    obs
+                })
+                .collect();
+            Ok(Observations {
+                hosts,
+                counts: ProbeCounts {
+                    open: out.counts.open,
+                    closed: out.counts.closed,
+                    filtered: out.counts.unknown,
+                    error: out.counts.error,
+                },
+                srtt: out.srtt,
+            })
+        })
+    }
+}
 
 impl HostResult {
     /// Add what this host answered to `obs` (the same address's observation in this pass).

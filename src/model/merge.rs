@@ -1,0 +1,130 @@
+//! Folding observations of one host together: each prober of a pass (TCP connect, UDP probes)
+//! reports its own [`HostObservation`] of an address, and the pass keeps one per address.
+
+use super::{HostObservation, ProbeCounts};
+
+/// `a ∪ b`, ascending, without duplicates.
+fn union(into: &mut Vec<u16>, from: Vec<u16>) {
+    into.extend(from);
+    into.sort_unstable();
+    into.dedup();
+}
+
+impl HostObservation {
+    /// Add what another prober saw on the same address. Ports are united, counts added; a UDP
+    /// port that answered under one protocol is neither closed nor unknown, and its first answer
+    /// is the one kept.
+    pub fn merge(&mut self, other: HostObservation) {
+        union(&mut self.open, other.open);
+        self.closed = self.closed.saturating_add(other.closed);
+        self.filtered = self.filtered.saturating_add(other.filtered);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.services_known |= other.services_known;
+        self.services.extend(other.services);
+        union(&mut self.udp_open, other.udp_open);
+        union(&mut self.udp_open_filtered, other.udp_open_filtered);
+        for reply in other.udp_replies {
+            if !self.udp_replies.iter().any(|(p, ..)| *p == reply.0) {
+                self.udp_replies.push(reply);
+            }
+        }
+        self.udp_replies.sort_by_key(|(port, ..)| *port);
+        union(&mut self.udp_closed, other.udp_closed);
+        union(&mut self.udp_unknown, other.udp_unknown);
+        let answered: Vec<u16> = self.udp_replies.iter().map(|(p, ..)| *p).collect();
+        self.udp_closed.retain(|p| !answered.contains(p));
+        self.udp_unknown.retain(|p| !answered.contains(p));
+        self.os.extend(other.os);
+        self.vulns.extend(other.vulns);
+    }
+}
+
+impl ProbeCounts {
+    /// Add another job's counts.
+    pub fn add(&mut self, other: &ProbeCounts) {
+        self.open += other.open;
+        self.closed += other.closed;
+        self.filtered += other.filtered;
+        self.error += other.error;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::UdpReply;
+    use super::*;
+
+    fn reply(service: &str) -> UdpReply {
+        UdpReply {
+            service: service.to_owned(),
+            request: "q".to_owned(),
+            request_bytes: 10,
+            reply_bytes: 40,
+            datagrams: 1,
+            recursion: None,
+        }
+    }
+
+    #[test]
+    fn tcp_and_udp_observations_fold_into_one() {
+        let mut tcp = HostObservation {
+            open: vec![22, 443],
+            closed: 998,
+            filtered: 0,
+            ..Default::default()
+        };
+        let udp = HostObservation {
+            udp_replies: vec![(53, reply("dns"), 4.0)],
+            udp_closed: vec![123, 161],
+            udp_unknown: vec![11211],
+            ..Default::default()
+        };
+        tcp.merge(udp);
+        assert_eq!(tcp.open, vec![22, 443]);
+        assert_eq!(tcp.closed, 998);
+        assert_eq!(tcp.udp_replies.len(), 1);
+        assert_eq!(tcp.udp_closed, vec![123, 161]);
+        assert_eq!(tcp.udp_unknown, vec![11211]);
+    }
+
+    #[test]
+    fn an_answered_udp_port_is_neither_closed_nor_unknown_and_the_first_answer_stays() {
+        let mut a = HostObservation {
+            udp_replies: vec![(53, reply("dns"), 4.0)],
+            udp_unknown: vec![161],
+            open: vec![80],
+            closed: u32::MAX - 1,
+            ..Default::default()
+        };
+        let b = HostObservation {
+            udp_replies: vec![(53, reply("other"), 9.0), (161, reply("snmp"), 2.0)],
+            udp_closed: vec![53],
+            open: vec![22, 80],
+            closed: 5,
+            ..Default::default()
+        };
+        a.merge(b);
+        assert_eq!(a.open, vec![22, 80]);
+        assert_eq!(a.closed, u32::MAX, "counts saturate");
+        let ports: Vec<(u16, &str)> = a
+            .udp_replies
+            .iter()
+            .map(|(p, r, _)| (*p, r.service.as_str()))
+            .collect();
+        assert_eq!(ports, vec![(53, "dns"), (161, "snmp")]);
+        assert!(a.udp_closed.is_empty());
+        assert!(a.udp_unknown.is_empty());
+    }
+
+    #[test]
+    fn probe_counts_add() {
+        let mut c = ProbeCounts {
+            open: 1,
+            closed: 2,
+            filtered: 3,
+            error: 4,
+        };
+        c.add(&c.clone());
+        assert_eq!((c.open, c.closed, c.filtered, c.error), (2, 4, 6, 8));
+    }
+}
