@@ -4,8 +4,7 @@
 
 pub mod on_demand;
 
-use crate::model::{DiagnosticsCounts, Finding, HostState, Stage, UnixSeconds, Vm};
-use crate::scan::Progress;
+use crate::model::{DiagnosticsCounts, Finding, HostState, Stage, StageProgress, UnixSeconds, Vm};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -126,12 +125,8 @@ impl View {
 #[derive(Debug, Default)]
 pub struct State {
     view: RwLock<View>,
-    /// Progress of the scan running now, if any.
-    progress: RwLock<Option<Arc<Progress>>>,
-    /// Progress of the nmap services stage running now, if any.
-    services_progress: RwLock<Option<Arc<crate::scan::nmap::Progress>>>,
-    /// Progress of the Greenbone task running now, if any.
-    gmp_progress: RwLock<Option<Arc<crate::scan::gmp::Progress>>>,
+    /// Progress of each stage running now.
+    progress: RwLock<BTreeMap<Stage, Arc<dyn StageProgress>>>,
     ready: AtomicBool,
     /// Held by whoever changes findings (the agent storing a pass, an API ack): each reads the
     /// current findings, writes the store, then the view, so no change overwrites another.
@@ -153,40 +148,22 @@ impl State {
         self.view.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn set_progress(&self, p: Option<Arc<Progress>>) {
-        *self.progress.write().unwrap_or_else(|e| e.into_inner()) = p;
+    /// Publish (`Some`) or clear (`None`, the run ended) a stage's live progress.
+    pub fn set_progress(&self, stage: Stage, p: Option<Arc<dyn StageProgress>>) {
+        let mut all = self.progress.write().unwrap_or_else(|e| e.into_inner());
+        match p {
+            Some(p) => all.insert(stage, p),
+            None => all.remove(&stage),
+        };
     }
 
-    pub fn set_services_progress(&self, p: Option<Arc<crate::scan::nmap::Progress>>) {
-        *self
-            .services_progress
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = p;
-    }
-
-    pub fn services_progress(&self) -> Option<Arc<crate::scan::nmap::Progress>> {
-        self.services_progress
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_gmp_progress(&self, p: Option<Arc<crate::scan::gmp::Progress>>) {
-        *self.gmp_progress.write().unwrap_or_else(|e| e.into_inner()) = p;
-    }
-
-    pub fn gmp_progress(&self) -> Option<Arc<crate::scan::gmp::Progress>> {
-        self.gmp_progress
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn progress(&self) -> Option<Arc<Progress>> {
+    /// The live progress of a stage that is running, if it reports one.
+    pub fn progress(&self, stage: Stage) -> Option<Arc<dyn StageProgress>> {
         self.progress
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .get(&stage)
+            .cloned()
     }
 
     /// Take the findings write lock (see [`State`]); hold it from reading the current findings

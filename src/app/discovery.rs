@@ -9,7 +9,7 @@ use super::inventory::{self, LastGood};
 use crate::config::Config;
 use crate::expose::metrics::Metrics;
 use crate::inventory::openstack::source::Source;
-use crate::model::ScanRun;
+use crate::model::{ScanRun, Stage};
 use crate::scan::{nmap, Progress};
 use crate::state::State;
 use std::sync::atomic::Ordering;
@@ -67,9 +67,10 @@ impl Job {
     pub async fn run(mut self) -> Done {
         let progress = Arc::new(Progress::default());
         let nmap_progress = Arc::new(nmap::Progress::default());
-        self.state.set_progress(Some(progress.clone()));
         self.state
-            .set_services_progress(Some(nmap_progress.clone()));
+            .set_progress(Stage::Discovery, Some(progress.clone()));
+        self.state
+            .set_progress(Stage::Services, Some(nmap_progress.clone()));
         let reporter = tokio::spawn(report_progress(progress.clone(), self.run.id));
         let mode = std::mem::replace(&mut self.mode, Mode::Full);
         let mut full_needed = false;
@@ -106,8 +107,8 @@ impl Job {
                 full_needed = full;
                 let Some(changed) = changed else {
                     reporter.abort();
-                    self.state.set_progress(None);
-                    self.state.set_services_progress(None);
+                    self.state.set_progress(Stage::Discovery, None);
+                    self.state.set_progress(Stage::Services, None);
                     return Done {
                         pass: None,
                         round: inventory::Round::default(),
@@ -131,8 +132,8 @@ impl Job {
         };
         let pass = cycle::discovery(&self.config, self.run, &prev, round.cloud.clone(), ctx).await;
         reporter.abort();
-        self.state.set_progress(None);
-        self.state.set_services_progress(None);
+        self.state.set_progress(Stage::Discovery, None);
+        self.state.set_progress(Stage::Services, None);
         Done {
             pass: Some(pass),
             round,

@@ -272,7 +272,8 @@ impl super::Agent {
             "Greenbone run started"
         );
         let progress = Arc::new(crate::scan::gmp::Progress::default());
-        self.state.set_gmp_progress(Some(progress.clone()));
+        self.state
+            .set_progress(Stage::Vulnerabilities, Some(progress.clone()));
         if let Some(s) = self.state.write().stages.get_mut(&Stage::Vulnerabilities) {
             s.in_progress = true;
         }
@@ -289,7 +290,7 @@ impl super::Agent {
     /// Merge a finished Greenbone run into the current state and store it.
     pub(super) async fn apply_vulnerabilities(&mut self, done: Finished) {
         self.vulns_running = false;
-        self.state.set_gmp_progress(None);
+        self.state.set_progress(Stage::Vulnerabilities, None);
         let t = now();
         let run = done.run;
         let mut changed = Vec::new();

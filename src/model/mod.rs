@@ -14,11 +14,13 @@ pub mod cloud;
 pub mod exposure;
 pub mod finding;
 mod merge;
+mod progress;
 
 pub use cloud::{
     AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,
     SecurityGroup, SecurityGroupRule,
 };
+pub use progress::StageProgress;
 pub use exposure::{Exposure, IpFamily, PortExposure, RuleRef, WorldOpen, PORT_SECURITY_DISABLED};
 pub use finding::{
     finding_id, finding_key, Ack, AckSource, Finding, FindingEvent, FindingEventKind, FindingKind,

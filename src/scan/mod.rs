@@ -44,6 +44,19 @@ impl Progress {
     }
 }
 
+impl crate::model::StageProgress for Progress {
+    fn ratio(&self) -> f64 {
+        Progress::ratio(self)
+    }
+
+    fn counts(&self) -> Option<(u64, u64)> {
+        Some((
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        ))
+    }
+}
+
 /// Scanner errors (a failed probe is counted, not an error; these stop a job).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

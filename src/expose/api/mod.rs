@@ -245,7 +245,6 @@ pub async fn scan(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
 /// target it scanned.
 fn on_demand(s: &Shared, run: crate::model::ScanRun) -> serde_json::Value {
     use crate::model::Outcome;
-    use std::sync::atomic::Ordering;
     let mut out = json!({ "scan": run });
     match run.outcome {
         Outcome::Queued => {
@@ -253,12 +252,9 @@ fn on_demand(s: &Shared, run: crate::model::ScanRun) -> serde_json::Value {
             out["queued"] = json!(waiting);
         }
         Outcome::Running => {
-            if let Some(p) = s.state.progress() {
-                out["progress"] = json!({
-                    "done": p.done.load(Ordering::Relaxed),
-                    "total": p.total.load(Ordering::Relaxed),
-                    "ratio": p.ratio(),
-                });
+            if let Some(p) = s.state.progress(crate::model::Stage::Discovery) {
+                let (done, total) = p.counts().unwrap_or_default();
+                out["progress"] = json!({ "done": done, "total": total, "ratio": p.ratio() });
             }
         }
         _ => {

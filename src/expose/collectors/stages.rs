@@ -9,7 +9,6 @@ use crate::state::State;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Encodes the per-stage families.
@@ -59,25 +58,59 @@ impl Collector for Stages {
                 .iter()
                 .map(|(s, st)| (stage(s), flag(st.in_progress))),
         )?;
-        let discovery = self.state.progress().map_or(0.0, |p| p.ratio());
-        let services = self
-            .state
-            .services_progress()
-            .map_or(0.0, |p| (p.percent() / 100.0).clamp(0.0, 1.0));
-        let vulnerabilities = self.state.gmp_progress().map_or(0.0, |p| {
-            let pct = p.percent.load(Ordering::Relaxed);
-            (pct.max(0) as f64 / 100.0).clamp(0.0, 1.0)
+        let progress = Stage::WITH_PROGRESS.map(|s| {
+            let ratio = self.state.progress(s).map_or(0.0, |p| p.ratio());
+            ([("stage", s.as_str())], ratio)
         });
         gauges(
             &mut enc,
             "scan_progress_ratio",
             "How far the running stage is, 0 to 1 (discovery: probes done; services: nmap's own estimate); 0 when idle",
             None,
-            [
-                ([("stage", Stage::Discovery.as_str())], discovery),
-                ([("stage", Stage::Services.as_str())], services),
-                ([("stage", Stage::Vulnerabilities.as_str())], vulnerabilities),
-            ],
+            progress,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn scrape(state: &Arc<State>) -> String {
+        let mut reg = prometheus_client::registry::Registry::with_prefix("stinger");
+        reg.register_collector(Box::new(Stages {
+            state: state.clone(),
+        }));
+        crate::expose::encode_metrics(&reg, false).unwrap()
+    }
+
+    fn ratio(text: &str, stage: &str) -> Option<f64> {
+        let series = format!("stinger_scan_progress_ratio{{stage=\"{stage}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+    }
+
+    #[test]
+    fn every_stage_with_progress_has_a_series_and_a_running_one_shows_its_own_measure() {
+        let state = Arc::new(State::default());
+        let idle = scrape(&state);
+        for s in Stage::WITH_PROGRESS {
+            assert_eq!(ratio(&idle, s.as_str()), Some(0.0), "{s} idle:\n{idle}");
+        }
+        let probes = Arc::new(crate::scan::Progress::default());
+        probes.total.store(8, Ordering::Relaxed);
+        probes.done.store(2, Ordering::Relaxed);
+        state.set_progress(Stage::Discovery, Some(probes));
+        let gvmd = Arc::new(crate::scan::gmp::Progress::default());
+        gvmd.percent.store(40, Ordering::Relaxed);
+        state.set_progress(Stage::Vulnerabilities, Some(gvmd));
+        let running = scrape(&state);
+        assert_eq!(ratio(&running, "discovery"), Some(0.25));
+        assert_eq!(ratio(&running, "vulnerabilities"), Some(0.4));
+        assert_eq!(ratio(&running, "services"), Some(0.0));
+        state.set_progress(Stage::Discovery, None);
+        assert_eq!(ratio(&scrape(&state), "discovery"), Some(0.0));
+        assert!(state.progress(Stage::Vulnerabilities).is_some());
     }
 }

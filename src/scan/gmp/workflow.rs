@@ -28,6 +28,14 @@ pub struct Progress {
     pub(crate) skipped_results: AtomicU64,
 }
 
+impl crate::model::StageProgress for Progress {
+    /// gvmd's task progress (0 before a report runs).
+    fn ratio(&self) -> f64 {
+        let pct = self.percent.load(Ordering::Relaxed);
+        (f64::from(pct.max(0)) / 100.0).clamp(0.0, 1.0)
+    }
+}
+
 impl Default for Progress {
     fn default() -> Self {
         Progress {

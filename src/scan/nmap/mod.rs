@@ -147,6 +147,13 @@ impl Progress {
     }
 }
 
+impl crate::model::StageProgress for Progress {
+    /// nmap's own estimate.
+    fn ratio(&self) -> f64 {
+        (self.percent() / 100.0).clamp(0.0, 1.0)
+    }
+}
+
 /// nmap driver errors. A batch error never affects other batches.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
