@@ -39,13 +39,17 @@ impl Agent {
         } else {
             (Vec::new(), Vec::new())
         };
+        // The findings' changes are stamped now, under the findings lock, not at the pass's end: a
+        // digest may close its window while a pass runs (it takes its time under the same lock),
+        // and what this pass changed then belongs to the next window, never to a closed one.
+        let changed_at = now().max(run.finished.unwrap_or(0.0));
         let findings = if ok {
             self.findings_of(
                 &pass.hosts,
                 &left,
                 crate::judge::findings::Covers::All,
                 Some(run.id),
-                run.finished.unwrap_or_else(now),
+                changed_at,
             )
         } else {
             Vec::new()

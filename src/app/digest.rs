@@ -54,21 +54,16 @@ impl Agent {
     }
 
     /// How long until the next digest is due; `None` when e-mail is off or nothing was scanned yet.
-    /// Not while a discovery pass runs: its findings' events carry the pass's end, which may be
-    /// before now, and a window closed before they are stored would never report them.
+    /// A running discovery pass does not hold it up: the findings a pass changes are stamped when
+    /// it is stored, so they fall in the window after a digest sent meanwhile.
     pub(super) fn email_due(&self) -> Option<Duration> {
         let cfg = self.config.email.as_ref()?;
-        let (discovered, running) = self
+        let discovered = self
             .state
             .read()
             .stages
             .get(&Stage::Discovery)
-            .map_or((false, false), |s| {
-                (s.last_success.is_some(), s.in_progress)
-            });
-        if running {
-            return None;
-        }
+            .is_some_and(|s| s.last_success.is_some());
         let t = now();
         let due = cfg.schedule.due_in(self.email_last_sent(), discovered, t)?;
         let retry = self.email_retry_at.map_or(Duration::ZERO, |r| {

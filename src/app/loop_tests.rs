@@ -1,7 +1,9 @@
 //! The agent's loop in-process, as `main` runs it but with the shutdown token and reload channel in
 //! the test's hands, on tokio's paused clock: two discovery passes an hour apart, a reload that
-//! lands while a pass runs (and is judged into it), and a shutdown that stops a pass under way.
-//! Loopback listeners stand for the scanned hosts; the store is a real RocksDB directory.
+//! lands while a pass runs (and is judged into it) and turns the digest e-mail on (the digest goes
+//! out at once, the pass still under way), and a shutdown that stops a pass under way. Loopback
+//! listeners stand for the scanned hosts, a small SMTP sink for the relay; the store is a real
+//! RocksDB directory.
 
 use super::*;
 use std::net::TcpListener as StdListener;
@@ -51,6 +53,57 @@ async fn until(
     }
 }
 
+/// A minimal SMTP relay on loopback: accepts every message and hands each one's DATA over `tx`.
+async fn smtp_sink(listener: TcpListener, tx: mpsc::UnboundedSender<String>) {
+    use tokio::io::AsyncBufReadExt;
+    loop {
+        let Ok((conn, _)) = listener.accept().await else {
+            return;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = conn.into_split();
+            let mut lines = tokio::io::BufReader::new(r).lines();
+            w.write_all(b"220 sink ESMTP\r\n").await.ok()?;
+            let mut data: Option<String> = None;
+            while let Some(line) = lines.next_line().await.ok()? {
+                if let Some(body) = data.as_mut() {
+                    if line == "." {
+                        tx.send(data.take()?).ok()?;
+                        w.write_all(b"250 queued\r\n").await.ok()?;
+                    } else {
+                        body.push_str(&line);
+                        body.push('\n');
+                    }
+                    continue;
+                }
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250-sink\r\n250 8BITMIME\r\n",
+                    "DATA" => {
+                        data = Some(String::new());
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => {
+                        w.write_all(b"221 bye\r\n").await.ok()?;
+                        return Some(());
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                w.write_all(reply).await.ok()?;
+            }
+            Some(())
+        });
+    }
+}
+
+fn email_text(relay: std::net::SocketAddr) -> String {
+    format!(
+        "[email]\nenabled = true\nsmtp_server = \"{relay}\"\ntls = \"none\"\n\
+         to = [\"ops@example.org\"]\ninterval = \"24h\"\nsend_empty = true\n"
+    )
+}
+
 const FINE: Duration = Duration::from_millis(50);
 const COARSE: Duration = Duration::from_secs(30);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -70,6 +123,7 @@ fn config_text(storage: &std::path::Path, discovery: &str, expected: &str, rate:
 const RUNS_OK: &str = r#"stinger_scan_runs_total{stage="discovery",outcome="success"}"#;
 const IN_PROGRESS: &str = r#"stinger_scan_in_progress{stage="discovery"}"#;
 const INTERVAL: &str = r#"stinger_scan_interval_seconds{stage="discovery"}"#;
+const SENT: &str = "stinger_emails_sent_total";
 const UNEXPECTED: &str = r#"stinger_host_unexpected_ports{host="127.0.77.2",group="loop"}"#;
 
 #[tokio::test(start_paused = true)]
@@ -112,13 +166,15 @@ async fn the_loop_runs_passes_takes_a_reload_mid_pass_and_stops_on_paused_time()
     })
     .await;
     assert_eq!(value(&m, RUNS_OK), Some(2.0));
-    // ... and while it runs, a reload that allows 20950 and doubles the interval: applied at
-    // once, the pass still under way.
-    std::fs::write(
-        &path,
-        config_text(&storage, "2h", "\"20700/tcp\", \"20950/tcp\"", 1),
-    )
-    .unwrap();
+    // ... and while it runs, a reload that allows 20950, doubles the interval and turns the
+    // digest on: applied at once, the pass still under way.
+    let relay = TcpListener::bind("127.0.77.3:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let (mail_tx, mut mail_rx) = mpsc::unbounded_channel();
+    tokio::spawn(smtp_sink(relay, mail_tx));
+    let reloaded = config_text(&storage, "2h", "\"20700/tcp\", \"20950/tcp\"", 1);
+    std::fs::write(&path, reloaded + &email_text(relay_addr)).unwrap();
+    let asked_reload = std::time::Instant::now();
     reload_tx.send(()).await.unwrap();
     let m = until(
         addr,
@@ -134,6 +190,29 @@ async fn the_loop_runs_passes_takes_a_reload_mid_pass_and_stops_on_paused_time()
         "the pass still runs: {m}"
     );
     assert_eq!(value(&m, UNEXPECTED), Some(0.0), "re-judged at once: {m}");
+    // The first digest is due at once (a pass has succeeded) and goes out now, not after the
+    // pass. (Paused time jumps ahead while the SMTP exchange waits on sockets, so the bound is
+    // the pass's remaining minutes of paused time, and seconds of real time.)
+    let m = until(
+        addr,
+        "the digest during the pass",
+        FINE,
+        Duration::from_secs(120),
+        |m| value(m, SENT) == Some(1.0),
+    )
+    .await;
+    assert_eq!(value(&m, IN_PROGRESS), Some(1.0), "sent mid-pass: {m}");
+    assert!(
+        asked_reload.elapsed() < Duration::from_secs(10),
+        "the digest took {:?}",
+        asked_reload.elapsed()
+    );
+    let mail = tokio::time::timeout(Duration::from_secs(5), mail_rx.recv())
+        .await
+        .expect("the relay got the digest")
+        .unwrap();
+    assert!(mail.contains("ops@example.org"), "{mail}");
+    assert!(mail.contains("Subject: [stinger]"), "{mail}");
     // The pass started under the old policy; stored, it is judged under the new one.
     until(addr, "the third pass, re-judged", COARSE, HOUR, |m| {
         value(m, RUNS_OK) == Some(3.0) && value(m, UNEXPECTED) == Some(0.0)
