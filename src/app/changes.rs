@@ -171,11 +171,20 @@ pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
             }
         }
         focus_on(&mut focus, &changes, &inv.targets, t);
-        round.vms.extend(inv.vms);
+        // Only the VM records a change altered are written (a full pass rewrites them all): a
+        // poll of a large cloud would otherwise store every VM again for one new floating IP.
+        round.vms.extend(changed_vms(inv.vms, &prev_vms));
         p.last_good.insert(name.to_owned(), inv.targets);
     }
     round.cloud = inventory::cached(p.sources, p.last_good).cloud;
     (Some(Changed { round, focus, run }), full_needed)
+}
+
+/// The VMs whose records differ from the last ones in more than `last_seen`.
+fn changed_vms(vms: Vec<Arc<Vm>>, prev: &BTreeMap<String, Arc<Vm>>) -> Vec<Arc<Vm>> {
+    vms.into_iter()
+        .filter(|v| prev.get(&v.id).is_none_or(|old| !old.same_facts(v)))
+        .collect()
 }
 
 /// Diagnostics come with full inventories only: a VM a poll rebuilt keeps the last ones.
@@ -256,6 +265,46 @@ mod tests {
             ports: Vec::new(),
             updated_at: at.map(|s| Stamp::from_second(s).unwrap()),
         }
+    }
+
+    #[test]
+    fn only_vms_a_change_altered_are_written_again() {
+        let vm = |id: &str, name: &str, seen: f64| {
+            Arc::new(Vm {
+                id: id.into(),
+                cloud: "c".into(),
+                name: name.into(),
+                status: "ACTIVE".into(),
+                project_id: "p".into(),
+                project_name: None,
+                user_id: "u".into(),
+                user_name: None,
+                metadata: Default::default(),
+                flavor: None,
+                created: None,
+                updated: None,
+                addresses: vec![],
+                diagnostics: None,
+                diagnostics_error: None,
+                first_seen: 1.0,
+                last_seen: seen,
+            })
+        };
+        let prev = BTreeMap::from([
+            ("a".to_owned(), vm("a", "web", 1.0)),
+            ("b".to_owned(), vm("b", "db", 1.0)),
+        ]);
+        // a: only seen again; b: renamed; c: new.
+        let now = vec![
+            vm("a", "web", 9.0),
+            vm("b", "db-2", 9.0),
+            vm("c", "new", 9.0),
+        ];
+        let written: Vec<String> = changed_vms(now, &prev)
+            .iter()
+            .map(|v| v.id.clone())
+            .collect();
+        assert_eq!(written, ["b", "c"]);
     }
 
     #[test]

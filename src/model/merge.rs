@@ -1,7 +1,8 @@
-//! Folding observations of one host together: each prober of a pass (TCP connect, UDP probes)
-//! reports its own [`HostObservation`] of an address, and the pass keeps one per address.
+//! Folding and comparing records: each prober of a pass (TCP connect, UDP probes) reports its own
+//! [`HostObservation`] of an address, and the pass keeps one per address; a VM record rebuilt by
+//! an inventory is compared with the stored one, whose `last_seen` alone may differ.
 
-use super::{HostObservation, ProbeCounts};
+use super::{HostObservation, ProbeCounts, Vm};
 
 /// `a ∪ b`, ascending, without duplicates.
 fn union(into: &mut Vec<u16>, from: Vec<u16>) {
@@ -46,6 +47,48 @@ impl ProbeCounts {
         self.closed += other.closed;
         self.filtered += other.filtered;
         self.error += other.error;
+    }
+}
+
+impl Vm {
+    /// Whether `other` says the same as this record apart from when it was last seen (an unchanged
+    /// VM need not be written again).
+    pub fn same_facts(&self, other: &Vm) -> bool {
+        let Vm {
+            id,
+            cloud,
+            name,
+            status,
+            project_id,
+            project_name,
+            user_id,
+            user_name,
+            metadata,
+            flavor,
+            created,
+            updated,
+            addresses,
+            diagnostics,
+            diagnostics_error,
+            first_seen,
+            last_seen: _,
+        } = self;
+        *id == other.id
+            && *cloud == other.cloud
+            && *name == other.name
+            && *status == other.status
+            && *project_id == other.project_id
+            && *project_name == other.project_name
+            && *user_id == other.user_id
+            && *user_name == other.user_name
+            && *metadata == other.metadata
+            && *flavor == other.flavor
+            && *created == other.created
+            && *updated == other.updated
+            && *addresses == other.addresses
+            && *diagnostics == other.diagnostics
+            && *diagnostics_error == other.diagnostics_error
+            && *first_seen == other.first_seen
     }
 }
 
