@@ -216,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("clouds.yaml"),
-            "clouds:\n  prod:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: u\n      password: pw\n      user_domain_name: Default\n      project_name: p\n      project_domain_name: Default\n",
+            "clouds:\n  prod:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      username: u\n      password: s3cret-Pass-919\n      user_domain_name: Default\n      project_name: p\n      project_domain_name: Default\n",
         )
         .unwrap();
         let good = OpenStackFile {
@@ -260,7 +260,7 @@ mod tests {
             .message;
         assert!(cloud_msg.contains("nope"), "{cloud_msg}");
         assert!(
-            !format!("{problems:?}").contains("pw"),
+            !format!("{problems:?}").contains("s3cret-Pass-919"),
             "no password in errors"
         );
     }
