@@ -14,17 +14,16 @@
 //! 127.202.0.0/16 (generated) and 127.206.0.0/16 (changes).
 #![forbid(unsafe_code)]
 
-#[path = "fake_cloud/server.rs"]
-mod server;
-
 use clap::Parser;
 use serde_json::{json, Value};
-use server::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use stinger_testsupport::fake_cloud::{
+    loopback_ip, uuid, Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck,
+};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -427,12 +426,12 @@ fn run(a: &Args) -> Result<(), String> {
 
 /// The generated server `i`'s id (as `Cloud::generated` names it).
 fn server_uuid(i: usize) -> String {
-    server::uuid(1, i as u64)
+    uuid(1, i as u64)
 }
 
 /// 127.<second>.x.y for the k-th address (as the generated cloud numbers them).
 fn loopback(second: u8, k: usize) -> Ipv4Addr {
-    server::loopback_ip(second, k)
+    loopback_ip(second, k)
 }
 
 fn main() -> ExitCode {

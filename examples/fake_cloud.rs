@@ -1,5 +1,5 @@
 //! Fake OpenStack Nova + Neutron on loopback, for the inventory benchmark and manual testing. The
-//! server itself is `fake_cloud/server.rs` (shared with the integration tests).
+//! server itself is `stinger_testsupport::fake_cloud` (shared with the integration tests).
 //!
 //!     cargo run --release --example fake_cloud -- --servers 10000 --static-token T
 //!
@@ -8,9 +8,6 @@
 //! the next one, or both ephemeral when the port is 0).
 #![forbid(unsafe_code)]
 
-#[path = "fake_cloud/server.rs"]
-mod server;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -18,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use server::{Cloud, FakeCloud, FakeConfig, TokenCheck};
+use stinger_testsupport::fake_cloud::{Cloud, FakeCloud, FakeConfig, TokenCheck};
 
 #[derive(Debug, Parser)]
 #[command(about = "Fake OpenStack Nova + Neutron serving generated servers on loopback")]

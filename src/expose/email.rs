@@ -310,10 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_relay_that_refuses_connections_is_a_clear_error() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = stinger_testsupport::net::free_port("127.0.0.1");
         let cfg = config(EmailFile {
             smtp_server: format!("127.0.0.1:{port}"),
             tls: TlsMode::None,

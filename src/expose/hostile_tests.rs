@@ -9,6 +9,7 @@ use crate::model::{ServiceInfo, Stage};
 use crate::state::{GroupStatus, State, View};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use stinger_testsupport::promtool;
 
 /// What a scanned host or a tenant can send: each is appended to every outside string.
 const HOSTILE: &[&str] = &[
@@ -171,7 +172,7 @@ fn hostile_values_read_back_as_their_clean_form_in_both_formats() {
                 assert!(text.ends_with("# EOF\n"));
             }
         }
-        crate::expose::vm_metrics::tests::promtool_check(&scrape(view, false));
+        promtool::check_metrics(&scrape(view, false)).unwrap();
     }
 }
 
@@ -183,7 +184,7 @@ fn a_ten_kilobyte_banner_makes_a_bounded_series() {
     // The open-port series has 11 labels; each value is at most the limit.
     assert!(longest < 12 * (MAX_LABEL_VALUE_BYTES + 20), "{longest}");
     assert!(text.contains("…"));
-    crate::expose::vm_metrics::tests::promtool_check(&text);
+    promtool::check_metrics(&text).unwrap();
 }
 
 #[test]

@@ -20,12 +20,12 @@ pub use cloud::{
     AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,
     SecurityGroup, SecurityGroupRule,
 };
-pub use progress::StageProgress;
 pub use exposure::{Exposure, IpFamily, PortExposure, RuleRef, WorldOpen, PORT_SECURITY_DISABLED};
 pub use finding::{
     finding_id, finding_key, Ack, AckSource, Finding, FindingEvent, FindingEventKind, FindingKind,
     FindingState, Occurrence, Severity, Trigger,
 };
+pub use progress::StageProgress;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;

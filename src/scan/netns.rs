@@ -9,8 +9,8 @@
 //! when the work is done. [`scan_in`] runs [`tcp::scan`] that way. Which namespace a target is
 //! scanned from is the inventory's business, not this module's.
 //!
-//! Tests: `testns` (namespaces for tests, shared with other modules' tests) and `tests`, in
-//! `netns/`.
+//! Tests: `testns` (a banner server in a namespace, shared with other modules' tests) and `tests`,
+//! in `netns/`; the test namespaces themselves are `stinger_testsupport::netns`.
 
 use super::{tcp, Progress};
 use nix::errno::Errno;

@@ -5,6 +5,7 @@ use crate::util::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use stinger_testsupport::promtool;
 
 /// Open ports per host id, with (verdict, rule), from /api/v1/vms.
 fn ports(vms: &Value) -> BTreeMap<String, Vec<(u64, String, String)>> {
@@ -48,30 +49,6 @@ name = "db"
 cidrs = ["127.0.60.2/32"]
 allow = ["20003"]
 "#;
-
-pub(crate) fn promtool_check(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is needed (Debian package `prometheus`)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn scan_judge_store_expose_end_to_end_and_restart() {
@@ -166,7 +143,7 @@ fn scan_judge_store_expose_end_to_end_and_restart() {
         !m.contains("# EOF"),
         "the default is the Prometheus text format"
     );
-    promtool_check(&m);
+    promtool::check_metrics(&m).unwrap();
     let (_, head, om) = http_get(
         &agent.addr,
         "/metrics",

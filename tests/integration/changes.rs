@@ -5,11 +5,11 @@
 //! resolves; no full pass runs meanwhile. Addresses: floating IPs 127.97.0.1-2, the cloud's API
 //! on 127.97.0.250.
 
-use crate::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{wait_for, write_config, Agent, Listener};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stinger_testsupport::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
 
 const PORT: u16 = 19601;
 const WEB: &str = "6c0a0000-0000-4000-8000-000000000001";

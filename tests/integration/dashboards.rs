@@ -5,7 +5,7 @@
 use crate::util::repo;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+use stinger_testsupport::promtool;
 
 const DASHBOARDS: [(&str, &str); 2] = [
     ("dashboards/stinger-overview.json", "stinger-overview"),
@@ -361,29 +361,16 @@ fn check_dashboard(path: &str, uid: &str, d: &Value, exprs: &mut Vec<Expr>) -> V
 }
 
 /// `promtool check rules` on the expressions as recording rules (JSON is YAML).
-fn promtool_check(exprs: &[&Expr]) -> Result<(), String> {
+fn promtool_check(exprs: &[&Expr]) -> Result<(), promtool::Failure> {
     let rules: Vec<Value> = exprs
         .iter()
         .map(|e| serde_json::json!({"record": e.record, "expr": e.expr}))
         .collect();
     let doc = serde_json::json!({"groups": [{"name": "dashboards", "rules": rules}]});
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("dashboards.rules.yml");
-    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let out = Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&file)
-        .output()
-        .expect("promtool is needed (Debian package `prometheus`)");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    promtool::check_rules_yaml(
+        "dashboards.rules.yml",
+        &serde_json::to_string_pretty(&doc).unwrap(),
+    )
 }
 
 #[test]

@@ -6,12 +6,13 @@
 //! per-project digests in `email/projects.rs`.
 
 use crate::util::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use stinger_testsupport::net::free_port;
+use stinger_testsupport::tls::Ca;
 
 mod projects;
 
@@ -88,34 +89,17 @@ impl Drop for SmtpServer {
 
 /// A CA and a server certificate for `ip`, written into `dir`: (ca, cert, key) paths.
 fn pki(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec![ip.to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let ca = Ca::new("stinger test CA");
+    let cert = ca.server(&[ip]);
     let paths = (
         dir.join("ca.pem"),
         dir.join("smtp.pem"),
         dir.join("smtp.key"),
     );
-    std::fs::write(&paths.0, ca_pem).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.cert_pem()).unwrap();
+    std::fs::write(&paths.2, cert.key_pem()).unwrap();
     paths
-}
-
-/// A free port on `ip` (bound, then released).
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The decoded text of the message's leaf part of `content_type`.
@@ -264,7 +248,7 @@ interval = "1h"
         sample(&metrics, "stinger_email_last_send_success"),
         Some(1.0)
     );
-    crate::agent::promtool_check(&metrics);
+    stinger_testsupport::promtool::check_metrics(&metrics).unwrap();
     let last = sample(&metrics, "stinger_email_last_digest_timestamp_seconds").unwrap();
     assert!(last > 1.7e9, "{metrics}");
     assert!(agent.log().contains("digest e-mail sent"));

@@ -1,11 +1,7 @@
-//! Self-test of the fake Nova + Neutron (`examples/fake_cloud/server.rs`), driven over plain HTTP
+//! Self-test of the fake Nova + Neutron (`stinger_testsupport::fake_cloud`), driven over plain HTTP
 //! with a tiny `TcpStream` client: paging, microversions, tokens (static and Keystone), faults,
 //! diagnostics, the sample-based cloud and the 10 000-server cloud. Binds only 127.0.80.1–127.0.80.30.
 
-use crate::fake_cloud::{
-    Cloud, DiagnosticsReply, FakeCloud, FakeConfig, Fault, FaultKind, ServerSpec, Service,
-    TokenCheck, SAMPLE_FIXED_IP, SAMPLE_FLOATING_IP, SAMPLE_PROJECT, SAMPLE_SERVER_ID,
-};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -13,6 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stinger_testsupport::fake_cloud::{
+    Cloud, DiagnosticsReply, FakeCloud, FakeConfig, Fault, FaultKind, ServerSpec, Service,
+    TokenCheck, SAMPLE_FIXED_IP, SAMPLE_FLOATING_IP, SAMPLE_PROJECT, SAMPLE_SERVER_ID,
+};
 
 const ADMIN: &str = "tok-admin";
 

@@ -264,8 +264,8 @@ enabled = false
 /// operator lets the VM's project self-declare.
 #[test]
 fn tenant_metadata_hides_nothing_unless_its_project_may_self_declare() {
-    use crate::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
     use crate::keystone_server::{keystone, keystone_call, register_region};
+    use stinger_testsupport::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
     let _l = Listener::new("127.88.2.10:18820");
     let ks = keystone();
     let (st, projects) = keystone_call("GET", "/projects?name=admin", &Value::Null);

@@ -6,11 +6,6 @@
 //! metrics` for the text format; a real Prometheus, which negotiates OpenMetrics, keeps the target
 //! `up` and reads every hostile value back as the agent's clean form of it).
 
-use crate::agent::promtool_check;
-use crate::fake_cloud::{
-    Cloud, FakeCloud, FakeConfig, RuleSpec, SecurityGroupSpec, ServerSpec, TokenCheck,
-};
-use crate::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::services::Banner;
 use crate::util::*;
@@ -19,6 +14,11 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use stinger::expose::labels::clean;
+use stinger_testsupport::fake_cloud::{
+    Cloud, FakeCloud, FakeConfig, RuleSpec, SecurityGroupSpec, ServerSpec, TokenCheck,
+};
+use stinger_testsupport::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
+use stinger_testsupport::promtool;
 
 const VM: &str = "0e7b1d6e-0000-4000-8000-0000000000e1";
 const LONG_VM: &str = "0e7b1d6e-0000-4000-8000-0000000000e2";
@@ -208,7 +208,7 @@ fn hostile_labels_neither_break_the_scrape_nor_reach_it_raw() {
             ready.then_some(m)
         },
     );
-    promtool_check(&text);
+    promtool::check_metrics(&text).unwrap();
     // Every label value is bounded and free of control characters; nothing was injected.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.len() < 4096, "unbounded series: {}…", &line[..200]);

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use stinger_testsupport::net::free_port;
 
 /// What `start-keystone.sh` printed.
 #[derive(Debug)]
@@ -81,13 +82,6 @@ fn check_tools() -> Result<(), String> {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("local_addr: {e}"))
-}
-
 /// The last `n` lines of a file, for failure messages.
 fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -145,7 +139,7 @@ fn start() -> Result<Keystone, String> {
         }
         base.clone()
     };
-    let port = free_port()?;
+    let port = free_port("127.0.0.1");
     let out_path = dir.join("start.out");
     let err_path = dir.join("start.err");
     let out = std::fs::File::create(&out_path).map_err(|e| format!("{e}"))?;

@@ -1,13 +1,12 @@
 //! Integration tests: the real `stinger` binary against real listeners on 127.0.0.0/8, a real RocksDB
-//! directory and real promtool. One binary, one module per topic.
+//! directory and real promtool. One binary, one module per topic; the fake cloud, the fake gvmd,
+//! test certificates and promtool checks come from `stinger_testsupport`.
 
 mod agent;
 mod alerts;
 mod changes;
 mod dashboards;
 mod email;
-#[path = "../../examples/fake_cloud/server.rs"]
-mod fake_cloud;
 mod fake_cloud_selftest;
 mod findings;
 mod findings_api;
@@ -28,11 +27,3 @@ mod udp;
 mod util;
 mod vulns;
 mod web;
-
-/// The fake gvmd of the GMP client's own tests, reused here (it names `crate::scan::gmp_xml`).
-#[path = "../../src/scan/gmp/tests/fake.rs"]
-#[allow(dead_code)]
-mod fake_gvmd;
-mod scan {
-    pub use stinger::scan::{gmp, gmp_xml};
-}

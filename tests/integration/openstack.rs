@@ -4,14 +4,14 @@
 //! server is recorded as gone, a failing Nova leaves the last good inventory served, and no secret
 //! reaches the log or the API.
 
-use crate::fake_cloud::{
-    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
-    Service, TokenCheck,
-};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{sample, wait_for, write_config, Agent, Listener};
 use serde_json::Value;
 use std::time::Duration;
+use stinger_testsupport::fake_cloud::{
+    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
+    Service, TokenCheck,
+};
 
 const WEB: &str = "0e7b1d6e-0000-4000-8000-000000000001";
 const DB: &str = "0e7b1d6e-0000-4000-8000-000000000002";

@@ -5,7 +5,6 @@
 //! new full inventory gives — with Neutron's timestamp extension and without it. Binds only
 //! 127.0.86.1–127.0.86.2.
 
-use crate::fake_cloud::{Cloud, FakeCloud, FakeConfig, RuleSpec, ServerSpec, TokenCheck};
 use crate::util::http_request;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -17,6 +16,9 @@ use stinger::inventory::openstack::join::{self, CloudInventory, Fetched, JoinOpt
 use stinger::inventory::openstack::neutron;
 use stinger::inventory::openstack::nova::{self, Microversion};
 use stinger::inventory::openstack::settings::AddressChoice;
+use stinger_testsupport::fake_cloud::{
+    Cloud, FakeCloud, FakeConfig, RuleSpec, ServerSpec, TokenCheck,
+};
 
 const TOKEN: &str = "tok-changes";
 const PROJECT: &str = "0e7b1d6e00004000800000000000c0de";

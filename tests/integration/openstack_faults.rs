@@ -9,15 +9,15 @@
 //!
 //! Addresses: 127.0.110.x to 127.0.116.x, one /24 per test.
 
-use crate::fake_cloud::{
-    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
-    Service, TokenCheck,
-};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{sample, wait_for, write_config, Agent, Listener};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::Duration;
+use stinger_testsupport::fake_cloud::{
+    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
+    Service, TokenCheck,
+};
 
 /// The user the agent authenticates as: created for these tests, admin in the admin project, with a
 /// password that appears nowhere else, so finding it anywhere is a leak.

@@ -19,11 +19,6 @@ mod flapping;
 mod gvmd_proxy;
 mod stack;
 
-use crate::fake_cloud::{
-    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
-    Service, TokenCheck,
-};
-use crate::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{http_get, http_request, wait_for, write_config, Agent, Listener};
 use gvmd_proxy::GvmdProxy;
@@ -31,6 +26,11 @@ use serde_json::Value;
 use stack::Note;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use stinger_testsupport::fake_cloud::{
+    Cloud, FakeCloud, FakeConfig, Fault, FaultKind, RuleSpec, SecurityGroupSpec, ServerSpec,
+    Service, TokenCheck,
+};
+use stinger_testsupport::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
 
 /// The agent's fixed address (Prometheus' target survives the agent's restart).
 const AGENT: &str = stack::AGENTS[0];

@@ -5,11 +5,11 @@
 //! out-of-scope hosts never reach the state, and the drops are counted by group and reason. (Which
 //! special addresses a cloud may not name is unit-tested in `inventory::scope`.)
 
-use crate::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{wait_for, write_config, Agent, Listener};
 use serde_json::Value;
 use std::time::Duration;
+use stinger_testsupport::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
 
 fn vm(id: u8, floating: &str, project: &str) -> ServerSpec {
     ServerSpec::new(

@@ -12,7 +12,6 @@
 //! 127.0.132.1 to .12 (listeners) and its API on 127.0.132.250, agents and Prometheus on
 //! 127.0.131.0/24.
 
-use crate::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::{http_get, repo, wait_for, write_config, Agent, Listener};
 use serde_json::Value;
@@ -21,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use stinger::inventory::shard;
+use stinger_testsupport::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
+use stinger_testsupport::promtool;
 
 const PORT: u16 = 20830;
 const PROMETHEUS: &str = "127.0.131.1:19330";
@@ -442,17 +443,7 @@ fn three_agents_split_the_hosts_and_prometheus_puts_them_together() {
 fn sharding_examples_are_valid() {
     let dir = repo().join("examples/sharding");
     for name in ["prometheus.yml", "federation.yml", "remote-write.yml"] {
-        let out = Command::new("promtool")
-            .args(["check", "config", name])
-            .current_dir(&dir)
-            .output()
-            .expect("promtool is needed (Debian package prometheus)");
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        promtool::run(&dir, &["check", "config", name]).unwrap();
     }
     let text = std::fs::read_to_string(dir.join("statefulset.yaml")).unwrap();
     let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)

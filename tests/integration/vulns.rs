@@ -2,9 +2,9 @@
 //! socket) replaying the upstream 22.8 sample report, rewritten onto that host → store → /metrics and
 //! the JSON API with the report's CVEs and CVSS.
 
-use crate::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
 use crate::util::*;
 use std::time::Duration;
+use stinger_testsupport::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
 
 #[test]
 fn greenbone_findings_reach_the_api_metrics_and_history() {

@@ -2,9 +2,10 @@
 //! detection matched back by (namespace, address), and what the pass returns.
 
 use super::*;
-use crate::scan::netns::testns::{fresh_id, privileged, BannerServer, TestNs};
+use crate::scan::netns::testns::BannerServer;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use stinger_testsupport::netns::{fresh_id, privileged, TestNs};
 use tokio::time::timeout;
 
 /// Longest a services stage may take in these tests.

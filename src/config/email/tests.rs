@@ -250,8 +250,7 @@ fn a_ca_file_must_hold_pem_and_needs_tls() {
     };
     assert_eq!(build(&f, &mut problems), None);
     assert!(problems[0].message.contains("broken"), "{problems:?}");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    std::fs::write(&ca, stinger_testsupport::tls::Ca::new("test CA").pem()).unwrap();
     problems.clear();
     let f = EmailFile {
         ca_file: Some(ca.clone()),

@@ -9,6 +9,7 @@ use crate::state::State;
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use stinger_testsupport::promtool;
 
 /// The Prometheus text format of a registry over the test view (budget 10 000 port series).
 fn scrape() -> String {
@@ -352,38 +353,13 @@ fn the_port_budget_keeps_world_open_unexpected_ports_first() {
     );
 }
 
-/// Runs `promtool check metrics` on the text.
-pub(crate) fn promtool_check(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is needed (Debian package `prometheus`)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn promtool_accepts_the_exposition_and_openmetrics_types_counters_without_total() {
     let m = scrape();
-    promtool_check(&m);
+    promtool::check_metrics(&m).unwrap();
     // An empty inventory too (families with no series).
     let (reg, _) = metrics::registry(Arc::new(State::default()), Arc::new(AtomicUsize::new(10)));
-    promtool_check(&encode_metrics(&reg, false).unwrap());
+    promtool::check_metrics(&encode_metrics(&reg, false).unwrap()).unwrap();
 
     let state = Arc::new(State::default());
     *state.write() = testdata::view();

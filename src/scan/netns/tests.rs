@@ -1,12 +1,12 @@
 //! Tests of entering network namespaces and scanning from one; those that create namespaces need
 //! root (CAP_SYS_ADMIN) and say so when skipped.
 
-use super::testns::{cap_eff_has, privileged, TestNs, CAP_SYS_ADMIN};
 use super::*;
 use crate::scan::Error as ScanError;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use stinger_testsupport::netns::{cap_eff_has, privileged, TestNs, CAP_SYS_ADMIN};
 use tokio::time::timeout;
 
 const LISTEN_ADDR: [u8; 4] = [127, 0, 90, 7];

@@ -6,8 +6,8 @@
 use super::fake::{eventually, Behaviour, FakeServer};
 use super::servers::{binary, Daemon};
 use super::*;
-use crate::scan::netns::testns::{privileged, TestNs};
 use std::net::SocketAddr;
+use stinger_testsupport::netns::{privileged, TestNs};
 use tokio::time::timeout;
 
 fn ip(s: &str) -> IpAddr {

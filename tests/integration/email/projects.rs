@@ -4,12 +4,13 @@
 //! the admins get all; a project without findings gets nothing; the hostile name is escaped in the
 //! HTML and loses its line break in the text.
 
-use super::{digest_parts, free_port, SmtpServer};
-use crate::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
+use super::{digest_parts, SmtpServer};
 use crate::keystone_server::{keystone, keystone_call, register_region};
 use crate::util::*;
 use serde_json::Value;
 use std::time::Duration;
+use stinger_testsupport::fake_cloud::{Cloud, FakeCloud, FakeConfig, ServerSpec, TokenCheck};
+use stinger_testsupport::net::free_port;
 
 const VM_A: &str = "0e7b1d6e-0000-4000-8000-0000000000a1";
 const VM_B: &str = "0e7b1d6e-0000-4000-8000-0000000000a2";

@@ -11,15 +11,12 @@ use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 use axum::routing::get;
 use base64::Engine as _;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use std::net::SocketAddr;
 use std::time::Instant;
+use stinger_testsupport::tls::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -46,54 +43,20 @@ struct Pki {
     stranger_key: String,
 }
 
-fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), Issuer::new(params, key))
-}
-
-fn leaf(
-    issuer: &Issuer<'static, KeyPair>,
-    names: &[&str],
-    eku: ExtendedKeyUsagePurpose,
-) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let mut params = CertificateParams::new(names).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "leaf");
-    params.extended_key_usages = vec![eku];
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 fn pki(dir: &Path) -> Pki {
-    let (ca_pem, issuer) = ca("stinger test CA");
-    let (server_cert, server_key) = leaf(
-        &issuer,
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let (client_cert, client_key) = leaf(&issuer, &["client"], ExtendedKeyUsagePurpose::ClientAuth);
-    let (_, other) = ca("some other CA");
-    let (stranger_cert, stranger_key) =
-        leaf(&other, &["stranger"], ExtendedKeyUsagePurpose::ClientAuth);
-    write(dir, "ca.pem", &ca_pem);
-    write(dir, "server.pem", &server_cert);
-    write(dir, "server.key", &server_key);
+    let ca = Ca::new("stinger test CA");
+    let server = ca.server(&["localhost", "127.0.0.1"]);
+    let client = ca.client("client");
+    let stranger = Ca::new("some other CA").client("stranger");
+    write(dir, "ca.pem", ca.pem());
+    write(dir, "server.pem", server.cert_pem());
+    write(dir, "server.key", server.key_pem());
     Pki {
-        ca: ca_pem,
-        client_cert,
-        client_key,
-        stranger_cert,
-        stranger_key,
+        ca: ca.pem().to_owned(),
+        client_cert: client.cert_pem().to_owned(),
+        client_key: client.key_pem().to_owned(),
+        stranger_cert: stranger.cert_pem().to_owned(),
+        stranger_key: stranger.key_pem().to_owned(),
     }
 }
 

@@ -145,7 +145,7 @@ fn other_checks() {
         "{e}"
     );
     // A key that does not belong to the certificate.
-    let other = KeyPair::generate().unwrap().serialize_pem();
+    let other = stinger_testsupport::tls::key_pem();
     write(dir.path(), "other.key", &other);
     let e = load_str(
         dir.path(),

@@ -778,10 +778,7 @@ async fn secrets_never_appear_in_errors_or_debug() {
 
 #[tokio::test]
 async fn connection_refused_is_a_transport_error() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = stinger_testsupport::net::free_port("127.0.0.1");
     let auth = password_auth(&format!("http://127.0.0.1:{port}/v3"), "alice", PASSWORD);
     let s = Session::new(
         &cloud(AuthType::V3Password, auth),
@@ -818,11 +815,10 @@ fn tls_files_are_checked_up_front() {
     assert!(e.to_string().contains(&empty.display().to_string()), "{e}");
     // A real CA bundle of two certificates is accepted.
     let pem: String = (0..2)
-        .map(|_| {
-            rcgen::generate_simple_self_signed(vec!["k.example".into()])
-                .unwrap()
-                .cert
+        .map(|i| {
+            stinger_testsupport::tls::Ca::new(&format!("CA {i}"))
                 .pem()
+                .to_owned()
         })
         .collect();
     let bundle = dir.path().join("ca.pem");
@@ -895,25 +891,9 @@ fn expiry_and_versions() {
 /// certificate comes from a test CA (and which can demand a client certificate from that CA).
 mod tls {
     use super::*;
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use std::path::PathBuf;
+    use stinger_testsupport::tls::{self, Ca};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    fn make_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-    }
 
     struct TlsFake {
         base: String,
@@ -981,49 +961,18 @@ mod tls {
 
     async fn start(require_client_cert: bool) -> TlsFake {
         let dir = tempfile::tempdir().unwrap();
-        let ca = make_ca("fake keystone CA");
-        let other = make_ca("some other CA");
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &*ca)
-            .unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let client = CertificateParams::new(vec!["stinger".to_owned()])
-            .unwrap()
-            .signed_by(&client_key, &*ca)
-            .unwrap();
+        let ca = Ca::new("fake keystone CA");
+        let other = Ca::new("some other CA");
+        let leaf = ca.server(&["127.0.0.1"]);
+        let client = ca.client("stinger");
         let paths = ["ca.pem", "other-ca.pem", "client.pem", "client-key.pem"]
             .map(|name| dir.path().join(name));
         std::fs::write(&paths[0], ca.pem()).unwrap();
         std::fs::write(&paths[1], other.pem()).unwrap();
-        std::fs::write(&paths[2], client.pem()).unwrap();
-        std::fs::write(&paths[3], client_key.serialize_pem()).unwrap();
-
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = if require_client_cert {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(CertificateDer::from(ca.der().to_vec())).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let config = builder
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        std::fs::write(&paths[2], client.cert_pem()).unwrap();
+        std::fs::write(&paths[3], client.key_pem()).unwrap();
+        let config = tls::server_config(&leaf, require_client_cert.then_some(&ca));
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("https://{}", listener.local_addr().unwrap());
         let b = base.clone();

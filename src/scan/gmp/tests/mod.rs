@@ -1,7 +1,5 @@
-//! Tests of the GMP session and workflow against a fake gvmd ([`fake`]) over a unix socket and
-//! over TLS, plus unit tests of the pure helpers. Every wait is bounded.
-
-mod fake;
+//! Tests of the GMP session and workflow against a fake gvmd (`stinger_testsupport::fake_gvmd`)
+//! over a unix socket and over TLS, plus unit tests of the pure helpers. Every wait is bounded.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -11,9 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stinger_testsupport::fake_gvmd::{self, FakeGvmd, Faults, FIXTURE_RESULTS, PASSWORD, USER};
 use tokio_util::sync::CancellationToken;
 
-use self::fake::{FakeGvmd, Faults, FIXTURE_RESULTS, PASSWORD, USER};
 use super::client::backoff;
 use super::plan::{fnv1a64, is_own_name, plan, port_range};
 use super::retention::retention_victims;
@@ -92,6 +90,13 @@ fn assert_full_report(o: &Outcome) {
     assert_eq!(o.skipped_results, 0);
     assert!(!o.truncated_by_gvmd);
     assert!(o.results.iter().all(|r| r.host == "127.0.0.1"));
+}
+
+/// The fake accepts only its own copy of the scan config id; it must be the one stinger sends.
+#[test]
+fn the_fake_gvmd_accepts_the_scan_config_stinger_asks_for() {
+    assert_eq!(fake_gvmd::FULL_AND_FAST, FULL_AND_FAST);
+    assert_eq!(Settings::default().scan_config, FULL_AND_FAST);
 }
 
 // ---- full cycles -------------------------------------------------------------------------

@@ -39,7 +39,7 @@ async fn missing_binary_is_not_found_with_the_fix() {
 
 #[tokio::test]
 async fn missing_binary_in_a_namespace_is_reported_once_and_stops_every_scope() {
-    use crate::scan::netns::testns::{privileged, TestNs};
+    use stinger_testsupport::netns::{privileged, TestNs};
     if !privileged("missing_binary_in_a_namespace_is_reported_once_and_stops_every_scope") {
         return;
     }

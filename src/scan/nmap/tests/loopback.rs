@@ -25,11 +25,7 @@ fn installed_openssh_version() -> String {
 }
 
 async fn start_sshd(dir: &Path, addr: &str) -> (Sshd, u16) {
-    let port = std::net::TcpListener::bind((ip(addr), 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = stinger_testsupport::net::free_port(addr);
     let key = dir.join("host_ed25519");
     let st = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
