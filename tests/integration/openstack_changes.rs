@@ -24,6 +24,7 @@ const TOKEN: &str = "tok-changes";
 const PROJECT: &str = "0e7b1d6e00004000800000000000c0de";
 const WEB: &str = "0e7b1d6e-0000-4000-8000-00000000c001";
 const DB: &str = "0e7b1d6e-0000-4000-8000-00000000c002";
+const BOOTED: &str = "0e7b1d6e-0000-4000-8000-00000000c003";
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600;
 
@@ -206,6 +207,26 @@ async fn scenario(timestamps: bool, last: u8) {
     let want_time = timestamps.then(|| stamp(T0));
     assert_eq!(added[0].updated_at, want_time, "the cloud's own time");
 
+    // A VM booted with a floating IP (its port and the address come from Neutron).
+    fake.with_cloud(|c| {
+        c.set_clock(T0 + 30);
+        c.add_server(
+            ServerSpec::new(BOOTED, "booted-1", PROJECT)
+                .fixed("private", "127.0.87.11".parse().unwrap())
+                .floating("127.0.87.101".parse().unwrap()),
+        )
+    })
+    .unwrap()
+    .unwrap();
+    let delta = poll(&api, &mut feed, &mut state).await;
+    assert!(
+        delta
+            .exposure_creating()
+            .any(|c| matches!(c.kind, ChangeKind::VmAdded { .. }) && c.instances == [BOOTED]),
+        "{:?}",
+        delta.changes
+    );
+
     // A rule open to the world in web-1's group `web`; db-1 stopped.
     let group = {
         let inv = state.inventory(&join_opts(), &BTreeMap::new(), 1.0);
@@ -275,7 +296,7 @@ async fn scenario(timestamps: bool, last: u8) {
         kinds.contains(&(ChangeKind::VmDeleted, changes::Effect::RemovesExposure)),
         "{kinds:?}"
     );
-    assert_eq!(state.server_count(), 1);
+    assert_eq!(state.server_count(), 2, "web-1 and booted-1 are left");
 
     // The polls asked for changes, not for everything (Nova always; Neutron with the extension).
     let log = fake.request_log();

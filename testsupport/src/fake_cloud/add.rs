@@ -5,10 +5,10 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
-use super::cloud::{Cloud, BASE_EPOCH};
+use super::cloud::Cloud;
 use super::samples::{PUBLIC_NET_ID, SAMPLE_ROUTER_ID};
 use super::spec::{RuleSpec, SecurityGroupSpec, ServerSpec};
-use super::values::{fnv, iso8601, set_all, uuid};
+use super::values::{fnv, set_all, uuid};
 
 impl Cloud {
     /// Adds a server with its ports, floating IPs and (if missing) networks and security groups.
@@ -35,10 +35,10 @@ impl Cloud {
         }
         self.seq += 1;
         let seq = self.seq;
-        let created = spec
-            .created
-            .clone()
-            .unwrap_or_else(|| iso8601(BASE_EPOCH + seq));
+        // A server added while the clock is set is booted now: it, its ports and its floating IPs
+        // carry the clock's time (as Nova and Neutron stamp what they create), which the change
+        // feeds' cursors compare against.
+        let created = spec.created.clone().unwrap_or_else(|| self.now());
         let mut sg_ids = Vec::new();
         for name in &spec.security_groups {
             sg_ids.push(self.security_group_id(name, &spec.project_id)?);

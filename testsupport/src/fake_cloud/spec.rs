@@ -25,7 +25,8 @@ pub struct ServerSpec {
     pub floating: Vec<IpAddr>,
     /// Security group names (Nova lists names; the ports carry the ids).
     pub security_groups: Vec<String>,
-    /// `created` (ISO 8601, `Z`); `None` = one second after the previous server (newest last added).
+    /// `created` (ISO 8601, `Z`); `None` = the clock's time when set (`Cloud::set_clock`), else one
+    /// second after the previous server (newest last added).
     pub created: Option<String>,
 }
 
