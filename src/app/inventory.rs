@@ -178,9 +178,21 @@ pub async fn round(
         let Some(mut result) = f.result else {
             continue; // cancelled: the run stops too
         };
-        if let Ok((inv, _)) = &mut result {
+        if let Ok((inv, report)) = &mut result {
             inv.vms.retain(|v| shard.owns(&v.id));
             inv.targets.retain(|(_, t)| shard.owns(&t.id));
+            // The change polls applied what they saw to what the agent holds; a full inventory
+            // that finds more tells what they missed.
+            let polled = sources
+                .iter()
+                .any(|s| s.name() == f.name && !s.config.poll_interval.is_zero());
+            if let (true, Some(kept)) = (polled, last_good.get(&f.name)) {
+                let kept_vms = prev_mine.values().filter(|v| v.cloud == f.name);
+                report.drift = drift(kept_vms, kept, inv);
+                if report.drift > 0 {
+                    tracing::warn!(source = %f.name, differences = report.drift, "the full inventory corrected what the change polls missed");
+                }
+            }
         }
         {
             let mut view = state.write();
@@ -233,6 +245,38 @@ pub async fn round(
         }
     }
     round
+}
+
+/// How many VMs and scanned addresses differ between what the agent holds for a cloud (its last
+/// full inventory with the change polls' changes applied) and a new full inventory: in one only,
+/// or a VM whose status or addresses differ.
+fn drift<'a>(
+    kept_vms: impl Iterator<Item = &'a Arc<Vm>>,
+    kept_targets: &[(Option<String>, Target)],
+    full: &CloudInventory,
+) -> u64 {
+    let facts = |v: &Vm| {
+        let mut addresses: Vec<IpAddr> = v.addresses.iter().map(|a| a.address).collect();
+        addresses.sort_unstable();
+        (v.status.clone(), addresses)
+    };
+    let kept: BTreeMap<&str, (String, Vec<IpAddr>)> =
+        kept_vms.map(|v| (v.id.as_str(), facts(v))).collect();
+    let mut differ = 0usize;
+    let mut matched = 0usize;
+    for v in &full.vms {
+        match kept.get(v.id.as_str()) {
+            Some(k) => {
+                matched += 1;
+                differ += usize::from(*k != facts(v));
+            }
+            None => differ += 1,
+        }
+    }
+    differ += kept.len() - matched;
+    let a: HashSet<&str> = kept_targets.iter().map(|(_, t)| t.id.as_str()).collect();
+    let b: HashSet<&str> = full.targets.iter().map(|(_, t)| t.id.as_str()).collect();
+    (differ + a.symmetric_difference(&b).count()) as u64
 }
 
 /// A round without asking the clouds: each source's last good inventory (a targeted pass scans
@@ -293,6 +337,31 @@ mod tests {
             first_seen: 1.0,
             last_seen: 1.0,
         }
+    }
+
+    #[test]
+    fn drift_counts_vms_and_targets_the_polls_did_not_bring() {
+        let target = |id: &str| (None, Target::address("127.0.0.9".parse().unwrap(), id));
+        let with_id = |t: (Option<String>, Target), id: &str| {
+            let (ns, mut t) = t;
+            t.id = id.to_owned();
+            (ns, t)
+        };
+        let kept_vms = [Arc::new(vm("a", "c")), Arc::new(vm("b", "c"))];
+        let kept_targets = vec![with_id(target("c"), "a/-/127.0.0.9")];
+        let same = CloudInventory {
+            vms: kept_vms.to_vec(),
+            targets: kept_targets.clone(),
+        };
+        assert_eq!(drift(kept_vms.iter(), &kept_targets, &same), 0);
+        // a stopped, b gone, c new; a's target gone, c's new.
+        let mut a = vm("a", "c");
+        a.status = "SHUTOFF".into();
+        let full = CloudInventory {
+            vms: vec![Arc::new(a), Arc::new(vm("c", "c"))],
+            targets: vec![with_id(target("c"), "c/-/127.0.0.9")],
+        };
+        assert_eq!(drift(kept_vms.iter(), &kept_targets, &full), 5);
     }
 
     #[test]

@@ -123,7 +123,7 @@ async fn full(api: &FakeApi) -> Fetched {
 async fn full_inventory(api: &FakeApi) -> CloudInventory {
     let mut f = full(api).await;
     f.servers.sort_by(|a, b| a.id.cmp(&b.id));
-    join::join(&join_opts(), f, &BTreeMap::new(), 1.0)
+    join::join(&join_opts(), &f, &BTreeMap::new(), 1.0)
 }
 
 /// One poll → diff → apply; the result must equal a new full inventory.

@@ -54,15 +54,68 @@ pub fn dhcp_namespace(network_id: &str) -> String {
     format!("qdhcp-{network_id}")
 }
 
-/// Join the lists, consuming them (a large cloud's servers are not held twice). `first_seen` gives
-/// the VMs known before (by id) their first-seen times.
+/// The lists a join reads, borrowed: from a fresh fetch ([`Fetched::lists`]) or from the state the
+/// change polls keep. Nothing is copied to join them; only what goes into the VMs is.
+#[derive(Debug, Clone, Copy)]
+pub struct Lists<'a, S, P, F, G>
+where
+    S: IntoIterator<Item = &'a Server> + Clone,
+    P: IntoIterator<Item = &'a Port> + Clone,
+    F: IntoIterator<Item = &'a super::types::FloatingIp> + Clone,
+    G: IntoIterator<Item = &'a SecurityGroup> + Clone,
+{
+    pub servers: S,
+    pub ports: P,
+    pub floating_ips: F,
+    pub networks: &'a [Network],
+    pub security_groups: G,
+    pub project_names: &'a HashMap<String, String>,
+    pub user_names: &'a HashMap<String, String>,
+}
+
+/// The lists of a fresh fetch, as [`join_lists`] reads them.
+pub type FetchedLists<'a> =
+    Lists<'a, &'a [Server], &'a [Port], &'a [super::types::FloatingIp], &'a [SecurityGroup]>;
+
+impl Fetched {
+    pub fn lists(&self) -> FetchedLists<'_> {
+        Lists {
+            servers: &self.servers,
+            ports: &self.ports,
+            floating_ips: &self.floating_ips,
+            networks: &self.networks,
+            security_groups: &self.security_groups,
+            project_names: &self.project_names,
+            user_names: &self.user_names,
+        }
+    }
+}
+
+/// Join a fetch's lists (see [`join_lists`]).
 pub fn join(
     opts: &JoinOptions,
-    f: Fetched,
+    f: &Fetched,
     first_seen: &BTreeMap<String, UnixSeconds>,
     now: UnixSeconds,
 ) -> CloudInventory {
-    let Fetched {
+    join_lists(opts, f.lists(), first_seen, now)
+}
+
+/// Join the lists, servers in the order given. `first_seen` gives the VMs known before (by id)
+/// their first-seen times. The lists are only read: a large cloud's servers are never held twice.
+pub fn join_lists<'a, S, P, F, G>(
+    opts: &JoinOptions,
+    f: Lists<'a, S, P, F, G>,
+    first_seen: &BTreeMap<String, UnixSeconds>,
+    now: UnixSeconds,
+) -> CloudInventory
+where
+    S: IntoIterator<Item = &'a Server> + Clone,
+    P: IntoIterator<Item = &'a Port> + Clone,
+    F: IntoIterator<Item = &'a super::types::FloatingIp> + Clone,
+    G: IntoIterator<Item = &'a SecurityGroup> + Clone,
+{
+    let Lists {
         servers,
         ports,
         floating_ips,
@@ -72,26 +125,28 @@ pub fn join(
         user_names,
     } = f;
     let mut ports_by_device: HashMap<&str, Vec<&Port>> = HashMap::new();
-    for p in &ports {
+    for p in ports {
         if !p.device_id.is_empty() {
             ports_by_device.entry(&p.device_id).or_default().push(p);
         }
     }
     let networks: HashMap<&str, &Network> = networks.iter().map(|n| (n.id.as_str(), n)).collect();
     // Shared by every scan target whose port has the group.
-    let security_groups: Vec<Arc<SecurityGroup>> =
-        security_groups.into_iter().map(Arc::new).collect();
+    let security_groups: Vec<Arc<SecurityGroup>> = security_groups
+        .into_iter()
+        .map(|g| Arc::new(g.clone()))
+        .collect();
     let groups: HashMap<&str, &Arc<SecurityGroup>> =
         security_groups.iter().map(|g| (g.id.as_str(), g)).collect();
     let mut fips_by_port: HashMap<&str, Vec<&super::types::FloatingIp>> = HashMap::new();
-    for ip in &floating_ips {
+    for ip in floating_ips {
         if let Some(port) = &ip.port_id {
             fips_by_port.entry(port).or_default().push(ip);
         }
     }
 
     let mut inv = CloudInventory {
-        vms: Vec::with_capacity(servers.len()),
+        vms: Vec::with_capacity(servers.clone().into_iter().size_hint().0),
         targets: Vec::new(),
     };
     for s in servers {
@@ -193,18 +248,18 @@ pub fn join(
         let first_seen = first_seen.get(&s.id).copied().unwrap_or(now);
         let user_name = user_names.get(&s.user_id).cloned();
         inv.vms.push(Arc::new(Vm {
-            id: s.id,
+            id: s.id.clone(),
             cloud: opts.group.clone(),
-            name: s.name,
-            status: s.status,
-            project_id: s.project_id,
+            name: s.name.clone(),
+            status: s.status.clone(),
+            project_id: s.project_id.clone(),
             project_name,
-            user_id: s.user_id,
+            user_id: s.user_id.clone(),
             user_name,
-            metadata: s.metadata,
-            flavor: s.flavor,
-            created: s.created,
-            updated: s.updated,
+            metadata: s.metadata.clone(),
+            flavor: s.flavor.clone(),
+            created: s.created.clone(),
+            updated: s.updated.clone(),
             addresses,
             diagnostics: None,
             diagnostics_error: None,
@@ -321,7 +376,7 @@ mod tests {
     fn floating_addresses_of_active_vms_become_targets_keyed_by_vm_and_port() {
         let inv = join(
             &opts(AddressChoice::Floating, false),
-            fetched(),
+            &fetched(),
             &BTreeMap::new(),
             5.0,
         );
@@ -353,7 +408,7 @@ mod tests {
     fn fixed_addresses_get_their_networks_dhcp_namespace() {
         let inv = join(
             &opts(AddressChoice::Both, true),
-            fetched(),
+            &fetched(),
             &BTreeMap::new(),
             5.0,
         );
@@ -374,7 +429,7 @@ mod tests {
         let mut f = fetched();
         let before = join(
             &opts(AddressChoice::Floating, false),
-            f.clone(),
+            &f,
             &BTreeMap::new(),
             5.0,
         );
@@ -383,7 +438,7 @@ mod tests {
         f.floating_ips[0].port_id = Some("pb".into());
         let after = join(
             &opts(AddressChoice::Floating, false),
-            f,
+            &f,
             &BTreeMap::new(),
             6.0,
         );
@@ -399,12 +454,12 @@ mod tests {
         f.floating_ips.clear();
         let first = join(
             &opts(AddressChoice::Fixed, false),
-            f.clone(),
+            &f,
             &BTreeMap::new(),
             1.0,
         );
         let prev = BTreeMap::from([("a".to_string(), first.vms[0].first_seen)]);
-        let inv = join(&opts(AddressChoice::Fixed, false), f, &prev, 9.0);
+        let inv = join(&opts(AddressChoice::Fixed, false), &f, &prev, 9.0);
         assert_eq!(inv.targets[0].1.id, "a/-/10.0.0.5");
         assert_eq!(inv.vms[0].first_seen, 1.0);
         assert_eq!(inv.vms[0].last_seen, 9.0);

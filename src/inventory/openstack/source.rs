@@ -33,7 +33,7 @@ pub struct FetchReport {
     pub retries: u32,
     /// What this full inventory found different from the inventory the change polls kept since
     /// the last one (VMs and scanned addresses added, gone or changed): drift the polls missed,
-    /// which should be zero.
+    /// which should be zero. Set by the agent, which holds the polled inventory.
     pub drift: u64,
 }
 
@@ -180,28 +180,21 @@ impl Source {
             user_names: users.map,
         };
         let opts = self.join_options();
-        // The raw lists the change polls start from (only when polls are on).
-        let snapshot = (!c.poll_interval.is_zero()).then(|| fetched.clone());
         let mut report = FetchReport {
             microversion: mv.to_string(),
             servers: fetched.servers.len(),
             names_complete,
             ..FetchReport::default()
         };
-        let mut inv = join::join(&opts, fetched, first_seen, crate::model::now());
+        let mut inv = join::join(&opts, &fetched, first_seen, crate::model::now());
+        // The raw lists the change polls start from (only when polls are on; else freed now).
+        let snapshot = (!c.poll_interval.is_zero()).then_some(fetched);
         if c.diagnostics {
             report.diagnostics = self.diagnostics(&mut inv, mv).await;
         }
         report.seconds = started.elapsed().as_secs_f64();
         {
             let mut inc = self.incremental.lock().await;
-            if let (Some(old), Some(_)) = (&inc.state, &snapshot) {
-                let kept = old.inventory(&opts, first_seen, crate::model::now());
-                report.drift = drift(&kept, &inv);
-                if report.drift > 0 {
-                    tracing::warn!(source = %c.name, differences = report.drift, "the full inventory corrected what the change polls missed");
-                }
-            }
             inc.state = snapshot.map(|f| CloudState::new(f, changes::DEFAULT_MARGIN));
             inc.microversion = Some(mv);
         }
@@ -346,29 +339,4 @@ impl Source {
         }
         counts
     }
-}
-
-/// How many VMs and scanned addresses differ between the inventory the change polls kept and a
-/// full one: present in one only, or a VM whose status or addresses differ.
-fn drift(kept: &CloudInventory, full: &CloudInventory) -> u64 {
-    use std::collections::{BTreeMap, BTreeSet};
-    let vms = |inv: &CloudInventory| -> BTreeMap<String, String> {
-        inv.vms
-            .iter()
-            .map(|v| {
-                let mut addresses: Vec<String> =
-                    v.addresses.iter().map(|a| a.address.to_string()).collect();
-                addresses.sort();
-                (v.id.clone(), format!("{} {addresses:?}", v.status))
-            })
-            .collect()
-    };
-    let targets = |inv: &CloudInventory| -> BTreeSet<String> {
-        inv.targets.iter().map(|(_, t)| t.id.clone()).collect()
-    };
-    let (a, b) = (vms(kept), vms(full));
-    let vm_diff = a.iter().filter(|(id, v)| b.get(*id) != Some(*v)).count()
-        + b.keys().filter(|id| !a.contains_key(*id)).count();
-    let (ta, tb) = (targets(kept), targets(full));
-    (vm_diff + ta.symmetric_difference(&tb).count()) as u64
 }

@@ -68,19 +68,6 @@ impl CloudState {
         state
     }
 
-    /// The lists, as [`join::join`] takes them.
-    pub fn fetched(&self) -> Fetched {
-        Fetched {
-            servers: self.servers.values().cloned().collect(),
-            ports: self.ports.values().cloned().collect(),
-            floating_ips: self.floating_ips.values().cloned().collect(),
-            networks: self.networks.clone(),
-            security_groups: self.security_groups.values().cloned().collect(),
-            project_names: self.project_names.clone(),
-            user_names: self.user_names.clone(),
-        }
-    }
-
     /// The cloud's inventory, joined exactly as a full inventory is (VMs in id order).
     pub fn inventory(
         &self,
@@ -88,7 +75,16 @@ impl CloudState {
         first_seen: &BTreeMap<String, UnixSeconds>,
         now: UnixSeconds,
     ) -> CloudInventory {
-        join::join(opts, self.fetched(), first_seen, now)
+        let lists = join::Lists {
+            servers: self.servers.values(),
+            ports: self.ports.values(),
+            floating_ips: self.floating_ips.values(),
+            networks: &self.networks,
+            security_groups: self.security_groups.values(),
+            project_names: &self.project_names,
+            user_names: &self.user_names,
+        };
+        join::join_lists(opts, lists, first_seen, now)
     }
 
     pub fn server_count(&self) -> usize {

@@ -145,7 +145,7 @@ fn join_opts() -> JoinOptions {
 fn full(c: &Cloud) -> CloudInventory {
     let mut f = fetched(c);
     f.servers.sort_by(|a, b| a.id.cmp(&b.id));
-    join::join(&join_opts(), f, &BTreeMap::new(), 1.0)
+    join::join(&join_opts(), &f, &BTreeMap::new(), 1.0)
 }
 
 fn statuses() -> Vec<String> {
