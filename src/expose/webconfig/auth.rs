@@ -1,21 +1,45 @@
 //! Basic auth (bcrypt, with a cache of successful verifications) and the configured response
 //! headers: the middleware every request passes, and the state it shares with the accept loop. It
 //! tells the handlers who is asking through the [`AuthenticatedUser`] request extension.
+//!
+//! bcrypt is slow by design, so checks that miss the cache are bounded: one at a time in all, at
+//! most one per client address (a second from the same address while its first is checked or
+//! waiting is answered 429 at once), and at most [`MAX_WAITING`] waiting. A flood of wrong
+//! passwords from one client therefore holds one place in the queue, not thousands, and everyone
+//! else's first request is checked after at most one check per other client.
 
 use super::config::Loaded;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The realm sent with a 401.
 const REALM_HEADER: &str = "Basic realm=\"stinger\"";
 /// Successful verifications remembered; the cache is emptied when it grows past this.
 const AUTH_CACHE_MAX: usize = 1024;
+/// bcrypt checks waiting for their turn, at most (further ones are answered 503 at once).
+pub(super) const MAX_WAITING: usize = 64;
+
+/// The address a connection came from, put on each of its requests by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Peer(pub IpAddr);
+
+/// What the middleware decided about a request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Denied,
+    /// This client already has a check under way or waiting (429).
+    Busy,
+    /// Too many checks are waiting (503).
+    Full,
+}
 
 /// Who made a request, as the middleware established it; handlers read it as a request extension.
 /// `None` when the web config has no `basic_auth_users` (nobody is authenticated). A request that
@@ -31,6 +55,23 @@ pub(super) struct Shared {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// One bcrypt at a time (it is CPU-bound by design), as in exporter-toolkit.
     bcrypt_gate: tokio::sync::Semaphore,
+    /// Client addresses with a check under way or waiting (one each); its size is the queue.
+    checking: Mutex<HashSet<Option<IpAddr>>>,
+}
+
+/// A client's place among the checks; dropping it frees the place.
+struct Place<'a> {
+    checking: &'a Mutex<HashSet<Option<IpAddr>>>,
+    peer: Option<IpAddr>,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.checking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.peer);
+    }
 }
 
 impl Shared {
@@ -39,6 +80,7 @@ impl Shared {
             current: RwLock::new(Arc::new(loaded)),
             verified: Mutex::new(HashSet::new()),
             bcrypt_gate: tokio::sync::Semaphore::new(1),
+            checking: Mutex::new(HashSet::new()),
         }
     }
 
@@ -57,10 +99,16 @@ impl Shared {
             .clear();
     }
 
-    /// Does the request carry valid basic-auth credentials for `config`?
-    async fn authorized(&self, config: &Loaded, credentials: Option<(String, Vec<u8>)>) -> bool {
+    /// Does the request carry valid basic-auth credentials for `config`? `peer` is the client's
+    /// address (`None`: unknown, all such share one place).
+    async fn authorized(
+        &self,
+        config: &Loaded,
+        credentials: Option<(String, Vec<u8>)>,
+        peer: Option<IpAddr>,
+    ) -> Verdict {
         let Some((user, password)) = credentials else {
-            return false;
+            return Verdict::Denied;
         };
         let (hash, known) = match config.users.get(&user) {
             Some(h) => (h.as_str(), true),
@@ -74,10 +122,24 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(&key)
         {
-            return true;
+            return Verdict::Allowed;
         }
+        let _place = {
+            let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+            if checking.contains(&peer) {
+                return Verdict::Busy;
+            }
+            if checking.len() > MAX_WAITING {
+                return Verdict::Full;
+            }
+            checking.insert(peer);
+            Place {
+                checking: &self.checking,
+                peer,
+            }
+        };
         let Ok(_permit) = self.bcrypt_gate.acquire().await else {
-            return false;
+            return Verdict::Denied;
         };
         let hash = hash.to_owned();
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
@@ -86,14 +148,15 @@ impl Shared {
             .and_then(Result::ok)
             .unwrap_or(false)
             && known;
-        if ok {
-            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if verified.len() >= AUTH_CACHE_MAX {
-                verified.clear();
-            }
-            verified.insert(key);
+        if !ok {
+            return Verdict::Denied;
         }
-        ok
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= AUTH_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(key);
+        Verdict::Allowed
     }
 }
 
@@ -131,23 +194,37 @@ pub(super) async fn guard(
     next: Next,
 ) -> Response {
     let config = shared.current();
-    let (allowed, user) = if config.users.is_empty() {
-        (true, None)
+    let (verdict, user) = if config.users.is_empty() {
+        (Verdict::Allowed, None)
     } else {
         let credentials = basic_credentials(&req);
         let user = credentials.as_ref().map(|(u, _)| u.clone());
-        (shared.authorized(&config, credentials).await, user)
+        let peer = req.extensions().get::<Peer>().map(|p| p.0);
+        (shared.authorized(&config, credentials, peer).await, user)
     };
-    let mut response = if allowed {
-        req.extensions_mut().insert(AuthenticatedUser(user));
-        next.run(req).await
-    } else {
-        (
+    let mut response = match verdict {
+        Verdict::Allowed => {
+            req.extensions_mut().insert(AuthenticatedUser(user));
+            next.run(req).await
+        }
+        Verdict::Denied => (
             StatusCode::UNAUTHORIZED,
             [(WWW_AUTHENTICATE, REALM_HEADER)],
             "Unauthorized\n",
         )
-            .into_response()
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, "1")],
+            "Too many password checks from this address at once; retry in a second\n",
+        )
+            .into_response(),
+        Verdict::Full => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(RETRY_AFTER, "1")],
+            "Too many password checks waiting; retry in a second\n",
+        )
+            .into_response(),
     };
     for (name, value) in &config.headers {
         response.headers_mut().insert(name.clone(), value.clone());

@@ -13,7 +13,7 @@ mod tests;
 mod tls;
 
 pub use auth::AuthenticatedUser;
-use auth::{guard, Shared};
+use auth::{guard, Peer, Shared};
 use axum::Router;
 use config::{load, Loaded};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -159,8 +159,8 @@ async fn accept_loop(
             _ = shutdown.cancelled() => break,
             r = listener.accept() => r,
         };
-        let tcp = match accepted {
-            Ok((tcp, _peer)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little instead of spinning.
@@ -179,13 +179,12 @@ async fn accept_loop(
             }
             None => None,
         };
-        let conn = connection(
-            tcp,
-            tls,
-            router.clone(),
-            shutdown.clone(),
-            hard_stop.clone(),
-        );
+        // Basic auth bounds its bcrypt checks per client address (see `auth`).
+        let router = match &web {
+            Some(_) => router.clone().layer(axum::Extension(Peer(peer.ip()))),
+            None => router.clone(),
+        };
+        let conn = connection(tcp, tls, router, shutdown.clone(), hard_stop.clone());
         tracker.spawn(async move {
             conn.await;
             drop(slot);

@@ -67,9 +67,13 @@ fn tls_yaml(extra_tls: &str, rest: &str) -> String {
 }
 
 fn users_yaml(users: &[(&str, &str)]) -> String {
+    users_yaml_cost(users, 4)
+}
+
+fn users_yaml_cost(users: &[(&str, &str)], cost: u32) -> String {
     let mut s = String::from("basic_auth_users:\n");
     for (u, pw) in users {
-        s.push_str(&format!("  {u}: '{}'\n", bcrypt::hash(pw, 4).unwrap()));
+        s.push_str(&format!("  {u}: '{}'\n", bcrypt::hash(pw, cost).unwrap()));
     }
     s
 }
@@ -188,8 +192,22 @@ async fn https(
 }
 
 async fn http(addr: SocketAddr, auth: Option<(&str, &str)>) -> Result<Reply, String> {
+    http_from("127.0.0.1", addr, auth).await
+}
+
+/// [`http`] from the loopback address `source` (a client of its own, as the server sees it).
+async fn http_from(
+    source: &str,
+    addr: SocketAddr,
+    auth: Option<(&str, &str)>,
+) -> Result<Reply, String> {
     let go = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        let source: std::net::IpAddr = source.parse().map_err(|e| format!("{e}"))?;
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|e| e.to_string())?;
+        let tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
         exchange(tcp, auth).await
     };
     tokio::time::timeout(WAIT, go)

@@ -183,3 +183,57 @@ async fn connections_are_capped_without_a_web_config() {
     drop(idle);
     stop(token, handle).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_from_one_client_holds_one_place_in_the_bcrypt_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    // Cost 8: a few milliseconds a check, so the flood overlaps.
+    let cfg = write(
+        dir.path(),
+        "web.yml",
+        &users_yaml_cost(&[("alice", "a")], 8),
+    );
+    let (addr, token, handle) = start(Some(cfg)).await;
+    // 40 wrong passwords at once from 127.0.0.2 ...
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            tokio::spawn(async move {
+                let wrong = format!("wrong-{i}");
+                http_from("127.0.0.2", addr, Some(("alice", wrong.as_str())))
+                    .await
+                    .map(|r| (r.status, r.head))
+            })
+        })
+        .collect();
+    // ... and alice's first request from 127.0.0.3, not yet in the cache of good passwords.
+    let alice = http_from("127.0.0.3", addr, Some(("alice", "a")))
+        .await
+        .unwrap();
+    assert_eq!(alice.status, 200, "{}", alice.body);
+    let mut statuses = Vec::new();
+    for f in flood {
+        let (status, head) = f.await.unwrap().unwrap();
+        if status == 429 {
+            assert!(head.contains("retry-after: 1"), "{head}");
+        }
+        statuses.push(status);
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    // The flood's checks ran one at a time: most of it was turned away at once instead of
+    // queueing ahead of everyone else.
+    let busy = statuses.iter().filter(|s| **s == 429).count();
+    assert!(busy >= 20, "only {busy} of 40 turned away: {statuses:?}");
+    // One check at a time per client, not one request: once the flood is over, the client may
+    // try again (and a wrong password is still a 401).
+    assert_eq!(
+        http_from("127.0.0.2", addr, Some(("alice", "nope")))
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+    stop(token, handle).await;
+}
