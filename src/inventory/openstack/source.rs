@@ -101,6 +101,10 @@ impl Source {
         first_seen: &BTreeMap<String, UnixSeconds>,
         cancel: &CancellationToken,
     ) -> Option<Result<(CloudInventory, FetchReport), Error>> {
+        // The change polls' state is rebuilt from this inventory: free the old one first, so that
+        // a large cloud's raw lists are never held twice (no poll runs during a full inventory;
+        // until one succeeds, none does).
+        self.incremental.lock().await.state = None;
         let mut delay = Duration::from_secs(1);
         let mut attempt = 0;
         loop {
