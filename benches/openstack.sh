@@ -20,9 +20,53 @@ set -euo pipefail
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SELF_DIR/.." && pwd)
 SHARED=$(readlink -f "$REPO/../shared")
+FAKE=$REPO/target/release/examples/fake_cloud
+. "$SELF_DIR/keystone.sh"
+
+# start_fake_cloud SERVERS REGION CLOUD DIR: the fake Nova + Neutron of examples/fake_cloud.rs with
+# SERVERS servers (1000 a page) on 127.0.0.1, its endpoints in Keystone's catalog under region
+# REGION, and an entry CLOUD (that region, Keystone's admin) added to DIR/clouds.yaml. Needs
+# KEYSTONE_URL and ADMIN_TOKEN (start_keystone) and the array PIDS (gets the fake cloud's PID).
+# capacity.sh sources this file for it.
+start_fake_cloud() {
+    local servers=$1 region=$2 cloud=$3 dir=$4 compute network cs ns i
+    local J='Content-Type: application/json'
+    "$FAKE" --listen 127.0.0.1:0 --servers "$servers" --page-size 1000 --keystone "$KEYSTONE_URL" \
+        >"$dir/fake-$region.out" 2>"$dir/fake-$region.err" &
+    PIDS+=("$!")
+    for _ in $(seq 600); do grep -q FAKE_CLOUD "$dir/fake-$region.out" && break; sleep 0.1; done
+    compute=$(sed -n 's/.*compute=\([^ ]*\).*/\1/p' "$dir/fake-$region.out")
+    network=$(sed -n 's/.*network=\([^ ]*\).*/\1/p' "$dir/fake-$region.out")
+    [ -n "$compute" ] || { cat "$dir/fake-$region.err" >&2; exit 2; }
+
+    ks() { curl -sf -m 20 -H "X-Auth-Token: $ADMIN_TOKEN" -H "$J" "$@"; }
+    ks -d "{\"region\":{\"id\":\"$region\"}}" "$KEYSTONE_URL/regions" >/dev/null
+    cs=$(ks "$KEYSTONE_URL/services?type=compute" | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["id"])')
+    # the network service: created by the first call
+    ns=$(ks "$KEYSTONE_URL/services?type=network" | python3 -c 'import json,sys; s=json.load(sys.stdin)["services"]; print(s[0]["id"] if s else "")')
+    [ -n "$ns" ] || ns=$(ks -d '{"service":{"type":"network","name":"neutron"}}' "$KEYSTONE_URL/services" | python3 -c 'import json,sys; print(json.load(sys.stdin)["service"]["id"])')
+    for i in public internal admin; do
+        ks -d "{\"endpoint\":{\"service_id\":\"$cs\",\"interface\":\"$i\",\"url\":\"$compute\",\"region_id\":\"$region\"}}" "$KEYSTONE_URL/endpoints" >/dev/null
+        ks -d "{\"endpoint\":{\"service_id\":\"$ns\",\"interface\":\"$i\",\"url\":\"$network\",\"region_id\":\"$region\"}}" "$KEYSTONE_URL/endpoints" >/dev/null
+    done
+    [ -s "$dir/clouds.yaml" ] || echo "clouds:" >"$dir/clouds.yaml"
+    cat >>"$dir/clouds.yaml" <<EOF
+  $cloud:
+    region_name: $region
+    auth:
+      auth_url: $KEYSTONE_URL
+      username: admin
+      password: secret
+      user_domain_name: Default
+      project_name: admin
+      project_domain_name: Default
+EOF
+}
+
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0   # sourced: the functions only
+
 SERVERS=${SERVERS:-10000}
 STINGER=${STINGER:-$REPO/target/release/stinger}
-FAKE=$REPO/target/release/examples/fake_cloud
 W=$(mktemp -d /tmp/stinger-osbench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -33,41 +77,13 @@ trap cleanup EXIT
 log() { echo "openstack: $*" >&2; }
 
 (cd "$REPO" && cargo build --release --locked --bin stinger --example fake_cloud >&2)
-. "$SELF_DIR/keystone.sh"
 
 log "starting Keystone"
 start_keystone "${KS_DIR:-$REPO/target/tmp/stinger-keystone-bench}" 1800
 PIDS+=("$SERVER_PID")
 
 log "starting the fake cloud with $SERVERS servers"
-"$FAKE" --listen 127.0.0.1:0 --servers "$SERVERS" --page-size 1000 --keystone "$KEYSTONE_URL" >"$W/fake.out" 2>"$W/fake.err" &
-PIDS+=("$!")
-for _ in $(seq 600); do grep -q FAKE_CLOUD "$W/fake.out" && break; sleep 0.1; done
-COMPUTE=$(sed -n 's/.*compute=\([^ ]*\).*/\1/p' "$W/fake.out")
-NETWORK=$(sed -n 's/.*network=\([^ ]*\).*/\1/p' "$W/fake.out")
-[ -n "$COMPUTE" ] || { cat "$W/fake.err" >&2; exit 2; }
-
-J='Content-Type: application/json'
-ks() { curl -sf -m 20 -H "X-Auth-Token: $ADMIN_TOKEN" -H "$J" "$@"; }
-ks -d '{"region":{"id":"Bench"}}' "$KEYSTONE_URL/regions" >/dev/null
-CS=$(ks "$KEYSTONE_URL/services?type=compute" | python3 -c 'import json,sys; print(json.load(sys.stdin)["services"][0]["id"])')
-NS=$(ks -d '{"service":{"type":"network","name":"neutron"}}' "$KEYSTONE_URL/services" | python3 -c 'import json,sys; print(json.load(sys.stdin)["service"]["id"])')
-for i in public internal admin; do
-    ks -d "{\"endpoint\":{\"service_id\":\"$CS\",\"interface\":\"$i\",\"url\":\"$COMPUTE\",\"region_id\":\"Bench\"}}" "$KEYSTONE_URL/endpoints" >/dev/null
-    ks -d "{\"endpoint\":{\"service_id\":\"$NS\",\"interface\":\"$i\",\"url\":\"$NETWORK\",\"region_id\":\"Bench\"}}" "$KEYSTONE_URL/endpoints" >/dev/null
-done
-cat >"$W/clouds.yaml" <<EOF
-clouds:
-  bench:
-    region_name: Bench
-    auth:
-      auth_url: $KEYSTONE_URL
-      username: admin
-      password: secret
-      user_domain_name: Default
-      project_name: admin
-      project_domain_name: Default
-EOF
+start_fake_cloud "$SERVERS" Bench bench "$W"
 
 run_agent() { # $1 = diagnostics true|false; prints "inventory_seconds rss_kib vms"
     local diag=$1 dir=$W/agent-$1
