@@ -83,6 +83,8 @@ pub struct View {
     pub findings: BTreeMap<String, Finding>,
     /// Longest acknowledgement the API accepts (`[findings] max_ack`).
     pub max_ack: Duration,
+    /// Whether the API shows VMs' Nova metadata (`[web] vm_metadata`).
+    pub vm_metadata: bool,
     /// On-demand scans each user may ask for per minute (`[scan.targeted] max_per_minute`).
     pub scans_per_minute: u32,
     /// The configuration's `[[policy.exceptions]]`: name and expiry (counted active or expired at

@@ -289,6 +289,7 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     let mut view = state.write();
     view.findings = findings.into_iter().map(|f| (f.id.clone(), f)).collect();
     view.max_ack = config.max_ack;
+    view.vm_metadata = config.web.vm_metadata;
     view.scans_per_minute = config.scans_per_minute;
     view.exceptions = exceptions_of(&config.policy);
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
@@ -553,9 +554,15 @@ impl Agent {
                 return;
             }
         };
-        if new.storage.path != self.config.storage.path || new.web != self.config.web {
+        // The listener, its TLS/auth file and the telemetry path are set up once; `max_port_series`
+        // and `vm_metadata` apply now.
+        let (w, old) = (&new.web, &self.config.web);
+        let web_moved = w.listen != old.listen
+            || w.config_file != old.config_file
+            || w.telemetry_path != old.telemetry_path;
+        if new.storage.path != self.config.storage.path || web_moved {
             tracing::warn!(
-                "storage and web settings change only on restart; the rest is applied now"
+                "storage.path and web.listen_address, web.config_file and web.telemetry_path change only on restart; the rest is applied now"
             );
         }
         self.max_port_series
@@ -563,6 +570,7 @@ impl Agent {
         {
             let mut view = self.state.write();
             view.max_ack = new.max_ack;
+            view.vm_metadata = new.web.vm_metadata;
             view.scans_per_minute = new.scans_per_minute;
             view.exceptions = exceptions_of(&new.policy);
         }

@@ -420,6 +420,8 @@ pub struct WebFile {
     /// exporter-toolkit web configuration (TLS, basic auth); none = plain HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_file: Option<PathBuf>,
+    /// Serve each VM's Nova metadata (tenant-set key/values, which may hold secrets) in the API.
+    pub vm_metadata: bool,
 }
 
 impl Default for WebFile {
@@ -429,6 +431,7 @@ impl Default for WebFile {
             telemetry_path: "/metrics".into(),
             max_port_series: 10_000,
             config_file: None,
+            vm_metadata: false,
         }
     }
 }

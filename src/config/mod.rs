@@ -109,6 +109,8 @@ pub struct WebConfig {
     pub config_file: Option<PathBuf>,
     pub telemetry_path: String,
     pub max_port_series: usize,
+    /// `GET /api/v1/vms/{id}` shows the VM's Nova metadata (else it is left out).
+    pub vm_metadata: bool,
 }
 
 /// The validated configuration, as typed per-stage configs.

@@ -38,6 +38,7 @@ pub(crate) fn build(f: &WebFile, problems: &mut Vec<Problem>) -> Option<WebConfi
         config_file: f.config_file.clone(),
         telemetry_path: f.telemetry_path.clone(),
         max_port_series: f.max_port_series,
+        vm_metadata: f.vm_metadata,
     })
 }
 

@@ -37,6 +37,11 @@ fn event(kind: EventKind, host: &str, time: f64, port: Option<u16>) -> Event {
 }
 
 async fn serve() -> Api {
+    serve_with(true).await
+}
+
+/// The test API, with `[web] vm_metadata` as given.
+async fn serve_with(vm_metadata: bool) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
@@ -53,6 +58,7 @@ async fn serve() -> Api {
         .unwrap();
     let state = Arc::new(State::default());
     *state.write() = testdata::view();
+    state.write().vm_metadata = vm_metadata;
     let shared = Arc::new(Shared {
         state,
         store,
@@ -242,6 +248,18 @@ async fn host_ids_with_slashes_are_found_raw_and_percent_encoded() {
             "{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn vm_metadata_is_left_out_unless_configured() {
+    // `[web] vm_metadata = false`, the default: tenants' key/values may hold secrets.
+    let api = serve_with(false).await;
+    let v = api.ok("/api/v1/vms/vm-a").await;
+    let vm = v["instance"].as_object().unwrap();
+    assert!(!vm.contains_key("metadata"), "{v}");
+    assert_eq!(vm["name"], "web-1", "the rest is there");
+    let listed = api.ok("/api/v1/vms").await;
+    assert!(!listed.to_string().contains("\"role\""), "{listed}");
 }
 
 #[tokio::test]

@@ -341,7 +341,14 @@ pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Respons
             });
             // Left out, not null, when the VM is gone from the inventory.
             if let Some(vm) = instance {
-                body["instance"] = json!(&*vm);
+                let mut instance = json!(&*vm);
+                // Tenants put anything in metadata, secrets included: shown only when configured.
+                if !s.state.read().vm_metadata {
+                    if let Some(o) = instance.as_object_mut() {
+                        o.remove("metadata");
+                    }
+                }
+                body["instance"] = instance;
             }
             Json(body).into_response()
         }

@@ -2,11 +2,12 @@
 //! headers: the middleware every request passes, and the state it shares with the accept loop. It
 //! tells the handlers who is asking through the [`AuthenticatedUser`] request extension.
 //!
-//! bcrypt is slow by design, so checks that miss the cache are bounded: one at a time in all, at
-//! most one per client address (a second from the same address while its first is checked or
-//! waiting is answered 429 at once), and at most [`MAX_WAITING`] waiting. A flood of wrong
-//! passwords from one client therefore holds one place in the queue, not thousands, and everyone
-//! else's first request is checked after at most one check per other client.
+//! bcrypt is slow by design, so checks that miss the cache are bounded: one at a time in all, and
+//! one at a time per client address, which waits its turn behind its own earlier checks (and then
+//! finds a password its first check proved in the cache). At most [`PER_CLIENT_WAITING`] wait per
+//! address (more are answered 429 at once) and at most [`MAX_WAITING`] addresses wait (503). A flood
+//! of wrong passwords from one client therefore holds one place in the shared queue, not thousands,
+//! and everyone else's first request is checked after at most one check per other client.
 
 use super::config::Loaded;
 use axum::extract::{Request, State};
@@ -15,16 +16,19 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The realm sent with a 401.
 const REALM_HEADER: &str = "Basic realm=\"stinger\"";
 /// Successful verifications remembered; the cache is emptied when it grows past this.
 const AUTH_CACHE_MAX: usize = 1024;
-/// bcrypt checks waiting for their turn, at most (further ones are answered 503 at once).
+/// Client addresses with bcrypt checks waiting or under way, at most (another is answered 503).
 pub(super) const MAX_WAITING: usize = 64;
+/// Checks of one client address waiting or under way, at most (another is answered 429).
+pub(super) const PER_CLIENT_WAITING: usize = 8;
 
 /// The address a connection came from, put on each of its requests by the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -35,9 +39,9 @@ pub(super) struct Peer(pub IpAddr);
 enum Verdict {
     Allowed,
     Denied,
-    /// This client already has a check under way or waiting (429).
+    /// This client already has [`PER_CLIENT_WAITING`] checks waiting (429).
     Busy,
-    /// Too many checks are waiting (503).
+    /// [`MAX_WAITING`] clients are waiting (503).
     Full,
 }
 
@@ -55,22 +59,30 @@ pub(super) struct Shared {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// One bcrypt at a time (it is CPU-bound by design), as in exporter-toolkit.
     bcrypt_gate: tokio::sync::Semaphore,
-    /// Client addresses with a check under way or waiting (one each); its size is the queue.
-    checking: Mutex<HashSet<Option<IpAddr>>>,
+    /// Per client address with checks waiting or under way: its turn, and how many wait for it.
+    checking: Mutex<HashMap<Option<IpAddr>, Arc<Client>>>,
 }
 
-/// A client's place among the checks; dropping it frees the place.
+/// One client address's checks: one at a time.
+#[derive(Default)]
+struct Client {
+    turn: tokio::sync::Mutex<()>,
+    waiting: AtomicUsize,
+}
+
+/// A check's place in its client's queue; dropping it leaves the queue (and the map, when last).
 struct Place<'a> {
-    checking: &'a Mutex<HashSet<Option<IpAddr>>>,
+    checking: &'a Mutex<HashMap<Option<IpAddr>, Arc<Client>>>,
     peer: Option<IpAddr>,
+    client: Arc<Client>,
 }
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.checking
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.peer);
+        let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+        if self.client.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            checking.remove(&self.peer);
+        }
     }
 }
 
@@ -80,7 +92,7 @@ impl Shared {
             current: RwLock::new(Arc::new(loaded)),
             verified: Mutex::new(HashSet::new()),
             bcrypt_gate: tokio::sync::Semaphore::new(1),
-            checking: Mutex::new(HashSet::new()),
+            checking: Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,20 +136,33 @@ impl Shared {
         {
             return Verdict::Allowed;
         }
-        let _place = {
+        let place = {
             let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
-            if checking.contains(&peer) {
-                return Verdict::Busy;
-            }
-            if checking.len() > MAX_WAITING {
+            if !checking.contains_key(&peer) && checking.len() >= MAX_WAITING {
                 return Verdict::Full;
             }
-            checking.insert(peer);
+            let client = checking.entry(peer).or_default().clone();
+            if client.waiting.load(Ordering::Acquire) >= PER_CLIENT_WAITING {
+                return Verdict::Busy;
+            }
+            client.waiting.fetch_add(1, Ordering::AcqRel);
             Place {
                 checking: &self.checking,
                 peer,
+                client,
             }
         };
+        let _turn = place.client.turn.lock().await;
+        // An earlier check of this client may have proved the same password meanwhile.
+        if known
+            && self
+                .verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&key)
+        {
+            return Verdict::Allowed;
+        }
         let Ok(_permit) = self.bcrypt_gate.acquire().await else {
             return Verdict::Denied;
         };
