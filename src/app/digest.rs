@@ -144,7 +144,15 @@ impl Agent {
                         %subject,
                         "digest e-mail sent"
                     );
-                    self.publish_email(|s| s.sent += 1);
+                    // Counted and marked a success at once (unless another audience's failed
+                    // this time): a scrape never sees the count without the success.
+                    let all_ok = !failed;
+                    self.publish_email(|s| {
+                        s.sent += 1;
+                        if all_ok {
+                            s.last_attempt_ok = Some(true);
+                        }
+                    });
                     self.record_sent(a, t).await;
                     marks[i] = Some(t);
                 }
