@@ -368,7 +368,7 @@ mod tests {
 
     /// Every family the registry exports, in exposition order: (name as registered, unit, type).
     /// A new metric is added here too; `tests/integration/dashboards.rs` also reads its names here.
-    const FAMILIES: [(&str, &str, &str); 65] = [
+    const FAMILIES: [(&str, &str, &str); 66] = [
         ("scan_duration", "seconds", "histogram"),
         ("scan_probes", "", "counter"),
         ("reprobes", "", "counter"),
@@ -431,6 +431,7 @@ mod tests {
         ("vm_disk_reads_completed", "", "counter"),
         ("vm_disk_writes_completed", "", "counter"),
         ("vm_disk_errors", "", "counter"),
+        ("vm_devices_not_exported", "", "gauge"),
         ("host_world_open_ports", "", "gauge"),
         ("host_exposure_waiting_ranges", "", "gauge"),
         ("host_unfiltered_ports", "", "gauge"),

@@ -3,7 +3,10 @@
 //! `stinger_vm_network_{receive,transmit}_{bytes,packets,drops,errors}_total` and the disk
 //! counters `stinger_vm_disk_{read_bytes,written_bytes,errors}_total` and
 //! `stinger_vm_disk_{reads,writes}_completed_total`.
-//! Unknown values are left out, not exported as 0.
+//! Unknown values are left out, not exported as 0. At most [`MAX_DEVICES_PER_VM`] NICs and as many
+//! disks of each VM are exported (in Nova's order): a VM that reports hundreds (hot-plugged, or a
+//! hypervisor that lies) would otherwise multiply the series; the rest are counted in
+//! `stinger_vm_devices_not_exported`.
 //!
 //! The values are what the last inventory fetched (Nova's diagnostics call is slow and admin-only,
 //! so the scrape never makes it); the HELP texts say so.
@@ -21,6 +24,9 @@ use std::sync::Arc;
 pub(crate) struct Diagnostics {
     pub(super) state: Arc<State>,
 }
+
+/// NICs, and disks, exported per VM at most.
+pub(crate) const MAX_DEVICES_PER_VM: usize = 16;
 
 /// Said in every diagnostics HELP text: where the numbers come from and how old they are.
 const CACHED: &str =
@@ -158,7 +164,7 @@ impl Collector for Diagnostics {
                 ),
                 unit.as_ref(),
                 with.iter().flat_map(|(id, d)| {
-                    d.nics.iter().filter_map(move |n| {
+                    d.nics.iter().take(MAX_DEVICES_PER_VM).filter_map(move |n| {
                         field(n).map(|v| ([("vm_id", *id), ("nic", n.name.as_str())], v))
                     })
                 }),
@@ -171,12 +177,30 @@ impl Collector for Diagnostics {
                 &format!("{help} since the VM started (disk: device name or position), {CACHED}"),
                 unit.as_ref(),
                 with.iter().flat_map(|(id, d)| {
-                    d.disks.iter().filter_map(move |k| {
-                        field(k).map(|v| ([("vm_id", *id), ("disk", k.name.as_str())], v))
-                    })
+                    d.disks
+                        .iter()
+                        .take(MAX_DEVICES_PER_VM)
+                        .filter_map(move |k| {
+                            field(k).map(|v| ([("vm_id", *id), ("disk", k.name.as_str())], v))
+                        })
                 }),
             )?;
         }
-        Ok(())
+        let left_out: usize = with
+            .iter()
+            .map(|(_, d)| {
+                d.nics.len().saturating_sub(MAX_DEVICES_PER_VM)
+                    + d.disks.len().saturating_sub(MAX_DEVICES_PER_VM)
+            })
+            .sum();
+        gauges(
+            enc,
+            "vm_devices_not_exported",
+            &format!(
+                "NICs and disks of VMs left out of the per-device series (at most {MAX_DEVICES_PER_VM} of each a VM are exported), {CACHED}"
+            ),
+            None,
+            [([("", ""); 0], left_out as f64)],
+        )
     }
 }

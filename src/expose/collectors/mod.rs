@@ -30,7 +30,7 @@
 
 mod build;
 mod coverage;
-mod diagnostics;
+pub(crate) mod diagnostics;
 mod email;
 mod exposure;
 mod findings;

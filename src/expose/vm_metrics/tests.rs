@@ -191,6 +191,59 @@ fn diagnostics_of_both_formats_become_base_unit_series() {
 }
 
 #[test]
+fn a_vm_with_hundreds_of_devices_exports_sixteen_of_each_and_counts_the_rest() {
+    use crate::expose::collectors::diagnostics::MAX_DEVICES_PER_VM;
+    use crate::model::{DiskStats, NicStats};
+    let state = Arc::new(State::default());
+    let mut view = testdata::view();
+    assert_eq!(
+        sample(&scrape(), "stinger_vm_devices_not_exported"),
+        Some(0.0),
+        "none left out of the test view"
+    );
+    let (id, vm) = view
+        .vms
+        .iter_mut()
+        .find(|(_, v)| v.diagnostics.is_some())
+        .expect("a VM with diagnostics");
+    let id = id.clone();
+    let vm = std::sync::Arc::make_mut(vm);
+    let d = vm.diagnostics.as_mut().unwrap();
+    d.nics = (0..300)
+        .map(|i| NicStats {
+            name: format!("nic-{i}"),
+            rx_bytes: Some(1.0),
+            ..NicStats::default()
+        })
+        .collect();
+    d.disks = (0..20)
+        .map(|i| DiskStats {
+            name: format!("disk-{i}"),
+            errors: Some(0.0),
+            ..DiskStats::default()
+        })
+        .collect();
+    *state.write() = view;
+    let (reg, _) = metrics::registry(state, Arc::new(AtomicUsize::new(10_000)));
+    let text = encode_metrics(&reg, false).unwrap();
+    let of_vm = |family: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(&id))
+            .count()
+    };
+    assert_eq!(
+        of_vm("stinger_vm_network_receive_bytes_total"),
+        MAX_DEVICES_PER_VM
+    );
+    assert_eq!(of_vm("stinger_vm_disk_errors_total"), MAX_DEVICES_PER_VM);
+    assert_eq!(
+        sample(&text, "stinger_vm_devices_not_exported"),
+        Some((300 - MAX_DEVICES_PER_VM + 20 - MAX_DEVICES_PER_VM) as f64)
+    );
+    promtool::check_metrics(&text).unwrap();
+}
+
+#[test]
 fn inventory_health_per_source() {
     let m = scrape();
     let cases: &[(&str, Option<f64>)] = &[
