@@ -3,7 +3,8 @@
 //! lands while a pass runs (and is judged into it) and turns the digest e-mail on (the digest goes
 //! out at once, the pass still under way), and a shutdown that stops a pass under way. Loopback
 //! listeners stand for the scanned hosts, a small SMTP sink for the relay; the store is a real
-//! RocksDB directory.
+//! RocksDB directory. A second test, on the real clock, has a Greenbone run (a fake gvmd) finish
+//! and be applied while a discovery pass runs.
 
 use super::*;
 use std::net::TcpListener as StdListener;
@@ -251,4 +252,84 @@ async fn the_loop_runs_passes_takes_a_reload_mid_pass_and_stops_on_paused_time()
         ],
         "{runs:?}"
     );
+}
+
+/// A Greenbone run that finishes while a discovery pass is under way is applied then, not after
+/// the pass: the loop never waits for discovery. On the real clock (the report is parsed on a
+/// blocking thread, which a paused current-thread runtime cannot serve): passes of 300 probes at
+/// 50 a second (6 s) a second apart; the fake gvmd holds its report 3 s, so it lands in the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_greenbone_run_is_applied_while_discovery_runs() {
+    use stinger_testsupport::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
+    const VULN_RUNS_OK: &str =
+        r#"stinger_scan_runs_total{stage="vulnerabilities",outcome="success"}"#;
+    let _open = StdListener::bind("127.0.77.5:20950").unwrap();
+    let fake = FakeGvmd::start(Faults {
+        report_host: Some("127.0.77.5".into()),
+        slow: Some(("get_reports".into(), Duration::from_secs(3))),
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("gmp-password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let path = dir.path().join("stinger.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[targets]]\nname = \"loop\"\ncidrs = [\"127.0.77.5\"]\nports = \"20700-20999\"\n\
+             [schedule]\ndiscovery = \"1s\"\njitter = \"0s\"\n\
+             [scan.tcp]\nmax_rate = 50\n\
+             [scan.nmap]\nenabled = false\n\
+             [scan.udp]\nenabled = false\n\
+             [scan.gmp]\nenabled = true\nsocket = \"{}\"\nusername = \"{USER}\"\n\
+             password_file = \"{}\"\ninterval = \"24h\"\npoll_interval = \"100ms\"\n\
+             [storage]\npath = \"{}\"\n",
+            fake.socket.display(),
+            pw.display(),
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let config = config::load(Some(&path), &Overrides::default()).unwrap();
+    let listener = TcpListener::bind("127.0.77.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let (_reload_tx, reload_rx) = mpsc::channel(1);
+    let agent = tokio::spawn(run(
+        config,
+        Some(path.clone()),
+        Overrides::default(),
+        listener,
+        shutdown.clone(),
+        reload_rx,
+    ));
+    let m = until(
+        addr,
+        "Greenbone's run applied",
+        FINE,
+        Duration::from_secs(60),
+        |m| value(m, VULN_RUNS_OK) == Some(1.0),
+    )
+    .await;
+    assert_eq!(value(&m, RUNS_OK), Some(1.0), "one pass done: {m}");
+    assert_eq!(
+        value(&m, IN_PROGRESS),
+        Some(1.0),
+        "applied while the second pass runs: {m}"
+    );
+    assert!(
+        value(
+            &m,
+            r#"stinger_host_max_cvss{host="127.0.77.5",group="loop"}"#
+        )
+        .is_some(),
+        "the report's findings are in the state: {m}"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(60), agent)
+        .await
+        .expect("the agent stops")
+        .unwrap()
+        .unwrap();
 }
