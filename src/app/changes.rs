@@ -271,23 +271,9 @@ mod tests {
     fn only_vms_a_change_altered_are_written_again() {
         let vm = |id: &str, name: &str, seen: f64| {
             Arc::new(Vm {
-                id: id.into(),
-                cloud: "c".into(),
                 name: name.into(),
-                status: "ACTIVE".into(),
-                project_id: "p".into(),
-                project_name: None,
-                user_id: "u".into(),
-                user_name: None,
-                metadata: Default::default(),
-                flavor: None,
-                created: None,
-                updated: None,
-                addresses: vec![],
-                diagnostics: None,
-                diagnostics_error: None,
-                first_seen: 1.0,
                 last_seen: seen,
+                ..crate::app::inventory::tests::vm(id, "c")
             })
         };
         let prev = BTreeMap::from([

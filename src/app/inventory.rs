@@ -305,11 +305,12 @@ pub struct Round {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{AddressKind, VmAddress};
 
-    fn vm(id: &str, cloud: &str) -> Vm {
+    /// An ACTIVE VM of `cloud` with one fixed address, for tests.
+    pub(crate) fn vm(id: &str, cloud: &str) -> Vm {
         Vm {
             id: id.into(),
             cloud: cloud.into(),

@@ -105,6 +105,32 @@ fn email_text(relay: std::net::SocketAddr) -> String {
     )
 }
 
+/// The agent's loop on the configuration at `path`, serving on 127.0.77.1: its address, shutdown
+/// token, reload sender and task.
+async fn start(
+    path: &std::path::Path,
+) -> (
+    std::net::SocketAddr,
+    CancellationToken,
+    mpsc::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let config = config::load(Some(path), &Overrides::default()).unwrap();
+    let listener = TcpListener::bind("127.0.77.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    let agent = tokio::spawn(run(
+        config,
+        Some(path.to_path_buf()),
+        Overrides::default(),
+        listener,
+        shutdown.clone(),
+        reload_rx,
+    ));
+    (addr, shutdown, reload_tx, agent)
+}
+
 const FINE: Duration = Duration::from_millis(50);
 const COARSE: Duration = Duration::from_secs(30);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -137,19 +163,7 @@ async fn the_loop_runs_passes_takes_a_reload_mid_pass_and_stops_on_paused_time()
     let storage = dir.path().join("data");
     // Unpaced: the first two passes take no time at all.
     std::fs::write(&path, config_text(&storage, "1h", "\"20700/tcp\"", 0)).unwrap();
-    let config = config::load(Some(&path), &Overrides::default()).unwrap();
-    let listener = TcpListener::bind("127.0.77.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let (reload_tx, reload_rx) = mpsc::channel(1);
-    let agent = tokio::spawn(run(
-        config,
-        Some(path.clone()),
-        Overrides::default(),
-        listener,
-        shutdown.clone(),
-        reload_rx,
-    ));
+    let (addr, shutdown, reload_tx, agent) = start(&path).await;
 
     // Two passes, an hour of (paused) time apart; 20950 is open and unexpected in both.
     let m = until(addr, "two discovery passes", COARSE, 2 * HOUR, |m| {
@@ -291,19 +305,7 @@ async fn a_finished_greenbone_run_is_applied_while_discovery_runs() {
         ),
     )
     .unwrap();
-    let config = config::load(Some(&path), &Overrides::default()).unwrap();
-    let listener = TcpListener::bind("127.0.77.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let (_reload_tx, reload_rx) = mpsc::channel(1);
-    let agent = tokio::spawn(run(
-        config,
-        Some(path.clone()),
-        Overrides::default(),
-        listener,
-        shutdown.clone(),
-        reload_rx,
-    ));
+    let (addr, shutdown, _reload_tx, agent) = start(&path).await;
     let m = until(
         addr,
         "Greenbone's run applied",

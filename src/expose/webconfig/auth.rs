@@ -111,6 +111,14 @@ impl Shared {
             .clear();
     }
 
+    /// Whether this (user, hash, password) passed a bcrypt check before.
+    fn proved(&self, key: &[u8; 32]) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
     /// Does the request carry valid basic-auth credentials for `config`? `peer` is the client's
     /// address (`None`: unknown, all such share one place).
     async fn authorized(
@@ -127,13 +135,7 @@ impl Shared {
             None => (config.dummy_hash.as_str(), false),
         };
         let key = cache_key(&user, hash, &password);
-        if known
-            && self
-                .verified
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&key)
-        {
+        if known && self.proved(&key) {
             return Verdict::Allowed;
         }
         let place = {
@@ -154,13 +156,7 @@ impl Shared {
         };
         let _turn = place.client.turn.lock().await;
         // An earlier check of this client may have proved the same password meanwhile.
-        if known
-            && self
-                .verified
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&key)
-        {
+        if known && self.proved(&key) {
             return Verdict::Allowed;
         }
         let Ok(_permit) = self.bcrypt_gate.acquire().await else {

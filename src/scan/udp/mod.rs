@@ -40,7 +40,6 @@ use super::{Error, Progress};
 use payloads::Params;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -342,22 +341,6 @@ pub async fn scan(
         return Err(Error::Cancelled);
     }
     Ok(collect(&shared))
-}
-
-/// [`scan`] from inside the network namespace at `ns` (e.g. a Neutron `qdhcp-…`), on its own
-/// thread (see [`super::netns::spawn_in`]); namespace failures come back as
-/// [`Error::Namespace`].
-pub fn scan_in(
-    ns: &Path,
-    addresses: Vec<IpAddr>,
-    settings: Settings,
-    fd_limit: u64,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> impl std::future::Future<Output = Result<Output, Error>> + Send + 'static {
-    let job = move || async move { scan(&addresses, &settings, fd_limit, progress, cancel).await };
-    let running = super::netns::spawn_in(ns, job);
-    async move { running.await? }
 }
 
 fn collect(s: &Shared) -> Output {
