@@ -8,7 +8,7 @@
 use super::cycle::Focus;
 use super::inventory::{self, LastGood, Round};
 use crate::expose::metrics::Metrics;
-use crate::inventory::openstack::changes::{Change, ChangeKind, Effect, Stamp};
+use crate::inventory::openstack::changes::{patch_targets, Change, ChangeKind, Effect, Stamp};
 use crate::inventory::openstack::source::{Polled, Source};
 use crate::inventory::shard::Shard;
 use crate::model::{now, ScanRun, Stage, Trigger, UnixSeconds, Vm};
@@ -82,9 +82,9 @@ pub(super) struct Polls<'a> {
 }
 
 /// Poll every cloud with polls on. Returns what changed (`None`: nothing), and whether a cloud's
-/// answer asks for a full inventory.
+/// answer asks for a full inventory. Only the VMs a change touched are re-joined, compared, stored
+/// and replaced in the view; the rest of the inventory stays as it is.
 pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
-    let prev_vms = p.state.read().vms.clone();
     let mut polled: Vec<(&Arc<Source>, Polled)> = Vec::new();
     let mut full_needed = false;
     for s in p
@@ -92,14 +92,9 @@ pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
         .iter()
         .filter(|s| !s.config.poll_interval.is_zero())
     {
-        let first_seen: BTreeMap<String, UnixSeconds> = prev_vms
-            .iter()
-            .filter(|(_, v)| v.cloud == s.name())
-            .map(|(k, v)| (k.clone(), v.first_seen))
-            .collect();
         let result = tokio::select! {
             _ = p.cancel.cancelled() => return (None, false),
-            r = s.poll_changes(&first_seen) => r,
+            r = s.poll_changes() => r,
         };
         match result {
             Ok(None) => {}
@@ -131,50 +126,67 @@ pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
         }
     };
     let t = now();
-    let mut prev_mine = prev_vms.clone();
-    prev_mine.retain(|id, _| p.shard.owns(id));
     let mut round = Round::default();
     let mut focus = Focus::default();
     for (s, found) in polled {
         let Polled {
             inventory: mut inv,
+            touched,
             changes,
             seconds,
         } = found;
+        let name = s.name();
+        // What the view held of the touched VMs.
+        let before: BTreeMap<String, Arc<Vm>> = {
+            let view = p.state.read();
+            touched
+                .iter()
+                .filter_map(|id| view.vms.get(id))
+                .filter(|v| v.cloud == name)
+                .map(|v| (v.id.clone(), v.clone()))
+                .collect()
+        };
         inv.vms.retain(|v| p.shard.owns(&v.id));
         inv.targets.retain(|(_, t)| p.shard.owns(&t.id));
-        carry_diagnostics(&mut inv.vms, &prev_vms);
-        let name = s.name();
+        carry_over(&mut inv.vms, &before);
         tracing::info!(
             source = %name,
             changes = changes.len(),
+            vms = touched.len(),
             exposing = changes.iter().filter(|c| c.effect == Effect::CreatesExposure).count(),
             seconds = format!("{seconds:.2}"),
             scan_id = run.id,
             "cloud changes applied"
         );
+        // Appeared and gone within this agent's part (a VM another shard owns now leaves
+        // without an event).
+        let mut mine = before.clone();
+        mine.retain(|id, _| p.shard.owns(id));
         round
             .events
-            .extend(inventory::vm_events(name, &prev_mine, &inv.vms, run.id, t));
+            .extend(inventory::vm_events(name, &mine, &inv.vms, run.id, t));
         let ids: HashSet<&str> = inv.vms.iter().map(|v| v.id.as_str()).collect();
         round.removed_vms.extend(
-            prev_vms
-                .values()
-                .filter(|v| v.cloud == name && !ids.contains(v.id.as_str()))
-                .map(|v| v.id.clone()),
+            before
+                .keys()
+                .filter(|id| !ids.contains(id.as_str()))
+                .cloned(),
         );
         {
             let mut view = p.state.write();
-            view.vms.retain(|_, v| v.cloud != name);
+            for id in before.keys() {
+                view.vms.remove(id);
+            }
             for v in &inv.vms {
                 view.vms.insert(v.id.clone(), v.clone());
             }
         }
-        focus_on(&mut focus, &changes, &inv.targets, t);
         // Only the VM records a change altered are written (a full pass rewrites them all): a
         // poll of a large cloud would otherwise store every VM again for one new floating IP.
-        round.vms.extend(changed_vms(inv.vms, &prev_vms));
-        p.last_good.insert(name.to_owned(), inv.targets);
+        round.vms.extend(changed_vms(inv.vms, &before));
+        let targets = p.last_good.entry(name.to_owned()).or_default();
+        patch_targets(targets, inv.targets, &touched);
+        focus_on(&mut focus, &changes, targets, t);
     }
     round.cloud = inventory::cached(p.sources, p.last_good).cloud;
     (Some(Changed { round, focus, run }), full_needed)
@@ -187,14 +199,16 @@ fn changed_vms(vms: Vec<Arc<Vm>>, prev: &BTreeMap<String, Arc<Vm>>) -> Vec<Arc<V
         .collect()
 }
 
-/// Diagnostics come with full inventories only: a VM a poll rebuilt keeps the last ones.
-fn carry_diagnostics(vms: &mut [Arc<Vm>], prev: &BTreeMap<String, Arc<Vm>>) {
+/// A VM a poll re-joined keeps when it was first seen, and its last diagnostics (they come with
+/// full inventories only).
+fn carry_over(vms: &mut [Arc<Vm>], prev: &BTreeMap<String, Arc<Vm>>) {
     for v in vms.iter_mut() {
         let Some(old) = prev.get(&v.id) else {
             continue;
         };
-        if v.diagnostics.is_none() && old.diagnostics.is_some() {
-            if let Some(v) = Arc::get_mut(v) {
+        if let Some(v) = Arc::get_mut(v) {
+            v.first_seen = old.first_seen;
+            if v.diagnostics.is_none() && old.diagnostics.is_some() {
                 v.diagnostics = old.diagnostics.clone();
                 v.diagnostics_error = old.diagnostics_error.clone();
             }

@@ -25,6 +25,18 @@ use super::api::{Error, ServiceType};
 use super::types::{FloatingIp, Port, SecurityGroup, Server};
 use std::net::IpAddr;
 
+/// Lay the targets of the touched servers ([`CloudState::inventory_of`]) over the targets of a whole
+/// inventory: every target of a touched server is replaced by what it has now (target ids start
+/// with the server's id).
+pub fn patch_targets(
+    targets: &mut Vec<(Option<String>, crate::model::Target)>,
+    part: Vec<(Option<String>, crate::model::Target)>,
+    touched: &std::collections::BTreeSet<String>,
+) {
+    targets.retain(|(_, t)| !touched.contains(crate::inventory::shard::key(&t.id)));
+    targets.extend(part);
+}
+
 /// A time as the cloud wrote it (UTC).
 pub type Stamp = jiff::Timestamp;
 

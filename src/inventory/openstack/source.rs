@@ -14,7 +14,7 @@ use super::types::Diagnostics;
 use super::{diagnostics, neutron};
 pub use crate::model::DiagnosticsCounts;
 use crate::model::UnixSeconds;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -56,10 +56,14 @@ struct Incremental {
     microversion: Option<Microversion>,
 }
 
-/// What a change poll found: the cloud's inventory with the changes applied, and the changes.
+/// What a change poll found: the inventory of the servers the changes touched, and the changes.
 #[derive(Debug)]
 pub struct Polled {
+    /// The touched servers still there, joined, with their targets
+    /// ([`CloudState::inventory_of`]); everything else is as it was.
     pub inventory: CloudInventory,
+    /// Every server the changes touched: one missing from `inventory` is gone.
+    pub touched: BTreeSet<String>,
     pub changes: Vec<Change>,
     pub seconds: f64,
 }
@@ -234,11 +238,9 @@ impl Source {
     /// nothing changed, or no full inventory succeeded yet. An error that
     /// [`ChangeError::needs_full_inventory`] asks for a full inventory (the state is dropped until
     /// one succeeds); any other is retried at the next poll. VM diagnostics are not fetched: they
-    /// come with full inventories.
-    pub async fn poll_changes(
-        &self,
-        first_seen: &BTreeMap<String, UnixSeconds>,
-    ) -> Result<Option<Polled>, ChangeError> {
+    /// come with full inventories. The VMs are first seen now: the caller carries over the times
+    /// (and diagnostics) of those it knew.
+    pub async fn poll_changes(&self) -> Result<Option<Polled>, ChangeError> {
         let started = Instant::now();
         let c = &self.config;
         let mut inc = self.incremental.lock().await;
@@ -273,13 +275,21 @@ impl Source {
         };
         let found = std::mem::take(&mut delta.changes);
         let unchanged = delta.is_empty();
+        let touched = current.touched(&delta);
         changes::apply(current, delta);
         if unchanged {
             return Ok(None);
         }
-        let inventory = current.inventory(&self.join_options(), first_seen, crate::model::now());
+        // First seen now: the caller carries the times of the VMs it knew.
+        let inventory = current.inventory_of(
+            &touched,
+            &self.join_options(),
+            &BTreeMap::new(),
+            crate::model::now(),
+        );
         Ok(Some(Polled {
             inventory,
+            touched,
             changes: found,
             seconds: started.elapsed().as_secs_f64(),
         }))

@@ -87,6 +87,118 @@ impl CloudState {
         join::join_lists(opts, lists, first_seen, now)
     }
 
+    /// The joined inventory of only the `touched` servers (see [`CloudState::touched`]): what a
+    /// full re-join would give for them, reading only their ports, floating IPs and security
+    /// groups. Touched servers the state no longer has are left out (gone). Laid over the last
+    /// whole inventory with [`patch`](super::patch), it equals [`CloudState::inventory`]: a poll of
+    /// a large cloud re-joins the few VMs it changed, not all of them.
+    pub fn inventory_of(
+        &self,
+        touched: &BTreeSet<String>,
+        opts: &JoinOptions,
+        first_seen: &BTreeMap<String, UnixSeconds>,
+        now: UnixSeconds,
+    ) -> CloudInventory {
+        let servers: Vec<&Server> = touched
+            .iter()
+            .filter_map(|id| self.servers.get(id))
+            .collect();
+        let ports: Vec<&Port> = servers
+            .iter()
+            .filter_map(|s| self.ports_by_device.get(&s.id))
+            .flatten()
+            .filter_map(|id| self.ports.get(id))
+            .collect();
+        let floating_ips: Vec<&FloatingIp> = ports
+            .iter()
+            .filter_map(|p| self.fips_by_port.get(&p.id))
+            .flatten()
+            .filter_map(|id| self.floating_ips.get(id))
+            .collect();
+        let group_ids: BTreeSet<&str> = ports
+            .iter()
+            .flat_map(|p| p.security_groups.iter().map(String::as_str))
+            .collect();
+        let groups: Vec<&SecurityGroup> = group_ids
+            .into_iter()
+            .filter_map(|id| self.security_groups.get(id))
+            .collect();
+        let lists = join::Lists {
+            servers: servers.iter().copied(),
+            ports: ports.iter().copied(),
+            floating_ips: floating_ips.iter().copied(),
+            networks: &self.networks,
+            security_groups: groups.iter().copied(),
+            project_names: &self.project_names,
+            user_names: &self.user_names,
+        };
+        join::join_lists(opts, lists, first_seen, now)
+    }
+
+    /// The servers whose joined VM `delta` can change, to be called before [`apply`]: its servers
+    /// (changed or removed), the servers its ports are attached to before and after, those of the
+    /// ports its floating IPs leave or join, and those of every port bound to a security group it
+    /// changes or removes.
+    pub fn touched(&self, delta: &Delta) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = delta
+            .servers
+            .iter()
+            .map(|s| s.id.clone())
+            .chain(delta.removed_servers.iter().cloned())
+            .collect();
+        let new_ports: HashMap<&str, &Port> =
+            delta.ports.iter().map(|p| (p.id.as_str(), p)).collect();
+        // The server a port is attached to before and after the delta.
+        let devices = |id: &str| -> [Option<String>; 2] {
+            let device =
+                |p: Option<&Port>| p.map(|p| p.device_id.clone()).filter(|d| !d.is_empty());
+            [
+                device(self.ports.get(id)),
+                device(new_ports.get(id).copied()),
+            ]
+        };
+        let port_ids = delta
+            .ports
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(delta.removed_ports.iter().map(String::as_str));
+        for id in port_ids {
+            out.extend(devices(id).into_iter().flatten());
+        }
+        let fip_ports = delta
+            .floating_ips
+            .iter()
+            .filter_map(|f| f.port_id.as_deref())
+            .chain(
+                delta
+                    .floating_ips
+                    .iter()
+                    .map(|f| f.id.as_str())
+                    .chain(delta.removed_floating_ips.iter().map(String::as_str))
+                    .filter_map(|id| self.floating_ips.get(id))
+                    .filter_map(|f| f.port_id.as_deref()),
+            );
+        for port in fip_ports {
+            out.extend(devices(port).into_iter().flatten());
+        }
+        let groups: BTreeSet<&str> = delta
+            .security_groups
+            .iter()
+            .map(|g| g.id.as_str())
+            .chain(delta.removed_security_groups.iter().map(String::as_str))
+            .collect();
+        if !groups.is_empty() {
+            let bound = |p: &&Port| {
+                p.security_groups
+                    .iter()
+                    .any(|g| groups.contains(g.as_str()))
+            };
+            let ports = self.ports.values().chain(delta.ports.iter()).filter(bound);
+            out.extend(ports.map(|p| p.device_id.clone()).filter(|d| !d.is_empty()));
+        }
+        out
+    }
+
     pub fn server_count(&self) -> usize {
         self.servers.len()
     }

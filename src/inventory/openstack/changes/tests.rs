@@ -179,9 +179,13 @@ fn since(state: &CloudState) -> Cursor {
 }
 
 /// Diff, check the delta against a full inventory of the changed cloud, return it.
+/// Also checks that re-joining only the servers the delta touched, laid over the inventory from
+/// before, gives the same (what a poll does).
 fn step(state: &mut CloudState, make: impl FnOnce(&CloudState) -> Polled, after: &Cloud) -> Delta {
+    let before = state.inventory(&join_opts(), &BTreeMap::new(), 1.0);
     let p = make(state);
     let delta = ok(diff(state, p, &statuses()));
+    let touched = state.touched(&delta);
     apply(state, delta.clone());
     let inv = state.inventory(&join_opts(), &BTreeMap::new(), 1.0);
     let want = full(after);
@@ -190,6 +194,31 @@ fn step(state: &mut CloudState, make: impl FnOnce(&CloudState) -> Polled, after:
         "a delta applied must equal a full inventory"
     );
     assert_eq!(inv.targets, want.targets);
+
+    let part = state.inventory_of(&touched, &join_opts(), &BTreeMap::new(), 1.0);
+    assert!(
+        part.vms.iter().all(|v| touched.contains(&v.id)),
+        "only touched servers are re-joined"
+    );
+    let mut vms = before.vms;
+    vms.retain(|v| !touched.contains(&v.id));
+    vms.extend(part.vms);
+    vms.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        vms, want.vms,
+        "the touched servers re-joined over the old inventory ({touched:?})"
+    );
+    let mut targets = before.targets;
+    patch_targets(&mut targets, part.targets, &touched);
+    let by_id = |a: &(Option<String>, crate::model::Target),
+                 b: &(Option<String>, crate::model::Target)| a.1.id.cmp(&b.1.id);
+    targets.sort_by(by_id);
+    let mut want_targets = want.targets;
+    want_targets.sort_by(by_id);
+    assert_eq!(
+        targets, want_targets,
+        "targets of the touched servers re-joined ({touched:?})"
+    );
     delta
 }
 
