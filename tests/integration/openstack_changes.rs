@@ -52,11 +52,19 @@ impl FakeApi {
         let (addr, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let mut h = vec![("X-Auth-Token", TOKEN)];
         h.extend_from_slice(headers);
-        let (status, _head, body) = http_request(addr, target, &h);
+        let (status, head, body) = http_request(addr, target, &h);
         if (200..300).contains(&status) {
+            // `head` is lower-cased: names as the agent's client gives them, values too (a
+            // date parses either way).
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
             Ok(Reply {
                 status,
-                headers: Vec::new(),
+                headers,
                 body: body.into_bytes(),
             })
         } else {
@@ -116,6 +124,7 @@ async fn full(api: &FakeApi) -> Fetched {
         floating_ips: net.floating_ips,
         networks: net.networks,
         security_groups: net.security_groups,
+        neutron_date: net.date,
         ..Fetched::default()
     }
 }
@@ -169,18 +178,37 @@ async fn scenario(timestamps: bool, last: u8) {
         compute: fake.compute_url(),
         network: fake.network_url(),
     };
+    let cloud_now = fake
+        .with_cloud(|c| c.now_secs())
+        .expect("the cloud's clock");
     let mut state = CloudState::new(full(&api).await, DEFAULT_MARGIN);
     let mut feed = Feed::new();
-    assert!(state.cursor.nova.is_some() && state.cursor.neutron.is_none());
+    assert!(state.cursor.nova.is_some());
+    assert_eq!(
+        state.cursor.neutron,
+        Some(stamp(cloud_now - DEFAULT_MARGIN.as_secs())),
+        "Neutron's cursor is Neutron's own clock (its Date) minus the margin"
+    );
 
-    // Nothing changed yet: an empty delta, and Neutron's cursor now comes from its own times.
+    // Nothing changed yet: an empty delta. With the timestamp extension the very first poll
+    // already asks Neutron only for what changed since the listing (a large cloud is not
+    // listed again); without it Neutron is listed in full.
+    fake.reset_counts();
     let delta = poll(&api, &mut feed, &mut state).await;
     assert!(delta.changes.is_empty(), "{:?}", delta.changes);
     assert_eq!(feed.neutron_filters(), Some(timestamps));
+    // The poll's pages are of one item; the full inventory `poll` compares with lists 1000.
+    let ports: Vec<String> = fake
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path == "/v2.0/ports" && !r.query.contains("limit=1000"))
+        .map(|r| r.query)
+        .collect();
+    assert!(!ports.is_empty());
     assert_eq!(
-        state.cursor.neutron.is_some(),
+        ports.iter().all(|q| q.contains("changed_since=")),
         timestamps,
-        "no stamps, no cursor"
+        "{ports:?}"
     );
 
     // A floating IP on web-1.

@@ -41,6 +41,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The server's clock when it answered: the `Date` header (RFC 9110), if it sent a valid one.
+    pub fn date(&self) -> Option<jiff::Timestamp> {
+        let v = self.header("date")?;
+        jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(v)
+            .ok()
+    }
+
     /// The first header of that (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

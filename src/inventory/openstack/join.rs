@@ -37,6 +37,9 @@ pub struct Fetched {
     pub security_groups: Vec<SecurityGroup>,
     pub project_names: HashMap<String, String>,
     pub user_names: HashMap<String, String>,
+    /// Neutron's clock when it answered the listing ([`NetworkInventory::date`]
+    /// (super::neutron::NetworkInventory::date)): where the change polls start for Neutron.
+    pub neutron_date: Option<jiff::Timestamp>,
 }
 
 /// One cloud's inventory.
@@ -359,6 +362,7 @@ mod tests {
             }],
             project_names: HashMap::from([("p1".into(), "web".into())]),
             user_names: HashMap::from([("u1".into(), "alice".into())]),
+            neutron_date: None,
         }
     }
 

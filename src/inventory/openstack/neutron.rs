@@ -42,6 +42,9 @@ pub struct NetworkInventory {
     pub floating_ips: Vec<FloatingIp>,
     pub networks: Vec<Network>,
     pub security_groups: Vec<SecurityGroup>,
+    /// Neutron's clock when it answered (the earliest `Date` of the four listings' first pages):
+    /// changes made after the listing are stamped later, so the change polls can start there.
+    pub date: Option<jiff::Timestamp>,
 }
 
 /// Lists `path` (e.g. `/v2.0/ports`) with `?limit=`, following `<collection>_links` rel=next.
@@ -85,7 +88,17 @@ pub async fn inventory(api: &impl Api, opts: &ListOptions) -> Result<NetworkInve
             parse_security_group
         ),
     )?;
+    let date = [
+        ports.date,
+        floating_ips.date,
+        networks.date,
+        security_groups.date,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     Ok(NetworkInventory {
+        date,
         ports: ports.items,
         floating_ips: floating_ips.items,
         networks: networks.items,

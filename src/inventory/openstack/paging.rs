@@ -29,6 +29,8 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed<T> {
     pub items: Vec<T>,
+    /// The service's clock when it answered the first page (its `Date` header).
+    pub date: Option<jiff::Timestamp>,
 }
 
 /// How an item is named in errors: its id, else its name, else its position.
@@ -236,9 +238,13 @@ pub(super) async fn paginate<T>(
     let mut seen_markers: HashSet<String> = HashSet::new();
     let mut items = Vec::new();
     let mut page_no: u32 = 0;
+    let mut date = None;
     loop {
         page_no += 1;
         let reply = api.get(service, &url, headers).await?;
+        if page_no == 1 {
+            date = reply.date();
+        }
         let page = parse_page(&reply.body, collection, parse).map_err(|reason| Error::Invalid {
             service,
             path: path_of(&url),
@@ -260,7 +266,7 @@ pub(super) async fn paginate<T>(
             Some(next) if page.listed > 0 => next,
             _ => {
                 items.shrink_to_fit(); // kept for the whole inventory: no spare capacity
-                return Ok(Listed { items });
+                return Ok(Listed { items, date });
             }
         };
         let pagination = |reason: String| Error::Pagination {

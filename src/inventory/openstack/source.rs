@@ -186,6 +186,7 @@ impl Source {
             security_groups: net.security_groups,
             project_names: projects.map,
             user_names: users.map,
+            neutron_date: net.date,
         };
         let opts = self.join_options();
         let mut report = FetchReport {

@@ -183,7 +183,13 @@ impl Cloud {
 
     /// The stamp of a change made now.
     pub(super) fn now(&self) -> String {
-        iso8601(self.clock.unwrap_or(BASE_EPOCH + self.seq))
+        iso8601(self.now_secs())
+    }
+
+    /// The cloud's time (Unix seconds): the clock when set, else the base time plus one second per
+    /// change made so far. Replies carry it as their `Date`, as a real API server's clock.
+    pub fn now_secs(&self) -> u64 {
+        self.clock.unwrap_or(BASE_EPOCH + self.seq)
     }
 
     /// How `GET /servers/{id}/diagnostics` answers for this server.

@@ -119,7 +119,7 @@ pub(super) async fn handle(
         .find(|f| !matches!(f, FaultKind::Delay(_) | FaultKind::Status(_)))
         .cloned();
 
-    let out = if let Some(s) = status_fault {
+    let mut out = if let Some(s) = status_fault {
         service_error(svc.service, s, "injected fault")
     } else if method != Method::GET {
         service_error(svc.service, 405, "only GET is implemented by the fake")
@@ -130,6 +130,11 @@ pub(super) async fn handle(
         }
     };
 
+    // The reply's `Date` is the cloud's clock, not the machine's (which hyper would add): the
+    // agent starts its change polls from it, and tests move that clock.
+    if let Some(date) = ctx.cloud.read().ok().and_then(|c| http_date(c.now_secs())) {
+        out.headers.push(("date", date));
+    }
     if let Ok(mut c) = ctx.counts.lock() {
         *c.by_path.entry(path.clone()).or_insert(0) += 1;
         if let Some(t) = &token {
@@ -148,6 +153,14 @@ pub(super) async fn handle(
     }
     tracing::debug!(service = ?svc.service, %path, status = out.status, "fake cloud request");
     finish(out, body_fault, &host, &path, &query)
+}
+
+/// `secs` as an RFC 9110 HTTP date (`Mon, 07 Dec 2026 18:25:16 GMT`).
+fn http_date(secs: u64) -> Option<String> {
+    let t = jiff::Timestamp::from_second(i64::try_from(secs).ok()?).ok()?;
+    jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&t)
+        .ok()
 }
 
 pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<String> {

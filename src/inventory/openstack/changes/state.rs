@@ -36,9 +36,14 @@ pub const DEFAULT_MARGIN: Duration = Duration::from_secs(5);
 
 impl CloudState {
     /// From a full inventory's lists. Nova's cursor is the newest server `updated` minus `margin`;
-    /// Neutron's is unknown, so the first poll lists Neutron in full and takes it from there
-    /// (set [`CloudState::cursor`] from a cloud clock read before the full inventory to avoid that).
+    /// Neutron's is Neutron's own clock when it answered the listing (its `Date` header) minus
+    /// `margin`. Without a `Date` Neutron's cursor is unknown, and the first poll lists Neutron in
+    /// full and takes it from there.
     pub fn new(fetched: Fetched, margin: Duration) -> CloudState {
+        let neutron = fetched
+            .neutron_date
+            .filter(|t| *t <= super::future_limit())
+            .map(|t| back(t, margin));
         let mut state = CloudState {
             networks: fetched.networks,
             project_names: fetched.project_names,
@@ -56,6 +61,7 @@ impl CloudState {
             state.servers.insert(s.id.clone(), s);
         }
         state.cursor.nova = state.cursor.nova.map(|t| back(t, margin));
+        state.cursor.neutron = neutron;
         for p in fetched.ports {
             state.insert_port(p);
         }

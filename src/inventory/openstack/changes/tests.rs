@@ -243,6 +243,23 @@ fn stamps_parse_in_every_form_the_apis_write() {
         },
         "the cloud's newest `updated` minus the margin, never the agent's clock"
     );
+
+    // Neutron's cursor: its `Date` minus the margin; a date far in the future is not believed.
+    let reply = |date: &str| crate::inventory::openstack::api::Reply {
+        status: 200,
+        headers: vec![("date".into(), date.into())],
+        body: Vec::new(),
+    };
+    let date = reply("Mon, 07 Dec 2026 18:25:16 GMT").date();
+    assert_eq!(date, Some(t("2026-12-07T18:25:16Z")));
+    assert_eq!(reply("yesterday").date(), None);
+    let mut f = fetched(&cloud());
+    f.neutron_date = date;
+    let state = CloudState::new(f.clone(), DEFAULT_MARGIN);
+    assert_eq!(state.cursor.neutron, Some(t("2026-12-07T18:25:11Z")));
+    f.neutron_date = Some(t("2999-01-01T00:00:00Z"));
+    let state = CloudState::new(f, DEFAULT_MARGIN);
+    assert_eq!(state.cursor.neutron, None);
 }
 
 #[test]
