@@ -19,6 +19,8 @@ pub struct Finished {
     pub run: ScanRun,
     /// Findings per host address, for every host the report covered (an empty list: none left).
     pub findings: BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>>,
+    /// The hosts behind each address asked about ([`Asked::ids`]): the findings go to them.
+    pub ids: BTreeMap<IpAddr, Vec<String>>,
     pub error: Option<(&'static str, String)>,
     /// gvmd's feeds and their timestamps (Unix seconds), when they could be read.
     pub feeds: Vec<(String, f64)>,
@@ -68,47 +70,87 @@ async fn feeds(settings: &gmp::Settings) -> Vec<(String, f64)> {
     }
 }
 
-/// [`targets`] that `[scope]` allows today: a host stored before the scope narrowed is not asked
-/// about (cloud hosts are checked as addresses an API named).
-pub fn scoped_targets(
-    hosts: &BTreeMap<String, HostState>,
-    scope: &crate::inventory::scope::Scope,
-) -> Vec<(IpAddr, Vec<u16>)> {
-    use crate::inventory::scope::Origin;
-    let refused: std::collections::HashSet<IpAddr> = hosts
-        .values()
-        .filter(|h| {
-            let origin = if h.vm.is_some() {
-                Origin::Api
-            } else {
-                Origin::Config
-            };
-            scope.check(h.address, origin).is_err()
-        })
-        .map(|h| h.address)
-        .collect();
-    targets(hosts)
-        .into_iter()
-        .filter(|(ip, _)| !refused.contains(ip))
-        .collect()
+/// What a Greenbone run asks about, and who answers for what it reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Asked {
+    /// Each address sent to gvmd, with the union of its hosts' open TCP ports.
+    pub hosts: Vec<(IpAddr, Vec<u16>)>,
+    /// The hosts (by id) behind each address sent: a result for the address is theirs, never
+    /// another host's that happens to have the same address (e.g. in a tenant's namespace).
+    pub ids: BTreeMap<IpAddr, Vec<String>>,
+    /// Hosts with open ports left out because they were probed from a network namespace.
+    pub namespaced: usize,
+    /// Hosts with open ports left out because gvmd cannot reach their address.
+    pub unreachable: usize,
 }
 
-/// The hosts to ask about: every known host with open TCP ports, with those ports.
-pub fn targets(hosts: &BTreeMap<String, HostState>) -> Vec<(IpAddr, Vec<u16>)> {
-    hosts
-        .values()
-        .filter(|h| h.up)
-        .map(|h| {
-            let ports: Vec<u16> = h
-                .ports
-                .iter()
-                .filter(|p| p.protocol == Protocol::Tcp)
-                .map(|p| p.port)
-                .collect();
-            (h.address, ports)
-        })
-        .filter(|(_, ports)| !ports.is_empty())
-        .collect()
+/// The hosts to ask gvmd about: every known host that is up with open TCP ports, that `[scope]`
+/// allows today (a host stored before the scope narrowed is not asked about; cloud hosts are
+/// checked as addresses an API named), that gvmd can reach (`reachable`), and that was not probed
+/// from a network namespace unless `namespaced_hosts` says gvmd reaches those networks too: gvmd
+/// scans from where it runs, and an address inside a tenant's network means another machine there.
+pub fn targets(
+    hosts: &BTreeMap<String, HostState>,
+    scope: &crate::inventory::scope::Scope,
+    settings: &gmp::Settings,
+) -> Asked {
+    use crate::inventory::scope::Origin;
+    let mut asked = Asked::default();
+    let mut ports: BTreeMap<IpAddr, std::collections::BTreeSet<u16>> = BTreeMap::new();
+    for h in hosts.values().filter(|h| h.up) {
+        let open: Vec<u16> = h
+            .ports
+            .iter()
+            .filter(|p| p.protocol == Protocol::Tcp)
+            .map(|p| p.port)
+            .collect();
+        if open.is_empty() {
+            continue;
+        }
+        let origin = if h.vm.is_some() {
+            Origin::Api
+        } else {
+            Origin::Config
+        };
+        if scope.check(h.address, origin).is_err() {
+            continue;
+        }
+        let namespaced = h.vm.as_ref().is_some_and(|v| v.namespace.is_some());
+        if namespaced && !settings.namespaced_hosts {
+            asked.namespaced += 1;
+            continue;
+        }
+        let reachable = settings.reachable.is_empty()
+            || settings.reachable.iter().any(|n| n.contains(h.address));
+        if !reachable {
+            asked.unreachable += 1;
+            continue;
+        }
+        ports.entry(h.address).or_default().extend(open);
+        asked.ids.entry(h.address).or_default().push(h.id.clone());
+    }
+    asked.hosts = ports
+        .into_iter()
+        .map(|(a, p)| (a, p.into_iter().collect()))
+        .collect();
+    asked
+}
+
+/// Each address's results with the hosts they belong to: by identity, the hosts that were asked
+/// about under that address ([`Asked::ids`]) and still are known, never any other host that has the
+/// address (another tenant's VM in its own network, or a host that came after the run started).
+pub fn owners<'a, T>(
+    findings: &'a BTreeMap<IpAddr, T>,
+    ids: &'a BTreeMap<IpAddr, Vec<String>>,
+    hosts: &'a BTreeMap<String, HostState>,
+) -> impl Iterator<Item = (&'a HostState, &'a T)> + 'a {
+    findings.iter().flat_map(move |(addr, list)| {
+        ids.get(addr)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| hosts.get(id))
+            .map(move |h| (h, list))
+    })
 }
 
 /// Turn report results into findings per host. False positives, errors and log-level results are
@@ -159,11 +201,12 @@ pub fn findings(results: &[VulnResult]) -> BTreeMap<IpAddr, Vec<crate::judge::Re
 /// `error` with no findings, so the known vulnerabilities stay as they are.
 pub async fn run(
     settings: gmp::Settings,
-    hosts: Vec<(IpAddr, Vec<u16>)>,
+    asked: Asked,
     mut run: ScanRun,
     progress: Arc<gmp::Progress>,
     cancel: CancellationToken,
 ) -> Finished {
+    let Asked { hosts, ids, .. } = asked;
     run.targets = hosts.len() as u64;
     let asked: Vec<IpAddr> = hosts.iter().map(|(a, _)| *a).collect();
     let result = gmp::scan(&settings, &hosts, progress, cancel).await;
@@ -205,6 +248,7 @@ pub async fn run(
             Finished {
                 run,
                 findings,
+                ids,
                 error: None,
                 feeds,
             }
@@ -220,6 +264,7 @@ pub async fn run(
             Finished {
                 run,
                 findings: BTreeMap::new(),
+                ids,
                 error: Some((e.kind(), e.to_string())),
                 feeds,
             }
@@ -254,7 +299,7 @@ impl super::Agent {
             return;
         };
         // Only what [scope] allows now (hosts stored before a narrower scope are not asked about).
-        let hosts = scoped_targets(&self.state.read().hosts, &self.config.scope);
+        let asked = targets(&self.state.read().hosts, &self.config.scope, &settings);
         let mut skeleton = cycle::new_run(&self.config);
         skeleton.stage = Stage::Vulnerabilities;
         skeleton.groups = Vec::new();
@@ -268,7 +313,9 @@ impl super::Agent {
         };
         tracing::info!(
             scan_id = run.id,
-            hosts = hosts.len(),
+            hosts = asked.hosts.len(),
+            skipped_namespaced = asked.namespaced,
+            skipped_unreachable = asked.unreachable,
             "Greenbone run started"
         );
         let progress = Arc::new(crate::scan::gmp::Progress::default());
@@ -280,7 +327,7 @@ impl super::Agent {
         self.vulns_running = true;
         let (tx, cancel) = (done.clone(), shutdown.child_token());
         tokio::spawn(async move {
-            let finished = self::run(settings, hosts, run, progress, cancel).await;
+            let finished = self::run(settings, asked, run, progress, cancel).await;
             // The loop is gone only at shutdown; the run then stays "running" and is marked
             // interrupted at the next start.
             let _ = tx.send(finished).await;
@@ -299,12 +346,10 @@ impl super::Agent {
         let _findings_lock = state.lock_findings().await;
         {
             let view = self.state.read();
-            for (addr, list) in &done.findings {
-                if let Some(h) = view.hosts.values().find(|h| h.address == *addr) {
-                    let j = judge::apply_report(h, list, run.id, t);
-                    events.extend(j.events);
-                    changed.extend(j.state);
-                }
+            for (h, list) in owners(&done.findings, &done.ids, &view.hosts) {
+                let j = judge::apply_report(h, list, run.id, t);
+                events.extend(j.events);
+                changed.extend(j.state);
             }
         }
         // Greenbone speaks for vulnerabilities only: the hosts' other findings stay as they are.
@@ -360,11 +405,10 @@ impl super::Agent {
 mod tests {
     use super::*;
 
-    #[test]
-    fn greenbone_is_asked_only_about_hosts_in_todays_scope() {
+    fn host(id: &str, ip: &str) -> HostState {
         use crate::model::{PortFinding, Verdict};
-        let host = |ip: &str| HostState {
-            id: ip.into(),
+        HostState {
+            id: id.into(),
             address: ip.parse().unwrap(),
             group: "g".into(),
             up: true,
@@ -389,24 +433,109 @@ mod tests {
             vulns: vec![],
             vm: None,
             exposure: None,
-        };
-        let hosts: BTreeMap<String, HostState> = ["10.0.0.1", "10.0.0.2", "192.0.2.1"]
-            .into_iter()
-            .map(|a| (a.to_string(), host(a)))
-            .collect();
+        }
+    }
+
+    /// A cloud host probed from `namespace` (`None`: the agent's own network).
+    fn vm_host(id: &str, ip: &str, namespace: Option<&str>) -> HostState {
+        let mut h = host(id, ip);
+        h.vm = Some(crate::model::VmLink {
+            vm_id: id.split('/').next().unwrap().into(),
+            vm_name: "vm".into(),
+            project_id: "p".into(),
+            project_name: None,
+            port_id: None,
+            kind: crate::model::AddressKind::Fixed,
+            network: "n".into(),
+            namespace: namespace.map(Into::into),
+        });
+        h
+    }
+
+    fn by_id(hosts: Vec<HostState>) -> BTreeMap<String, HostState> {
+        hosts.into_iter().map(|h| (h.id.clone(), h)).collect()
+    }
+
+    #[test]
+    fn greenbone_is_asked_only_about_hosts_in_todays_scope() {
+        let hosts = by_id(
+            ["10.0.0.1", "10.0.0.2", "192.0.2.1"]
+                .into_iter()
+                .map(|a| host(a, a))
+                .collect(),
+        );
         let scope = crate::inventory::scope::Scope {
             allow: vec!["10.0.0.0/8".parse().unwrap()],
             exclude: vec!["10.0.0.2".parse().unwrap()],
         };
-        let asked: Vec<String> = scoped_targets(&hosts, &scope)
+        let settings = gmp::Settings::default();
+        let asked: Vec<String> = targets(&hosts, &scope, &settings)
+            .hosts
             .into_iter()
             .map(|(ip, _)| ip.to_string())
             .collect();
         assert_eq!(asked, ["10.0.0.1"]);
         assert_eq!(
-            scoped_targets(&hosts, &Default::default()).len(),
+            targets(&hosts, &Default::default(), &settings).hosts.len(),
             3,
             "an empty scope keeps the operator's hosts"
+        );
+    }
+
+    #[test]
+    fn greenbone_gets_only_what_it_can_reach_and_results_go_back_by_identity() {
+        // Two tenants' VMs share 10.0.0.5, each probed inside its network's namespace; a VM with
+        // a floating IP probed from the agent's network; a CIDR host outside what gvmd reaches.
+        let hosts = by_id(vec![
+            vm_host("a/pa/10.0.0.5", "10.0.0.5", Some("qdhcp-n1")),
+            vm_host("b/pb/10.0.0.5", "10.0.0.5", Some("qdhcp-n2")),
+            vm_host("c/pc/198.51.100.7", "198.51.100.7", None),
+            host("lab/192.0.2.9", "192.0.2.9"),
+        ]);
+        let mut settings = gmp::Settings {
+            reachable: vec!["198.51.100.0/24".parse().unwrap()],
+            ..gmp::Settings::default()
+        };
+        let asked = targets(&hosts, &Default::default(), &settings);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(asked.hosts, [(ip("198.51.100.7"), vec![22])]);
+        assert_eq!(
+            asked.ids,
+            BTreeMap::from([(ip("198.51.100.7"), vec!["c/pc/198.51.100.7".to_string()])])
+        );
+        assert_eq!((asked.namespaced, asked.unreachable), (2, 1));
+
+        // Where gvmd does reach the tenant networks, both VMs are asked about under their shared
+        // address once, and a result for it is theirs — not the first host found with it.
+        settings.namespaced_hosts = true;
+        settings.reachable.clear();
+        let asked = targets(&hosts, &Default::default(), &settings);
+        assert_eq!(asked.hosts.len(), 3, "{:?}", asked.hosts);
+        assert_eq!(
+            asked.ids.get(&ip("10.0.0.5")).unwrap(),
+            &["a/pa/10.0.0.5", "b/pb/10.0.0.5"]
+        );
+        assert_eq!(asked.ids.get(&ip("192.0.2.9")).unwrap(), &["lab/192.0.2.9"]);
+
+        // A report about 10.0.0.5 from a run that asked only about the floating IP belongs to
+        // nobody; one that asked about both VMs belongs to both.
+        let report = BTreeMap::from([(ip("10.0.0.5"), "results"), (ip("198.51.100.7"), "r2")]);
+        let only_floating =
+            BTreeMap::from([(ip("198.51.100.7"), vec!["c/pc/198.51.100.7".to_string()])]);
+        let got: Vec<&str> = owners(&report, &only_floating, &hosts)
+            .map(|(h, _)| h.id.as_str())
+            .collect();
+        assert_eq!(got, ["c/pc/198.51.100.7"]);
+        let got: Vec<(&str, &str)> = owners(&report, &asked.ids, &hosts)
+            .map(|(h, r)| (h.id.as_str(), *r))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a/pa/10.0.0.5", "results"),
+                ("b/pb/10.0.0.5", "results"),
+                ("c/pc/198.51.100.7", "r2")
+            ]
         );
     }
 

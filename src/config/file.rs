@@ -225,6 +225,13 @@ pub struct GmpFile {
     /// stinger- tasks kept in gvmd; 0 = never delete.
     pub keep: usize,
     pub retries: u32,
+    /// The networks gvmd can reach from where it runs; empty = every address. Hosts outside are
+    /// not sent to it.
+    pub reachable: Vec<IpNetwork>,
+    /// Also send hosts the agent probed from inside a network namespace (a tenant's `qdhcp-`):
+    /// only when gvmd reaches those networks from where it runs. Off: they are not sent, since
+    /// gvmd would scan whatever has that address on its own network.
+    pub namespaced_hosts: bool,
 }
 
 impl Default for GmpFile {
@@ -250,6 +257,8 @@ impl Default for GmpFile {
             scan_timeout: d.scan_timeout,
             keep: d.keep,
             retries: d.retries,
+            reachable: Vec::new(),
+            namespaced_hosts: false,
         }
     }
 }

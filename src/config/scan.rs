@@ -180,6 +180,8 @@ fn gmp_settings(g: &GmpFile, pw: String) -> (gmp::Settings, Duration) {
         scan_timeout: g.scan_timeout,
         keep: g.keep,
         retries: g.retries,
+        reachable: g.reachable.clone(),
+        namespaced_hosts: g.namespaced_hosts,
         ..gmp::Settings::default()
     };
     (settings, g.interval)

@@ -67,6 +67,10 @@ pub struct Settings {
     /// Largest non-report response.
     pub(crate) max_response_bytes: usize,
     pub(crate) report_limits: ReportLimits,
+    /// The networks gvmd can reach; empty = every address (`[scan.gmp] reachable`).
+    pub(crate) reachable: Vec<ipnetwork::IpNetwork>,
+    /// Send hosts probed from a network namespace too (`[scan.gmp] namespaced_hosts`).
+    pub(crate) namespaced_hosts: bool,
 }
 
 impl Default for Settings {
@@ -88,6 +92,8 @@ impl Default for Settings {
             stop_on_abort: true,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             report_limits: ReportLimits::default(),
+            reachable: Vec::new(),
+            namespaced_hosts: false,
         }
     }
 }
