@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Fuzz the nmap XML and GMP XML parsers (fuzz/, cargo-fuzz + libFuzzer) for a bounded time.
+# Fuzz the nmap XML and GMP XML parsers and the JSON API's query parsers (fuzz/, cargo-fuzz +
+# libFuzzer) for a bounded time.
 #
-#   benches/fuzz.sh                                  # 60 s per target, all three targets
+#   benches/fuzz.sh                                  # 60 s per target, all four targets
 #   FUZZ_SECONDS=600 TARGETS="gmp_report" benches/fuzz.sh
 #
 # Targets: nmap_xml (parse + parse_partial), gmp_report (ReportParser drained),
-# gmp_framing (ResponseSplitter fed in input-derived chunk sizes, then the response parsers).
+# gmp_framing (ResponseSplitter fed in input-derived chunk sizes, then the response parsers),
+# api_query (src/expose/api/query.rs through query_harness.rs: the input as a raw query string to
+# every endpoint, as every parameter's value, and after a NUL byte as a path id).
 # Corpora live in fuzz/corpus/<target>/ (seeded from tests/fixtures on every run, kept between
 # runs), crashes in fuzz/artifacts/<target>/; both are gitignored (fuzz/.gitignore).
 #
@@ -17,7 +20,8 @@
 #
 # Settings (environment): FUZZ_SECONDS (default 60, per target), TARGETS, SANITIZER (address|none,
 # default address), FUZZ_MAX_LEN (longest generated input; default 65536, 16384 for gmp_framing,
-# whose responses are capped at 4 KiB and which costs more per byte), FUZZ_TIMEOUT (seconds
+# whose responses are capped at 4 KiB and which costs more per byte, 4096 for api_query, which
+# parses each input some 45 times: longer inputs find nothing new), FUZZ_TIMEOUT (seconds
 # one input may take before it counts as a hang, default 10), FUZZ_RSS_MB (default 2048).
 # Exit status: 0 no crash, 1 a target crashed/hung/ran out of memory, 2 setup error.
 set -euo pipefail
@@ -26,7 +30,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ=$ROOT/fuzz
 FIX=$ROOT/tests/fixtures
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-TARGETS=${TARGETS:-"nmap_xml gmp_report gmp_framing"}
+TARGETS=${TARGETS:-"nmap_xml gmp_report gmp_framing api_query"}
 SANITIZER=${SANITIZER:-address}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
@@ -76,6 +80,17 @@ for b in 00 07 3f; do
     { printf "\\x$b"; cat "$FIX"/gvm/responses/*.xml; } >corpus/gmp_framing/seed-concat-$b.xml
 done
 
+# api_query: a query of each endpoint, and a query with a path id after a NUL byte.
+mkdir -p corpus/api_query
+printf '%s' 'limit=10&cursor=0000000000000000000000000000000000000001&since=2026-11-24T10:00:00Z' \
+    >corpus/api_query/seed-changes
+printf '%s' 'since=1764000000&until=1800000000&kind=port_closed&vm=vm-a' >corpus/api_query/seed-kind
+printf '%s' 'cve=CVE-2023-38408&min_cvss=7.5&source=greenbone&limit=10000' >corpus/api_query/seed-vulns
+printf '%s' 'state=open,confirmed&severity=high,critical&cursor=high:0f00&cidr=10.0.0.0/24' \
+    >corpus/api_query/seed-findings
+printf '%s' 'cidr=2001:db8::/32&port=22&world=true&service=ssh&unexpected=0' >corpus/api_query/seed-vms
+printf 'since=0&project=acme\0vm-a/port-a/10.0.0.5' >corpus/api_query/seed-path
+
 # Dictionary: element and attribute names from the fixtures, plus XML syntax.
 dict=$TMP/xml.dict
 {
@@ -85,6 +100,16 @@ dict=$TMP/xml.dict
         grep -oE '</?[A-Za-z_][A-Za-z0-9_.-]*|[A-Za-z_][A-Za-z0-9_.-]*="' | sort -u |
         sed 's/"/\\"/g; s/.*/"&"/'
 } >"$dict"
+# api_query's: every lower-case word the parsers and the model's names quote (parameters, kinds,
+# states, severities, sources), plus query syntax and awkward values.
+qdict=$TMP/query.dict
+{
+    printf '%s\n' '"="' '"&"' '","' '":"' '"%"' '"%25"' '"%00"' '"%ff"' '"%C3%A9"' '"%E2%82%AC"' \
+        '"\xe2\x82\xac"' '"CVE-"' '"NaN"' '"inf"' '"1e309"' '"-0"' '"0x"' '"T10:00:00Z"' \
+        '"+01:00"' '"::"' '"/"' '"\x00"'
+    cat "$ROOT"/src/expose/api/query.rs "$ROOT"/src/model/*.rs |
+        grep -oE '"[a-z][a-z_]*"' | sort -u
+} >"$qdict"
 
 # --- run ----------------------------------------------------------------------------------
 crashed=0
@@ -94,11 +119,14 @@ for t in $TARGETS; do
     before=$(find "artifacts/$t" -type f | wc -l)
     max_len=${FUZZ_MAX_LEN:-65536}
     [[ -z $FUZZ_MAX_LEN && $t == gmp_framing ]] && max_len=16384
+    [[ -z $FUZZ_MAX_LEN && $t == api_query ]] && max_len=4096
+    tdict=$dict
+    [[ $t == api_query ]] && tdict=$qdict
     echo "== $t: ${FUZZ_SECONDS}s, max_len $max_len (corpus $(find "corpus/$t" -type f | wc -l) files)"
     set +e
     cargo fuzz run -s "$SANITIZER" "$t" "corpus/$t" -- \
         -max_total_time="$FUZZ_SECONDS" -max_len="$max_len" -timeout="$FUZZ_TIMEOUT" \
-        -rss_limit_mb="$FUZZ_RSS_MB" -dict="$dict" -print_final_stats=1 \
+        -rss_limit_mb="$FUZZ_RSS_MB" -dict="$tdict" -print_final_stats=1 \
         >"$TMP/$t.log" 2>&1
     rc=$?
     set -e

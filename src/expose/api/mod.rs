@@ -1,33 +1,32 @@
 //! The JSON detail API under `/api/v1/` (documented in `../openapi.yaml`): hosts/VMs with filters and
 //! cursor paging, one host or one cloud VM in full ([`vms`]), vulnerabilities, scan runs, history
 //! changes, and the digest the e-mail carries. Hosts and VMs come from the in-memory view; runs and changes from the store. Every bad
-//! query parameter gets a 400 naming the parameter and the accepted form.
+//! query parameter gets a 400 naming the parameter and the accepted form: the parsing is [`query`]
+//! (pure, fuzzed by `fuzz/`). The queries that scan the whole view (vulnerabilities, the digest)
+//! build at most `limit` rows, however many match.
 
 mod findings;
+pub(crate) mod query;
 mod scan_request;
 mod vms;
 pub use findings::{ack, finding, findings, unack, ACK_BODY_LIMIT};
+pub use query::BadRequest;
 pub use scan_request::{request_scan, SCAN_BODY_LIMIT};
 pub use vms::{vm, vms};
 
+use super::digest::top::Top;
 use super::digest::{Digest, Scope};
 use super::Shared;
-use crate::model::{Event, EventKind, UnixSeconds};
+use crate::model::{Event, HostState, PortFinding, Vulnerability};
+use crate::state::View;
 use crate::store::{self, schema, EventQuery};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use std::cmp::Ordering;
 use std::sync::Arc;
-
-/// A client error: which parameter, what is wrong, what is accepted.
-#[derive(Debug, PartialEq, Eq)]
-pub struct BadRequest {
-    pub parameter: String,
-    pub message: String,
-    pub expected: &'static str,
-}
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
@@ -53,89 +52,6 @@ fn server_error(e: store::Error) -> Response {
         .into_response()
 }
 
-/// Query parameters, parsed strictly: unknown or repeated parameters are errors too.
-struct Params {
-    pairs: Vec<(String, String)>,
-}
-
-impl Params {
-    fn parse(raw: Option<String>, allowed: &[&'static str]) -> Result<Params, BadRequest> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
-            .map_err(|e| BadRequest {
-                parameter: String::new(),
-                message: format!("the query string is not URL-encoded: {e}"),
-                expected: "name=value pairs joined by &",
-            })?;
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if !allowed.contains(&k.as_str()) {
-                return Err(BadRequest {
-                    parameter: k.clone(),
-                    message: "unknown parameter".into(),
-                    expected:
-                        "one of the parameters this endpoint documents (see /api/v1/openapi.yaml)",
-                });
-            }
-            if pairs[..i].iter().any(|(k2, _)| k2 == k) {
-                return Err(BadRequest {
-                    parameter: k.clone(),
-                    message: "given more than once".into(),
-                    expected: "each parameter at most once",
-                });
-            }
-        }
-        Ok(Params { pairs })
-    }
-
-    fn get<T>(
-        &self,
-        name: &str,
-        expected: &'static str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, BadRequest> {
-        match self.pairs.iter().find(|(k, _)| k == name) {
-            None => Ok(None),
-            Some((_, v)) => parse(v).map(Some).ok_or_else(|| BadRequest {
-                parameter: name.to_string(),
-                message: format!("{v:?} is not valid"),
-                expected,
-            }),
-        }
-    }
-
-    fn limit(&self) -> Result<usize, BadRequest> {
-        Ok(self
-            .get("limit", "an integer from 1 to 1000", |v| {
-                v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n))
-            })?
-            .unwrap_or(100))
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// RFC 3339 (`2026-11-24T10:00:00Z`) or Unix seconds.
-pub fn parse_time(v: &str) -> Option<UnixSeconds> {
-    if let Ok(t) = v.parse::<f64>() {
-        return t.is_finite().then_some(t);
-    }
-    humantime::parse_rfc3339_weak(v)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs_f64())
-}
-
-const TIME_FORM: &str = "RFC 3339 (2026-11-24T10:00:00Z) or Unix seconds";
-
-/// Every [`EventKind`], as the `kind` parameter accepts them (a test keeps it complete).
-const KINDS: &str = "port_opened, port_closed, host_appeared, host_disappeared, verdict_changed, \
-     service_changed, vuln_found, vuln_remediated, vm_appeared or vm_gone";
-
 /// Every vulnerability known on every host, highest CVSS first, filtered.
 pub async fn vulnerabilities(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     match list_vulnerabilities(&s, q) {
@@ -144,73 +60,80 @@ pub async fn vulnerabilities(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery
     }
 }
 
-fn list_vulnerabilities(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
-    let p = Params::parse(q, &["min_cvss", "cve", "vm", "source", "limit"])?;
-    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
-        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
-    })?;
-    let cve = p.get("cve", "a vulnerability id, e.g. CVE-2023-38408", |v| {
-        (!v.is_empty()).then(|| v.to_string())
-    })?;
-    let vm = p.get("vm", "a host or VM id", |v| {
-        (!v.is_empty()).then(|| v.to_string())
-    })?;
-    let source = p.get("source", "nmap_vulners or greenbone", |v| match v {
-        "nmap_vulners" => Some(crate::model::VulnSource::NmapVulners),
-        "greenbone" => Some(crate::model::VulnSource::Greenbone),
-        _ => None,
-    })?;
-    let limit = p
-        .get("limit", "an integer from 1 to 10000", |v| {
-            v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n))
-        })?
-        .unwrap_or(1000);
-    let view = s.state.read();
-    let mut rows = Vec::new();
-    for h in view.hosts.values() {
-        if vm.as_deref().is_some_and(|id| id != h.id) {
-            continue;
-        }
-        let on_ports = h
+/// One vulnerability as matched: where it is, and its place among the matches (ties in CVSS keep
+/// that order).
+struct VulnRow<'a> {
+    seq: usize,
+    host: &'a HostState,
+    port: Option<&'a PortFinding>,
+    vuln: &'a Vulnerability,
+}
+
+/// Highest CVSS first (none counts as 0), then in host and port order.
+fn by_cvss(a: &VulnRow<'_>, b: &VulnRow<'_>) -> Ordering {
+    let c = |r: &VulnRow<'_>| r.vuln.cvss.unwrap_or(0.0);
+    c(b).total_cmp(&c(a)).then(a.seq.cmp(&b.seq))
+}
+
+/// The matches of `q`, of which the first `q.limit` in [`by_cvss`] order are kept. Every
+/// vulnerability is compared, but at most twice `limit` rows are held, and only the `limit` kept
+/// are turned into JSON.
+fn top_vulns<'a>(view: &'a View, q: &query::VulnQuery) -> Top<VulnRow<'a>> {
+    let hosts: Box<dyn Iterator<Item = &HostState>> = match q.vm.as_deref() {
+        Some(id) => Box::new(view.hosts.get(id).into_iter()),
+        None => Box::new(view.hosts.values()),
+    };
+    let mut top = Top::new(q.limit, by_cvss);
+    for host in hosts {
+        let on_ports = host
             .ports
             .iter()
             .flat_map(|p| p.vulns.iter().map(move |v| (Some(p), v)));
-        for (port, v) in on_ports.chain(h.vulns.iter().map(|v| (None, v))) {
-            let keep = min_cvss.is_none_or(|m| v.cvss.is_some_and(|c| c >= m))
-                && cve
+        for (port, vuln) in on_ports.chain(host.vulns.iter().map(|v| (None, v))) {
+            let keep = q.min_cvss.is_none_or(|m| vuln.cvss.is_some_and(|c| c >= m))
+                && q.cve
                     .as_deref()
-                    .is_none_or(|id| v.id.eq_ignore_ascii_case(id))
-                && source.is_none_or(|src| v.source == src);
+                    .is_none_or(|id| vuln.id.eq_ignore_ascii_case(id))
+                && q.source.is_none_or(|src| vuln.source == src);
             if keep {
-                rows.push(json!({
-                    "host": h.id, "address": h.address.to_string(), "group": h.group,
-                    "port": port.map(|p| p.port), "protocol": port.map(|p| p.protocol),
-                    "id": v.id, "cvss": v.cvss, "source": v.source, "exploit": v.exploit,
-                    "name": v.name, "first_seen": v.first_seen, "last_seen": v.last_seen,
-                }));
+                let seq = top.seen();
+                top.push(VulnRow {
+                    seq,
+                    host,
+                    port,
+                    vuln,
+                });
             }
         }
     }
-    rows.sort_by(|a, b| {
-        let c = |r: &serde_json::Value| r["cvss"].as_f64().unwrap_or(0.0);
-        c(b).total_cmp(&c(a))
-    });
-    let truncated = rows.len() > limit;
-    rows.truncate(limit);
+    top
+}
+
+fn list_vulnerabilities(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
+    let q = query::vulnerabilities(q.as_deref())?;
+    let view = s.state.read();
+    let top = top_vulns(&view, &q);
+    let matched = top.seen();
+    let rows: Vec<serde_json::Value> = top
+        .into_sorted()
+        .iter()
+        .map(|r| {
+            let (h, v, port) = (r.host, r.vuln, r.port);
+            json!({
+                "host": h.id, "address": h.address.to_string(), "group": h.group,
+                "port": port.map(|p| p.port), "protocol": port.map(|p| p.protocol),
+                "id": v.id, "cvss": v.cvss, "source": v.source, "exploit": v.exploit,
+                "name": v.name, "first_seen": v.first_seen, "last_seen": v.last_seen,
+            })
+        })
+        .collect();
+    let truncated = matched > q.limit;
     Ok(Json(json!({ "vulnerabilities": rows, "truncated": truncated })).into_response())
 }
 
 pub async fn scans(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
-    let parsed = Params::parse(q, &["limit", "before"]).and_then(|p| {
-        Ok((
-            p.limit()?,
-            p.get("before", "a scan id (continue below it)", |v| {
-                v.parse::<u64>().ok()
-            })?,
-        ))
-    });
-    let (limit, before) = match parsed {
-        Ok(v) => v,
+    let (limit, before) = match query::scans(q.as_deref()) {
+        Ok(q) => (q.limit, q.before),
         Err(e) => return e.into_response(),
     };
     match store::blocking(&s.store, move |st| st.scans(before, limit)).await {
@@ -225,13 +148,9 @@ pub async fn scans(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Respo
 }
 
 pub async fn scan(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<u64>() else {
-        return BadRequest {
-            parameter: "id".into(),
-            message: format!("{id:?} is not a scan id"),
-            expected: "a positive integer",
-        }
-        .into_response();
+    let id = match query::scan_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
     };
     match store::blocking(&s.store, move |st| st.scan(id)).await {
         Ok(Some(run)) if run.request.is_some() => Json(on_demand(&s, run)).into_response(),
@@ -269,8 +188,16 @@ fn on_demand(s: &Shared, run: crate::model::ScanRun) -> serde_json::Value {
 }
 
 pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
-    let query = match parse_changes(q) {
-        Ok(q) => q,
+    let query = match query::changes(q.as_deref()) {
+        Ok(q) => EventQuery {
+            since: q.since,
+            until: q.until,
+            hosts: q.vm.into_iter().collect(),
+            kind: q.kind,
+            after: q.after,
+            limit: q.limit,
+            newest_first: false,
+        },
         Err(e) => return e.into_response(),
     };
     let limit = query.limit;
@@ -298,16 +225,17 @@ pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
 /// The digest as the next e-mail to the admins (or, with `project`, to that project's recipients)
 /// would carry it, whether or not e-mail is on: the findings' changes since `since` (default: when
 /// the last digest to those recipients went out; none yet: the first digest's summary), with
-/// vulnerabilities below `min_cvss` (default 7) left out of the lists.
+/// vulnerabilities below `min_cvss` (default 7) left out of the lists, and at most `limit`
+/// (default 1000) entries a section (`truncated` when a section had more).
 pub async fn digest(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
-    let (since, min_cvss, project) = match parse_digest(q) {
+    let q = match query::digest(q.as_deref()) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let since = match since {
+    let since = match q.since {
         Some(t) => Some(t),
         None => {
-            let p = project.clone();
+            let p = q.project.clone();
             match store::blocking(&s.store, move |st| st.digest_last_sent(p.as_deref())).await {
                 Ok(last) => last,
                 Err(e) => return server_error(e),
@@ -317,133 +245,17 @@ pub async fn digest(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Resp
     let scope = Scope {
         since,
         until: crate::model::now(),
-        project,
-        min_cvss,
+        project: q.project,
+        min_cvss: q.min_cvss,
     };
-    Json(Digest::build(&s.state.read(), &scope)).into_response()
+    Json(Digest::build_at_most(&s.state.read(), &scope, q.limit)).into_response()
 }
 
-type DigestParams = (Option<UnixSeconds>, f64, Option<String>);
-
-fn parse_digest(q: Option<String>) -> Result<DigestParams, BadRequest> {
-    let p = Params::parse(q, &["since", "min_cvss", "project"])?;
-    let since = p.get("since", TIME_FORM, parse_time)?;
-    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
-        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
-    })?;
-    let project = p.get("project", "an OpenStack project name or id", |v| {
-        (!v.is_empty()).then(|| v.to_string())
-    })?;
-    Ok((since, min_cvss.unwrap_or(7.0), project))
-}
-
-fn parse_changes(q: Option<String>) -> Result<EventQuery, BadRequest> {
-    let p = Params::parse(q, &["since", "until", "vm", "kind", "limit", "cursor"])?;
-    let since = p.get("since", TIME_FORM, parse_time)?;
-    let until = p.get("until", TIME_FORM, parse_time)?;
-    if let (Some(a), Some(b)) = (since, until) {
-        if a > b {
-            return Err(BadRequest {
-                parameter: "until".into(),
-                message: "is before since".into(),
-                expected: TIME_FORM,
-            });
-        }
-    }
-    Ok(EventQuery {
-        since,
-        until,
-        hosts: p
-            .get("vm", "a host or VM id", |v| {
-                (!v.is_empty()).then(|| v.to_string())
-            })?
-            .into_iter()
-            .collect(),
-        kind: p.get("kind", KINDS, EventKind::parse)?,
-        after: p.get("cursor", "the next_cursor of a previous page", |v| {
-            schema::from_hex(v).filter(|k| k.len() == schema::EVENT_KEY_LEN)
-        })?,
-        limit: p.limit()?,
-        newest_first: false,
-    })
-}
-
+#[cfg(test)]
+mod query_harness;
+#[cfg(test)]
+mod query_tests;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod unit_tests {
-    use super::*;
-
-    #[test]
-    fn every_event_kind_is_accepted_and_listed() {
-        for k in EventKind::ALL {
-            assert!(
-                KINDS.contains(k.as_str()),
-                "{} missing from KINDS",
-                k.as_str()
-            );
-            let q = parse_changes(Some(format!("kind={}", k.as_str())))
-                .ok()
-                .unwrap();
-            assert_eq!(q.kind, Some(k));
-        }
-        let e = parse_changes(Some("kind=vm_deleted".into())).err().unwrap();
-        assert_eq!((e.parameter.as_str(), e.expected), ("kind", KINDS));
-    }
-
-    #[test]
-    fn params_are_strict_and_name_the_culprit() {
-        let e = Params::parse(Some("port=1&bogus=2".into()), &["port"])
-            .err()
-            .unwrap();
-        assert_eq!(e.parameter, "bogus");
-        let e = Params::parse(Some("port=1&port=2".into()), &["port"])
-            .err()
-            .unwrap();
-        assert_eq!(e.parameter, "port");
-        let p = Params::parse(Some("limit=0".into()), &["limit"])
-            .ok()
-            .unwrap();
-        assert_eq!(p.limit().unwrap_err().parameter, "limit");
-    }
-
-    #[test]
-    fn changes_queries_parse_times_kinds_and_cursors() {
-        let q = parse_changes(Some(
-            "since=2026-11-24T10:00:00Z&until=1800000000&kind=port_closed".into(),
-        ))
-        .ok()
-        .unwrap();
-        assert_eq!(q.since, Some(1_795_514_400.0));
-        assert_eq!(q.kind, Some(EventKind::PortClosed));
-        assert_eq!(
-            parse_changes(Some("kind=opened".into()))
-                .err()
-                .unwrap()
-                .parameter,
-            "kind"
-        );
-        assert_eq!(
-            parse_changes(Some("since=yesterday".into()))
-                .err()
-                .unwrap()
-                .parameter,
-            "since"
-        );
-        assert_eq!(
-            parse_changes(Some("cursor=abc".into()))
-                .err()
-                .unwrap()
-                .parameter,
-            "cursor"
-        );
-        assert_eq!(
-            parse_changes(Some("since=20&until=10".into()))
-                .err()
-                .unwrap()
-                .parameter,
-            "until"
-        );
-    }
-}

@@ -396,7 +396,7 @@ fn openapi_documents_the_filters_and_event_kinds() {
             None => p["name"].as_str().unwrap(),
         })
         .collect();
-    let want: std::collections::BTreeSet<&str> = super::vms::LIST_PARAMS.iter().copied().collect();
+    let want: std::collections::BTreeSet<&str> = super::query::VMS_PARAMS.iter().copied().collect();
     assert_eq!(params, want);
     let kinds: Vec<&str> = spec["components"]["schemas"]["EventKind"]["enum"]
         .as_array()

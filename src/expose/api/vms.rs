@@ -6,7 +6,8 @@
 //! another shard owns is answered by a 307 to that shard's agent (`shard.peers`), or a 404 naming
 //! the owning shard when no peers are configured.
 
-use super::{not_found, parse_bool, server_error, BadRequest, Params};
+use super::query::{self, path_escape, VmsQuery};
+use super::{not_found, server_error, BadRequest};
 use crate::expose::Shared;
 use crate::inventory::shard::Shard;
 use crate::model::{Event, Exposure, HostState, PortFinding, UnixSeconds, Verdict, Vm, VmLink};
@@ -15,7 +16,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ipnetwork::IpNetwork;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -25,21 +25,6 @@ use std::sync::Arc;
 const RECENT_CHANGES: usize = 50;
 /// At most this many hosts of one VM get their changes looked up (a VM has a handful of addresses).
 const MAX_HOSTS_WITH_CHANGES: usize = 64;
-
-/// The query parameters of `GET /api/v1/vms` (a test checks openapi.yaml documents exactly these).
-pub(super) const LIST_PARAMS: &[&str] = &[
-    "cidr",
-    "port",
-    "project",
-    "vm",
-    "world",
-    "unexpected",
-    "service",
-    "cve",
-    "min_cvss",
-    "limit",
-    "cursor",
-];
 
 /// One host as listed.
 #[derive(Serialize)]
@@ -94,39 +79,20 @@ pub async fn vms(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Respons
     }
 }
 
-fn non_empty(v: &str) -> Option<String> {
-    (!v.is_empty()).then(|| v.to_string())
-}
-
 fn list_vms(s: &Shared, q: Option<String>) -> Result<Response, BadRequest> {
-    let p = Params::parse(q, LIST_PARAMS)?;
-    let cve = p.get("cve", "a CVE id, e.g. CVE-2023-38408", |v| {
-        // `get`, not `[..4]`: the fourth byte may be inside a character (`abc€`).
-        (v.len() > 4 && v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CVE-")))
-            .then(|| v.to_string())
-    })?;
-    let service = p.get(
-        "service",
-        "a service name as nmap gives it, e.g. ssh or http",
-        |v| (!v.is_empty()).then(|| v.to_ascii_lowercase()),
-    )?;
-    let cidr = p.get("cidr", "an address or CIDR, e.g. 10.0.0.0/24", |v| {
-        v.parse::<IpNetwork>().ok()
-    })?;
-    let port = p.get("port", "a port number from 1 to 65535", |v| {
-        v.parse::<u16>().ok().filter(|&n| n > 0)
-    })?;
-    let project = p.get("project", "an OpenStack project name or id", non_empty)?;
-    let vm = p.get("vm", "an OpenStack instance (server) id", non_empty)?;
-    let world = p.get("world", "true or false", parse_bool)?;
-    let unexpected = p.get("unexpected", "true or false", parse_bool)?;
-    let min_cvss = p.get("min_cvss", "a CVSS score from 0 to 10", |v| {
-        v.parse::<f64>().ok().filter(|c| (0.0..=10.0).contains(c))
-    })?;
-    let limit = p.limit()?;
-    let cursor = p.get("cursor", "the next_cursor of a previous page", |v| {
-        Some(v.to_string())
-    })?;
+    let VmsQuery {
+        cve,
+        service,
+        cidr,
+        port,
+        project,
+        vm,
+        world,
+        unexpected,
+        min_cvss,
+        limit,
+        cursor,
+    } = query::vms(q.as_deref())?;
 
     let view = s.state.read();
     let mut out = Vec::new();
@@ -277,19 +243,6 @@ fn elsewhere(shard: &Shard, id: &str) -> Option<Response> {
         )
             .into_response(),
     })
-}
-
-/// Percent-encode what may not stand raw in a path segment (ids keep their `/` and `:`).
-fn path_escape(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 pub async fn vm(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {

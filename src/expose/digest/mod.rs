@@ -7,10 +7,12 @@
 //! - [`schedule`]: when digests are due (an interval, or a wall-clock time in a time zone).
 //! - `text.rs`, `html.rs`: the two bodies; every value from outside is cleaned (text) or escaped
 //!   (HTML) there.
+//! - [`top`]: the first `k` of a stream in O(k) memory (how `/api/v1/digest` bounds its sections).
 
 mod html;
 pub mod schedule;
 mod text;
+pub(crate) mod top;
 
 #[cfg(test)]
 mod api_tests;
@@ -26,8 +28,10 @@ use crate::model::{
 use crate::state::View;
 use jiff::tz::TimeZone;
 use serde::Serialize;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use top::Top;
 
 /// Most confirmed findings a first digest lists (the counts cover all of them).
 pub const FIRST_TOP: usize = 20;
@@ -83,6 +87,9 @@ pub struct Digest {
     pub top: Vec<Entry>,
     /// Confirmed findings now (what `top` was chosen from, before `min_cvss`).
     pub confirmed_total: usize,
+    /// A section had more entries than the API request's `limit`: each lists its first `limit`
+    /// (the counts still cover every finding). Never set in a mailed digest.
+    pub truncated: bool,
 }
 
 /// How many findings have one kind, severity and state.
@@ -160,9 +167,34 @@ pub struct Render {
     pub tz: TimeZone,
 }
 
+/// A finding placed in a section (or `top`) by one of its events: what an [`Entry`] is built from,
+/// once it is known to be listed.
+struct Placed<'a> {
+    finding: &'a Finding,
+    event: FindingEventKind,
+    time: UnixSeconds,
+    detail: Option<&'a str>,
+}
+
+/// The order of every list: worst first, then in the order they happened.
+fn worst_first(a: &Placed<'_>, b: &Placed<'_>) -> Ordering {
+    b.finding
+        .severity
+        .cmp(&a.finding.severity)
+        .then(a.time.total_cmp(&b.time))
+        .then(a.finding.id.cmp(&b.finding.id))
+}
+
 impl Digest {
     /// Build the digest of `scope` from the findings in `view`.
     pub fn build(view: &View, scope: &Scope) -> Digest {
+        Digest::build_at_most(view, scope, usize::MAX)
+    }
+
+    /// Build the digest of `scope`, listing at most `max` entries a section (the worst; `top`: at
+    /// most [`FIRST_TOP`] too) and marking it `truncated` when a section had more. Every finding
+    /// in scope is looked at (the counts cover them all), but only listed entries are built.
+    pub fn build_at_most(view: &View, scope: &Scope, max: usize) -> Digest {
         let bar = Severity::of_cvss(Some(scope.min_cvss));
         let listed = |f: &Finding| f.kind != FindingKind::Vulnerability || f.severity >= bar;
         let mut d = Digest {
@@ -180,7 +212,12 @@ impl Digest {
             counts: Vec::new(),
             top: Vec::new(),
             confirmed_total: 0,
+            truncated: false,
         };
+        // Confirmed, Resolved, AckEnded, Acknowledged (the order of `Section`).
+        let mut sections: [Top<Placed<'_>>; 4] =
+            std::array::from_fn(|_| Top::new(max, worst_first));
+        let mut top = Top::new(FIRST_TOP.min(max), worst_first);
         let mut counts: BTreeMap<(FindingKind, Severity, FindingState), usize> = BTreeMap::new();
         let in_scope = |f: &&Finding| scope.project.as_deref().is_none_or(|p| f.in_project(p));
         for f in view.findings.values().filter(in_scope) {
@@ -194,9 +231,12 @@ impl Digest {
             let Some(since) = scope.since else {
                 if f.state == FindingState::Confirmed {
                     if listed(f) {
-                        let at = f.confirmed_at.unwrap_or(f.first_seen);
-                        d.top
-                            .push(entry(view, f, FindingEventKind::Confirmed, at, None));
+                        top.push(Placed {
+                            finding: f,
+                            event: FindingEventKind::Confirmed,
+                            time: f.confirmed_at.unwrap_or(f.first_seen),
+                            detail: None,
+                        });
                     } else {
                         d.omitted += 1;
                     }
@@ -210,13 +250,18 @@ impl Digest {
                 d.omitted += 1;
                 continue;
             }
-            let e = entry(view, f, ev.kind, ev.time, ev.detail.clone());
-            match section {
-                Section::Confirmed => d.confirmed.push(e),
-                Section::Resolved => d.resolved.push(e),
-                Section::AckEnded => d.ack_expired.push(e),
-                Section::Acknowledged => d.acknowledged.push(e),
-            }
+            let i = match section {
+                Section::Confirmed => 0,
+                Section::Resolved => 1,
+                Section::AckEnded => 2,
+                Section::Acknowledged => 3,
+            };
+            sections[i].push(Placed {
+                finding: f,
+                event: ev.kind,
+                time: ev.time,
+                detail: ev.detail.as_deref(),
+            });
         }
         d.counts = counts
             .into_iter()
@@ -227,22 +272,22 @@ impl Digest {
                 count,
             })
             .collect();
-        // Worst first, then in the order they happened.
-        for list in [
-            &mut d.confirmed,
-            &mut d.resolved,
-            &mut d.ack_expired,
-            &mut d.acknowledged,
-            &mut d.top,
-        ] {
-            list.sort_by(|a, b| {
-                b.severity
-                    .cmp(&a.severity)
-                    .then(a.time.total_cmp(&b.time))
-                    .then(a.id.cmp(&b.id))
-            });
-        }
-        d.top.truncate(FIRST_TOP);
+        d.truncated = sections.iter().any(|s| s.seen() > max);
+        let [confirmed, resolved, ack_ended, acknowledged] = sections;
+        let entries = |t: Top<Placed<'_>>| -> Vec<Entry> {
+            t.into_sorted()
+                .into_iter()
+                .map(|p| {
+                    let detail = p.detail.map(str::to_string);
+                    entry(view, p.finding, p.event, p.time, detail)
+                })
+                .collect()
+        };
+        d.confirmed = entries(confirmed);
+        d.resolved = entries(resolved);
+        d.ack_expired = entries(ack_ended);
+        d.acknowledged = entries(acknowledged);
+        d.top = entries(top);
         d
     }
 

@@ -6,7 +6,8 @@
 mod ack;
 pub use ack::{ack, unack, ACK_BODY_LIMIT};
 
-use super::{parse_bool, parse_time, BadRequest, Params, TIME_FORM};
+use super::query::{self, Filter, FindingsQuery};
+use super::BadRequest;
 use crate::expose::Shared;
 use crate::model::{
     Ack, Finding, FindingKind, FindingState, Protocol, Severity, UnixSeconds, VmLink,
@@ -16,30 +17,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ipnetwork::IpNetwork;
 use serde::Serialize;
 use serde_json::json;
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::sync::Arc;
-
-/// The query parameters of `GET /api/v1/findings` (a test checks openapi.yaml documents exactly
-/// these).
-pub(in crate::expose) const LIST_PARAMS: &[&str] = &[
-    "state",
-    "kind",
-    "severity",
-    "min_severity",
-    "project",
-    "vm",
-    "cidr",
-    "port",
-    "cve",
-    "acknowledged",
-    "since",
-    "limit",
-    "cursor",
-];
 
 /// The list's order: most severe first (then by id).
 const ORDER: [Severity; 4] = [
@@ -48,11 +30,6 @@ const ORDER: [Severity; 4] = [
     Severity::Medium,
     Severity::Low,
 ];
-
-const STATES: &str = "open, confirmed, stale or resolved (several: comma-separated)";
-const KINDS: &str = "unexpected_port, world_open, sg_not_enforced, amplifier or vulnerability \
-     (several: comma-separated)";
-const SEVERITIES: &str = "low, medium, high or critical (several: comma-separated)";
 
 /// The API path of a finding.
 pub(crate) fn api_url(id: &str) -> String {
@@ -180,39 +157,6 @@ struct Page<'a> {
     next_cursor: Option<String>,
 }
 
-/// Where a page continues: after this finding in the list's order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Cursor {
-    severity: Severity,
-    id: String,
-}
-
-impl Cursor {
-    fn parse(v: &str) -> Option<Cursor> {
-        let (severity, id) = v.split_once(':')?;
-        Some(Cursor {
-            severity: Severity::parse(severity)?,
-            id: (!id.is_empty()).then(|| id.to_string())?,
-        })
-    }
-}
-
-/// The list's filters, all ANDed; `None` matches every finding.
-#[derive(Debug, Default)]
-struct Filter {
-    states: Option<Vec<FindingState>>,
-    kinds: Option<Vec<FindingKind>>,
-    severities: Option<Vec<Severity>>,
-    min_severity: Option<Severity>,
-    project: Option<String>,
-    vm: Option<String>,
-    cidr: Option<IpNetwork>,
-    port: Option<u16>,
-    cve: Option<String>,
-    acknowledged: Option<bool>,
-    since: Option<UnixSeconds>,
-}
-
 impl Filter {
     fn keeps(&self, f: &Finding) -> bool {
         self.states.as_ref().is_none_or(|s| s.contains(&f.state))
@@ -238,57 +182,13 @@ impl Filter {
     }
 }
 
-/// A comma-separated list, each item parsed; `None` if any is empty or does not parse.
-fn list_of<T: PartialEq>(v: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
-    let mut out = Vec::new();
-    for item in v.split(',') {
-        let x = parse(item)?;
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    Some(out)
-}
-
-fn non_empty(v: &str) -> Option<String> {
-    (!v.is_empty()).then(|| v.to_string())
-}
-
-fn parse_list(q: Option<String>) -> Result<(Filter, usize, Option<Cursor>), BadRequest> {
-    let p = Params::parse(q, LIST_PARAMS)?;
-    let filter = Filter {
-        states: p.get("state", STATES, |v| list_of(v, FindingState::parse))?,
-        kinds: p.get("kind", KINDS, |v| list_of(v, FindingKind::parse))?,
-        severities: p.get("severity", SEVERITIES, |v| list_of(v, Severity::parse))?,
-        min_severity: p.get(
-            "min_severity",
-            "low, medium, high or critical",
-            Severity::parse,
-        )?,
-        project: p.get("project", "an OpenStack project name or id", non_empty)?,
-        vm: p.get("vm", "an OpenStack instance id or name", non_empty)?,
-        cidr: p.get("cidr", "an address or CIDR, e.g. 10.0.0.0/24", |v| {
-            v.parse::<IpNetwork>().ok()
-        })?,
-        port: p.get("port", "a port number from 1 to 65535", |v| {
-            v.parse::<u16>().ok().filter(|&n| n > 0)
-        })?,
-        cve: p.get("cve", "a vulnerability id, e.g. CVE-2023-38408", non_empty)?,
-        acknowledged: p.get("acknowledged", "true or false", parse_bool)?,
-        since: p.get("since", TIME_FORM, parse_time)?,
-    };
-    let limit = p.limit()?;
-    let cursor = p.get(
-        "cursor",
-        "the next_cursor of a previous page (<severity>:<id>)",
-        Cursor::parse,
-    )?;
-    Ok((filter, limit, cursor))
-}
-
 /// `GET /api/v1/findings`.
 pub async fn findings(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
-    let (filter, limit, cursor) = match parse_list(q) {
+    let FindingsQuery {
+        filter,
+        limit,
+        cursor,
+    } = match query::findings(q.as_deref()) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -355,18 +255,12 @@ impl IntoResponse for Refusal {
 
 /// The `{id}` of a path, or a 400 naming `id` when it does not decode.
 pub(super) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, BadRequest> {
-    const FORM: &str = "a finding id, as listed by /api/v1/findings";
     match id {
-        Ok(Path(id)) if !id.is_empty() => Ok(id),
-        Ok(_) => Err(BadRequest {
-            parameter: "id".into(),
-            message: "is empty".into(),
-            expected: FORM,
-        }),
+        Ok(Path(id)) => query::finding_id(&id).map(str::to_string),
         Err(e) => Err(BadRequest {
             parameter: "id".into(),
             message: format!("cannot be decoded: {}", e.body_text()),
-            expected: FORM,
+            expected: query::FINDING_ID_FORM,
         }),
     }
 }

@@ -198,7 +198,7 @@ fn openapi_documents_the_findings_endpoints() {
             None => p["name"].as_str().unwrap(),
         })
         .collect();
-    let want: std::collections::BTreeSet<&str> = crate::expose::api::findings::LIST_PARAMS
+    let want: std::collections::BTreeSet<&str> = crate::expose::api::query::FINDINGS_PARAMS
         .iter()
         .copied()
         .collect();
