@@ -221,7 +221,7 @@ pub async fn round(
                         view.vms.insert(v.id.clone(), v.clone());
                     }
                 }
-                round.vms.extend(vms);
+                round.vms.extend(to_write(vms, &prev_mine));
                 last_good.insert(f.name.clone(), inv.targets);
             }
             Err(e) => {
@@ -245,6 +245,27 @@ pub async fn round(
         }
     }
     round
+}
+
+/// How often an unchanged VM's stored record is written again (for its `last_seen`).
+const VM_REFRESH_SECONDS: f64 = 3600.0;
+
+/// The VM records a full inventory writes: those that changed (or are new), and of the unchanged
+/// ones those whose stored `last_seen` is due a refresh. A full pass of a large cloud would
+/// otherwise rewrite every record each time (a batch of megabytes for nothing new); this way the
+/// stored `last_seen` lags by at most [`VM_REFRESH_SECONDS`], and the refreshes are spread over
+/// the passes by VM id, not written all in one.
+fn to_write(vms: Vec<Arc<Vm>>, prev: &BTreeMap<String, Arc<Vm>>) -> Vec<Arc<Vm>> {
+    let window = |v: &Vm| {
+        let offset = (crate::inventory::shard::hash(&v.id) % 3600) as f64;
+        ((v.last_seen + offset) / VM_REFRESH_SECONDS).floor()
+    };
+    vms.into_iter()
+        .filter(|v| {
+            prev.get(&v.id)
+                .is_none_or(|old| !old.same_facts(v) || window(old) != window(v))
+        })
+        .collect()
 }
 
 /// How many VMs and scanned addresses differ between what the agent holds for a cloud (its last
@@ -338,6 +359,49 @@ pub(super) mod tests {
             first_seen: 1.0,
             last_seen: 1.0,
         }
+    }
+
+    #[test]
+    fn a_full_inventory_writes_changed_vms_and_refreshes_the_rest_about_hourly() {
+        let at = |id: &str, seen: f64| {
+            Arc::new(Vm {
+                last_seen: seen,
+                ..vm(id, "c")
+            })
+        };
+        let ids: Vec<String> = (0..200).map(|i| format!("vm-{i}")).collect();
+        let prev: BTreeMap<String, Arc<Vm>> = ids
+            .iter()
+            .map(|id| (id.clone(), at(id, 10_000.0)))
+            .collect();
+        // Seen again 15 minutes later, unchanged but for one renamed and one new VM.
+        let mut now: Vec<Arc<Vm>> = ids.iter().map(|id| at(id, 10_900.0)).collect();
+        now[7] = Arc::new(Vm {
+            name: "renamed".into(),
+            ..(*now[7]).clone()
+        });
+        now.push(at("new", 10_900.0));
+        let written: Vec<String> = to_write(now.clone(), &prev)
+            .iter()
+            .map(|v| v.id.clone())
+            .collect();
+        assert!(written.contains(&"vm-7".to_string()) && written.contains(&"new".to_string()));
+        // About a quarter refreshed (15 of 60 minutes), not all 200.
+        assert!(
+            (20..=90).contains(&written.len()),
+            "{} written",
+            written.len()
+        );
+        // Over an hour of passes every VM is written at least once.
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut last = prev;
+        for pass in 1..=5 {
+            let t = 10_000.0 + 900.0 * f64::from(pass);
+            let now: Vec<Arc<Vm>> = ids.iter().map(|id| at(id, t)).collect();
+            seen.extend(to_write(now.clone(), &last).iter().map(|v| v.id.clone()));
+            last = now.into_iter().map(|v| (v.id.clone(), v)).collect();
+        }
+        assert_eq!(seen.len(), ids.len());
     }
 
     #[test]

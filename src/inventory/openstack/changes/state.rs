@@ -22,13 +22,48 @@ pub struct CloudState {
     project_names: HashMap<String, String>,
     user_names: HashMap<String, String>,
     /// Port ids by `device_id`, floating IP ids by `port_id`.
-    pub(crate) ports_by_device: HashMap<String, BTreeSet<String>>,
-    pub(crate) fips_by_port: HashMap<String, BTreeSet<String>>,
+    pub(crate) ports_by_device: HashMap<String, IdSet>,
+    pub(crate) fips_by_port: HashMap<String, IdSet>,
     pub(crate) stamps: HashMap<(Resource, String), Stamp>,
     pub cursor: Cursor,
     /// Subtracted from the newest `updated_at` seen to get the next `since` (clocks of the
     /// cloud's hosts differ; Neutron stamps whole seconds).
     pub margin: Duration,
+}
+
+/// A few ids, sorted, without repeats: a VM's ports, a port's floating IPs. Usually one, so a
+/// vector (one small allocation) rather than a B-tree set (a node of eleven slots per VM).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct IdSet(Vec<String>);
+
+impl IdSet {
+    pub(crate) fn insert(&mut self, id: String) {
+        if let Err(at) = self.0.binary_search(&id) {
+            self.0.insert(at, id);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) {
+        if let Ok(at) = self.0.binary_search_by(|x| x.as_str().cmp(id)) {
+            self.0.remove(at);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a IdSet {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// The default [`CloudState::margin`].
