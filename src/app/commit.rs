@@ -1,7 +1,7 @@
 //! Storing a finished pass: the hosts, events, VM records and findings it changed in one batch, then
 //! the view and the metrics (a targeted pass touches only its own hosts); retention after it.
 
-use super::{cycle, findings, inventory, schedule, Agent, PRUNE_BUDGET};
+use super::{cycle, findings, inventory, schedule, Agent};
 use crate::model::{now, Outcome, Stage};
 use crate::state::StageStatus;
 use crate::store::{self, Commit};
@@ -203,11 +203,7 @@ impl Agent {
         let t = now();
         let scans_before = t - self.config.storage.scan_retention.as_secs_f64();
         let events_before = t - self.config.storage.event_retention.as_secs_f64();
-        match store::blocking(&self.store, move |s| {
-            s.prune(scans_before, events_before, PRUNE_BUDGET)
-        })
-        .await
-        {
+        match store::blocking(&self.store, move |s| s.prune(scans_before, events_before)).await {
             Ok((0, 0)) => {}
             Ok((scans, events)) => tracing::info!(scans, events, "retention removed old records"),
             Err(e) => {
@@ -217,11 +213,7 @@ impl Agent {
         }
         // Resolved findings are kept as long as events.
         let _findings_lock = self.state.lock_findings().await;
-        match store::blocking(&self.store, move |s| {
-            s.prune_findings(events_before, PRUNE_BUDGET)
-        })
-        .await
-        {
+        match store::blocking(&self.store, move |s| s.prune_findings(events_before)).await {
             Ok(gone) if gone.is_empty() => {}
             Ok(gone) => {
                 tracing::info!(findings = gone.len(), "retention removed resolved findings");

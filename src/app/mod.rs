@@ -36,9 +36,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Most records retention deletes per pass.
-const PRUNE_BUDGET: usize = 10_000;
-
 /// A number in 0..1 that differs from call to call (for jitter; not for cryptography).
 fn random_fraction() -> f64 {
     use std::hash::BuildHasher;

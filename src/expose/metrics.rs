@@ -41,10 +41,11 @@ pub struct ErrorLabels {
 }
 
 /// The (stage, kind) error series exported from the start.
-pub const KNOWN_ERRORS: [(Stage, &str); 5] = [
+pub const KNOWN_ERRORS: [(Stage, &str); 6] = [
     (Stage::Discovery, "scan"),
     (Stage::Discovery, "cancelled"),
     (Stage::Store, "db"),
+    (Stage::Store, "no_space"),
     (Stage::Store, "task"),
     (Stage::Config, "reload"),
 ];

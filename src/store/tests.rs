@@ -1,8 +1,11 @@
 //! Unit tests of the RocksDB store: commits, recovery, queries, retention.
 use super::*;
-use crate::model::{PortFinding, ProbeCounts, Protocol, Stage, Verdict};
+use crate::model::{
+    finding_id, EventKind, FindingKind, FindingState, PortFinding, ProbeCounts, Protocol, Severity,
+    Stage, Verdict,
+};
 
-fn run(started: f64) -> ScanRun {
+pub(super) fn run(started: f64) -> ScanRun {
     ScanRun {
         id: 0,
         stage: Stage::Discovery,
@@ -22,7 +25,7 @@ fn run(started: f64) -> ScanRun {
     }
 }
 
-fn host(id: &str, port: u16) -> HostState {
+pub(super) fn host(id: &str, port: u16) -> HostState {
     HostState {
         id: id.into(),
         address: id.parse().unwrap(),
@@ -52,7 +55,7 @@ fn host(id: &str, port: u16) -> HostState {
     }
 }
 
-fn ev(t: f64, host: &str, kind: EventKind) -> Event {
+pub(super) fn ev(t: f64, host: &str, kind: EventKind) -> Event {
     Event {
         time: t,
         kind,
@@ -66,6 +69,38 @@ fn ev(t: f64, host: &str, kind: EventKind) -> Event {
         service: None,
         vuln: None,
         scan_id: 1,
+    }
+}
+
+pub(super) fn finding(host: &str, state: FindingState, resolved_at: Option<f64>) -> Finding {
+    Finding {
+        id: finding_id(host, FindingKind::UnexpectedPort, "tcp/22"),
+        kind: FindingKind::UnexpectedPort,
+        key: "tcp/22".into(),
+        host: host.into(),
+        address: "127.0.0.1".parse().unwrap(),
+        group: "g".into(),
+        vm: None,
+        protocol: Some(crate::model::Protocol::Tcp),
+        port: Some(22),
+        cve: None,
+        state,
+        severity: Severity::High,
+        rule: "default".into(),
+        evidence: "tcp/22 open".into(),
+        first_seen: 1.0,
+        last_seen: 1.0,
+        confirmed_at: Some(1.0),
+        resolved_at,
+        stale_since: None,
+        occurrence: 1,
+        previous: Vec::new(),
+        seen: 1,
+        missed: 0,
+        ack: None,
+        trigger: Default::default(),
+        detection_latency: None,
+        history: Vec::new(),
     }
 }
 
@@ -185,7 +220,7 @@ fn events_filter_page_and_prune() {
         .unwrap();
     assert_eq!(second[0].1.time, 20.0);
     // Retention removes old events from both the log and the host index.
-    assert_eq!(s.prune(0.0, 25.0, 100).unwrap(), (0, 2));
+    assert_eq!(s.prune(0.0, 25.0).unwrap(), (0, 2));
     assert_eq!(all(EventQuery::default()).len(), 1);
     assert_eq!(
         all(EventQuery {
@@ -220,25 +255,6 @@ fn a_foreign_schema_version_is_refused() {
         DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap(),
         before
     );
-}
-
-#[test]
-fn another_programs_rocksdb_is_refused_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        let db = DB::open_cf(&opts, dir.path(), ["default", "ledger"]).unwrap();
-        db.put(b"k", b"v").unwrap();
-    }
-    let e = Store::open(dir.path()).unwrap_err();
-    assert_eq!(e.kind(), "schema");
-    assert!(e.to_string().contains("not a stinger store"), "{e}");
-    // Nothing was added to it.
-    let mut cfs = DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
-    cfs.sort();
-    assert_eq!(cfs, ["default", "ledger"]);
 }
 
 #[test]
@@ -298,37 +314,7 @@ fn a_vms_hosts_are_found_and_their_events_merged_in_order() {
 
 #[test]
 fn findings_are_committed_with_their_scan_put_alone_and_pruned_once_resolved() {
-    use crate::model::{finding_id, Finding, FindingKind, FindingState, Severity};
     let dir = tempfile::tempdir().unwrap();
-    let finding = |host: &str, state: FindingState, resolved_at: Option<f64>| Finding {
-        id: finding_id(host, FindingKind::UnexpectedPort, "tcp/22"),
-        kind: FindingKind::UnexpectedPort,
-        key: "tcp/22".into(),
-        host: host.into(),
-        address: "127.0.0.1".parse().unwrap(),
-        group: "g".into(),
-        vm: None,
-        protocol: Some(crate::model::Protocol::Tcp),
-        port: Some(22),
-        cve: None,
-        state,
-        severity: Severity::High,
-        rule: "default".into(),
-        evidence: "tcp/22 open".into(),
-        first_seen: 1.0,
-        last_seen: 1.0,
-        confirmed_at: Some(1.0),
-        resolved_at,
-        stale_since: None,
-        occurrence: 1,
-        previous: Vec::new(),
-        seen: 1,
-        missed: 0,
-        ack: None,
-        trigger: Default::default(),
-        detection_latency: None,
-        history: Vec::new(),
-    };
     let open = finding("a", FindingState::Confirmed, None);
     let old = finding("b", FindingState::Resolved, Some(10.0));
     let recent = finding("c", FindingState::Resolved, Some(1000.0));
@@ -350,7 +336,7 @@ fn findings_are_committed_with_their_scan_put_alone_and_pruned_once_resolved() {
     assert_eq!(all, [open.clone(), old.clone(), recent.clone()]);
     // Retention removes only findings resolved before the cut.
     assert_eq!(
-        s.prune_findings(500.0, 100).unwrap(),
+        s.prune_findings(500.0).unwrap(),
         std::slice::from_ref(&old.id)
     );
     let left: Vec<String> = s.findings().unwrap().into_iter().map(|f| f.host).collect();

@@ -23,6 +23,7 @@ mod prometheus;
 mod scope;
 mod services;
 mod shards;
+mod store_faults;
 mod udp;
 mod util;
 mod vulns;
