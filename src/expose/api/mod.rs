@@ -200,7 +200,6 @@ pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
         },
         Err(e) => return e.into_response(),
     };
-    let limit = query.limit;
     let found = store::blocking(&s.store, move |st| {
         // A cloud VM's instance id stands for the VM and every host (address) it has had.
         let mut query = query;
@@ -208,14 +207,14 @@ pub async fn changes(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Res
             let under = st.hosts_under(id)?;
             query.hosts.extend(under);
         }
-        st.events(&query)
+        // A bounded walk: a rare `kind` is found a page at a time, never by reading the whole
+        // history in one request.
+        st.events_page(&query)
     });
     match found.await {
-        Ok(events) => {
-            let next = (events.len() == limit)
-                .then(|| events.last().map(|(k, _)| schema::to_hex(k)))
-                .flatten();
-            let changes: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
+        Ok(page) => {
+            let next = page.next.as_deref().map(schema::to_hex);
+            let changes: Vec<Event> = page.events.into_iter().map(|(_, e)| e).collect();
             Json(json!({ "changes": changes, "next_cursor": next })).into_response()
         }
         Err(e) => server_error(e),
