@@ -131,6 +131,7 @@ fn host_state(i: u32, ports: &BTreeSet<u16>, t: f64, run: u64) -> HostState {
         vulns: vec![],
         vm: None,
         exposure: None,
+        answers_everything: None,
     }
 }
 

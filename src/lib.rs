@@ -20,7 +20,8 @@
 //!     probes, nmap for services and versions, Greenbone through GMP for vulnerabilities; with their
 //!     pure parsers.
 //!   - [`judge`]: what it means — the port policy, a verdict and its deciding rule for every open port,
-//!     what a port's security groups expose, and the differences between two scans (history events).
+//!     what a port's security groups expose, a host that answers every port (one record, not one a
+//!     port), and the differences between two scans (history events).
 //!   - [`store`]: what is remembered — RocksDB: latest state per host, scan runs, history events.
 //! - [`state`]: the in-memory view that `/metrics` and the API read (with the running scans'
 //!   progress).

@@ -225,6 +225,7 @@ mod tests {
             vulns: Vec::new(),
             vm: None,
             exposure: None,
+            answers_everything: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `stinger scan --once`: one discovery pass with no store, printed as a table for people or JSON for
-//! programs — the nightly-cron use of the old script. Exit 0: every open port expected; 1: some not.
+//! programs — the nightly-cron use of the old script. Exit 0: every open port expected; 1: some not,
+//! or a host answers every TCP port (one row for it, no row a port).
 
 use super::cycle;
 use crate::config::cli::Output;
@@ -19,17 +20,20 @@ pub struct Report {
 }
 
 impl Report {
+    /// Unexpected open ports, plus one for each host that answers every TCP port.
     pub fn unexpected(&self) -> u64 {
-        self.pass.run.unexpected_ports
+        let tarpits = self.pass.hosts.iter();
+        let tarpits = tarpits.filter(|h| h.answers_everything.is_some()).count();
+        self.pass.run.unexpected_ports + tarpits as u64
     }
 
-    /// Hosts with at least one open port, in address order.
+    /// Hosts with at least one open port (or that answer everything), in address order.
     fn hosts(&self) -> Vec<&HostState> {
         let mut hosts: Vec<&HostState> = self
             .pass
             .hosts
             .iter()
-            .filter(|h| !h.ports.is_empty())
+            .filter(|h| !h.ports.is_empty() || h.answers_everything.is_some())
             .collect();
         hosts.sort_by_key(|h| h.address);
         hosts
@@ -52,6 +56,7 @@ impl Report {
                     "ports": h.ports.iter().map(|p| json!({
                         "port": p.port, "protocol": p.protocol, "verdict": p.verdict, "rule": p.rule,
                     })).collect::<Vec<_>>(),
+                    "answers_everything": h.answers_everything,
                 })
             })
             .collect();
@@ -83,6 +88,13 @@ impl Report {
             "HOST", "PORT", "PROTO", "VERDICT"
         );
         for h in self.hosts() {
+            if let Some(a) = &h.answers_everything {
+                let _ = writeln!(
+                    s,
+                    "{:<40} {:>5} {:<5} {:<10} {} of {} ports answered",
+                    h.address, "*", "tcp", "ANSWERS_EVERYTHING", a.open, a.probed
+                );
+            }
             for p in &h.ports {
                 let v = match p.verdict {
                     Verdict::Expected => "expected",

@@ -433,6 +433,7 @@ mod tests {
             vulns: vec![],
             vm: None,
             exposure: None,
+            answers_everything: None,
         }
     }
 

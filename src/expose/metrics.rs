@@ -258,6 +258,7 @@ mod tests {
             vulns: vec![],
             vm: None,
             exposure: None,
+            answers_everything: None,
         }
     }
 
@@ -369,7 +370,7 @@ mod tests {
 
     /// Every family the registry exports, in exposition order: (name as registered, unit, type).
     /// A new metric is added here too; `tests/integration/dashboards.rs` also reads its names here.
-    const FAMILIES: [(&str, &str, &str); 66] = [
+    const FAMILIES: [(&str, &str, &str); 67] = [
         ("scan_duration", "seconds", "histogram"),
         ("scan_probes", "", "counter"),
         ("reprobes", "", "counter"),
@@ -389,6 +390,7 @@ mod tests {
         ("policy_exceptions", "", "gauge"),
         ("finding_confirmed_timestamp", "seconds", "gauge"),
         ("hosts_unreachable", "", "gauge"),
+        ("hosts_answering_everything", "", "gauge"),
         ("targets_scan_overdue", "", "gauge"),
         ("metrics_series_dropped", "", "counter"),
         ("open_port_info", "", "gauge"),

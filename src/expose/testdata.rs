@@ -133,6 +133,7 @@ fn cloud_host(
         vulns: vec![],
         vm: Some(link),
         exposure: Some(e),
+        answers_everything: None,
     }
 }
 
@@ -284,6 +285,7 @@ pub fn view() -> View {
                 vulns: vec![],
                 vm: None,
                 exposure: None,
+                answers_everything: None,
             };
             h.ports[0].vulns.push(Vulnerability {
                 id: "CVE-2023-44487".into(),

@@ -9,6 +9,8 @@
 //! Resolution has hysteresis: a finding resolves only after `resolve_after` passes in a row that
 //! did not see it on a host that answered (each pass re-probes a port before calling it gone), so a
 //! listener that answers every other pass stays one confirmed finding — one page, not one a pass.
+//! The exception is a host that starts or stops answering every port ([`super::tarpit`]): the
+//! findings its new state replaces resolve at once, the judge's own hysteresis having decided.
 
 use super::Policy;
 use crate::model::finding::HISTORY_LIMIT;
@@ -203,6 +205,7 @@ pub fn candidates(h: &HostState, settings: &Settings) -> Vec<Candidate> {
     for v in &h.vulns {
         out.push(vuln_candidate(None, None, v));
     }
+    out.extend(super::tarpit::candidate(h));
     // One candidate per kind and key (a CVE both nmap and Greenbone report: the worse one).
     out.sort_by(|a, b| {
         (a.kind, a.key())
@@ -367,6 +370,8 @@ pub fn observe(
             if covers == Covers::Policy {
                 let detail = "the configuration no longer makes it a finding".to_string();
                 resolve(&mut f, detail, ctx);
+            } else if let Some(detail) = super::tarpit::resolves_now(host, &f) {
+                resolve(&mut f, detail, ctx);
             } else if host.up {
                 missed(&mut f, ctx);
             } else if covers == Covers::All {
@@ -422,6 +427,9 @@ fn seen(f: &mut Finding, c: &Candidate, host: &HostState, new: bool, ctx: &Conte
         f.state = FindingState::Confirmed;
         f.confirmed_at = Some(ctx.now);
         let detail = match ctx.settings.confirm {
+            Confirm::Reprobe if f.kind == FindingKind::AnswersEverything => {
+                super::tarpit::CONFIRMED.to_string()
+            }
             Confirm::Reprobe => "seen again by an immediate re-probe".to_string(),
             Confirm::Passes(n) => format!("seen in {n} passes in a row"),
         };

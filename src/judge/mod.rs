@@ -1,13 +1,15 @@
 //! Judge stage: what it means. Pure functions from an observation, the previous state and the policy
 //! to the new host state (every open port with its verdict and deciding rule) and the history events
 //! between the two (port opened/closed, host appeared/disappeared, verdict changed). A host that
-//! answers nothing keeps its last ports (it is unreachable, not closed). [`findings`] turns the
-//! judged states into findings with a lifecycle.
+//! answers nothing keeps its last ports (it is unreachable, not closed); a host that answers every
+//! TCP port is one record, event and finding ([`tarpit`]). [`findings`] turns the judged states
+//! into findings with a lifecycle.
 
 pub mod exceptions;
 pub mod exposure;
 pub mod findings;
 pub mod policy;
+pub mod tarpit;
 
 pub use policy::{Policy, Rule};
 
@@ -69,7 +71,13 @@ pub fn judge_host(
             events: Vec::new(),
         };
     }
-    let tcp = obs.open.iter().map(|&p| (Protocol::Tcp, p));
+    // A host that answers everything keeps counts, not one record per TCP port.
+    let answers_everything = tarpit::assess(obs, prev, now);
+    let tcp_open: &[u16] = match answers_everything {
+        Some(_) => &[],
+        None => &obs.open,
+    };
+    let tcp = tcp_open.iter().map(|&p| (Protocol::Tcp, p));
     // UDP: what nmap -sU found, and what the native probes found (each port once).
     let mut udp_ports: Vec<u16> = obs
         .udp_open
@@ -215,6 +223,7 @@ pub fn judge_host(
         vulns: prev.map_or(Vec::new(), |p| p.vulns.clone()),
         vm: target.vm.as_ref().map(|v| v.link.clone()),
         exposure,
+        answers_everything,
     };
     let events = diff(prev, &state, scan_id, now);
     Judged {
@@ -341,6 +350,7 @@ pub fn diff(
     if new.up && !was_up {
         events.push(event(EventKind::HostAppeared, new, now, scan_id, None));
     }
+    events.extend(tarpit::event(prev, new, scan_id, now));
     let old_ports: &[PortFinding] = prev.map_or(&[], |p| &p.ports);
     for p in &new.ports {
         // Vulnerabilities that appeared, and those gone from a port that is still open.
@@ -380,10 +390,11 @@ pub fn diff(
         }
     }
     for o in old_ports {
-        if !new
-            .ports
-            .iter()
-            .any(|p| p.port == o.port && p.protocol == o.protocol)
+        if !tarpit::supersedes(new, o)
+            && !new
+                .ports
+                .iter()
+                .any(|p| p.port == o.port && p.protocol == o.protocol)
         {
             events.push(event(EventKind::PortClosed, new, now, scan_id, Some(o)));
         }

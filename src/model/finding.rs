@@ -1,10 +1,10 @@
 //! Findings: what an operator is paged on. One record per (host identity, kind, key) — an
 //! unexpected open port, a port the security groups open to the world, a port security groups do
-//! not enforce, a UDP amplifier, a vulnerability — with a lifecycle (`open` → `confirmed` →
-//! `resolved`, `stale` while its host answers nothing), the rule or evidence that made it, its
-//! severity, an acknowledgement with an expiry, and its history. Plain data: the judge
-//! (`judge::findings`) moves findings through their states, the store keeps them, the API and the
-//! metrics show them.
+//! not enforce, a UDP amplifier, a vulnerability, a host that answers every port — with a
+//! lifecycle (`open` → `confirmed` → `resolved`, `stale` while its host answers nothing), the rule
+//! or evidence that made it, its severity, an acknowledgement with an expiry, and its history.
+//! Plain data: the judge (`judge::findings`) moves findings through their states, the store keeps
+//! them, the API and the metrics show them.
 
 use super::{Protocol, UnixSeconds, VmLink};
 use serde::{Deserialize, Serialize};
@@ -28,15 +28,18 @@ pub enum FindingKind {
     Amplifier,
     /// A known vulnerability (CVE) on a port or host-wide.
     Vulnerability,
+    /// A host that answers (nearly) every TCP port probed: one finding instead of one a port.
+    AnswersEverything,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 5] = [
+    pub const ALL: [FindingKind; 6] = [
         FindingKind::UnexpectedPort,
         FindingKind::WorldOpen,
         FindingKind::SgNotEnforced,
         FindingKind::Amplifier,
         FindingKind::Vulnerability,
+        FindingKind::AnswersEverything,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl FindingKind {
             FindingKind::SgNotEnforced => "sg_not_enforced",
             FindingKind::Amplifier => "amplifier",
             FindingKind::Vulnerability => "vulnerability",
+            FindingKind::AnswersEverything => "answers_everything",
         }
     }
 

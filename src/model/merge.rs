@@ -20,6 +20,7 @@ impl HostObservation {
         self.closed = self.closed.saturating_add(other.closed);
         self.filtered = self.filtered.saturating_add(other.filtered);
         self.errors = self.errors.saturating_add(other.errors);
+        self.carried = self.carried.saturating_add(other.carried);
         self.services_known |= other.services_known;
         self.services.extend(other.services);
         union(&mut self.udp_open, other.udp_open);

@@ -9,12 +9,14 @@
 //!   groups and their rules, Nova diagnostics and how fetching them went.
 //! - [`exposure`]: what a port's security groups expose, as the judge finds it.
 //! - [`finding`]: what an operator is paged on, with its lifecycle, acknowledgement and history.
+//! - [`tarpit`]: a host that answers every TCP port, recorded as counts instead of port records.
 
 pub mod cloud;
 pub mod exposure;
 pub mod finding;
 mod merge;
 mod progress;
+pub mod tarpit;
 
 pub use cloud::{
     AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+pub use tarpit::AnswersEverything;
 
 /// Seconds since the Unix epoch, as stored and exported (Prometheus' `_timestamp_seconds`).
 pub type UnixSeconds = f64;
@@ -186,6 +189,8 @@ pub struct HostObservation {
     pub filtered: u32,
     /// Probes that failed locally (e.g. no route, permission).
     pub errors: u32,
+    /// Ports in `open` this pass did not probe: a targeted pass keeps the last state's.
+    pub carried: u32,
     /// Whether nmap covered this host in this cycle (else services carry over from the last state).
     pub services_known: bool,
     /// Services nmap identified, by protocol and port.
@@ -374,6 +379,9 @@ pub struct HostState {
     /// What the port's security groups let in, against what answered (OpenStack only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposure: Option<Exposure>,
+    /// The host answers (nearly) every TCP port probed: `ports` then holds no TCP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers_everything: Option<AnswersEverything>,
 }
 
 impl HostState {
@@ -552,10 +560,14 @@ pub enum EventKind {
     VmAppeared,
     /// A VM the inventory listed before is gone from it (deleted, or no longer in a scanned status).
     VmGone,
+    /// The host began to answer (nearly) every TCP port probed: one event instead of one a port.
+    AnswersEverythingStarted,
+    /// It no longer does: its TCP ports are judged one by one again.
+    AnswersEverythingStopped,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::PortOpened,
         EventKind::PortClosed,
         EventKind::HostAppeared,
@@ -566,6 +578,8 @@ impl EventKind {
         EventKind::VulnRemediated,
         EventKind::VmAppeared,
         EventKind::VmGone,
+        EventKind::AnswersEverythingStarted,
+        EventKind::AnswersEverythingStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -580,6 +594,8 @@ impl EventKind {
             EventKind::VulnRemediated => "vuln_remediated",
             EventKind::VmAppeared => "vm_appeared",
             EventKind::VmGone => "vm_gone",
+            EventKind::AnswersEverythingStarted => "answers_everything_started",
+            EventKind::AnswersEverythingStopped => "answers_everything_stopped",
         }
     }
 

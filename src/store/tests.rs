@@ -52,6 +52,7 @@ pub(super) fn host(id: &str, port: u16) -> HostState {
         vulns: vec![],
         vm: None,
         exposure: None,
+        answers_everything: None,
     }
 }
 

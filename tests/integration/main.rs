@@ -24,6 +24,7 @@ mod scope;
 mod services;
 mod shards;
 mod store_faults;
+mod tarpit;
 mod udp;
 mod util;
 mod vulns;

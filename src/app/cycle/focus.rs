@@ -53,6 +53,9 @@ impl Focus {
             if o.obs.open.len() != before {
                 o.obs.open.sort_unstable();
                 o.obs.open.dedup();
+                // Not probed now: neither open nor probed in this pass's counts (`judge::tarpit`).
+                o.obs.carried =
+                    u32::try_from(o.obs.open.len().saturating_sub(before)).unwrap_or(u32::MAX);
             }
         }
     }

@@ -155,6 +155,8 @@ struct Observed {
     obs: HostObservation,
     /// The unit's namespace file; `None`: the agent's own namespace.
     namespace: Option<Arc<Path>>,
+    /// The judge will record it as answering (nearly) every TCP port: nmap is not asked about it.
+    answers_everything: bool,
 }
 
 /// What one pass produced.
@@ -232,7 +234,10 @@ async fn services(
     };
     // Open ports per (namespace, address): targets sharing both share one nmap job.
     let mut wanted: BTreeMap<Option<Arc<Path>>, BTreeMap<IpAddr, BTreeSet<u16>>> = BTreeMap::new();
-    for o in observed.iter().filter(|o| !o.obs.open.is_empty()) {
+    for o in observed
+        .iter()
+        .filter(|o| !o.obs.open.is_empty() && !o.answers_everything)
+    {
         wanted
             .entry(o.namespace.clone())
             .or_default()
@@ -634,10 +639,16 @@ async fn scan_units(
             if let Some(obs) = by_address.get(&target.address) {
                 in_inventory.insert(target.id.clone());
                 targets.push((target.id.clone(), g.group.clone(), true));
+                let answers_everything =
+                    judge::tarpit::answers_everything(obs, prev.get(&target.id));
+                if answers_everything {
+                    tracing::debug!(target = %target.id, open = obs.open.len(), "host answers every TCP port probed: one record, no re-probes, no nmap");
+                }
                 observed.push(Observed {
                     target: target.clone(),
                     obs: obs.clone(),
                     namespace: namespace.clone(),
+                    answers_everything,
                 });
             }
         }

@@ -2,10 +2,12 @@
 //! since the host's last state is probed once more — a newly open port must answer again to count
 //! as open (a blip is dropped), and a port open before that did not answer must stay silent to
 //! count as closed (a lost SYN keeps it open). Only hosts that answered something are re-probed: a
-//! host that answered nothing is unreachable, and the judge keeps its ports. Probes go to the same
+//! host that answered nothing is unreachable, and the judge keeps its ports; nor is one that
+//! answers everything (`judge::tarpit`), whose ports get no records. Probes go to the same
 //! addresses, from the same namespace, with the same rate limits as the scan that found them.
 
 use super::Unit;
+use crate::judge;
 use crate::model::{HostState, Protocol};
 use crate::scan::{self, Progress};
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,7 +53,9 @@ fn wanted(
         let Some(obs) = out.hosts.get(i) else {
             continue;
         };
-        if !obs.is_up() {
+        // Nor a host that answers everything: no port record would keep the answer (1-65535
+        // would be probed twice a pass).
+        if !obs.is_up() || judge::tarpit::answers_everything(obs, prev.get(&t.id)) {
             continue;
         }
         let before: BTreeSet<u16> = prev.get(&t.id).map_or_else(BTreeSet::new, |h| {

@@ -27,6 +27,7 @@ fn host(id: &str) -> HostState {
         vulns: Vec::new(),
         vm: None,
         exposure: None,
+        answers_everything: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn observed(id: &str, address: IpAddr, open: &[u16], ns: Option<&Path>) -> Obser
             ..HostObservation::default()
         },
         namespace: ns.map(Arc::from),
+        answers_everything: false,
     }
 }
 

@@ -109,7 +109,8 @@ pub const TIME_FORM: &str = "RFC 3339 (2026-11-24T10:00:00Z) or Unix seconds";
 
 /// Every [`EventKind`], as the `kind` parameter accepts them (a test keeps it complete).
 pub const EVENT_KINDS: &str = "port_opened, port_closed, host_appeared, host_disappeared, \
-     verdict_changed, service_changed, vuln_found, vuln_remediated, vm_appeared or vm_gone";
+     verdict_changed, service_changed, vuln_found, vuln_remediated, vm_appeared, vm_gone, \
+     answers_everything_started or answers_everything_stopped";
 
 fn non_empty(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
@@ -352,8 +353,8 @@ pub const FINDINGS_PARAMS: &[&str] = &[
 ];
 
 const STATES: &str = "open, confirmed, stale or resolved (several: comma-separated)";
-const FINDING_KINDS: &str = "unexpected_port, world_open, sg_not_enforced, amplifier or \
-     vulnerability (several: comma-separated)";
+const FINDING_KINDS: &str = "unexpected_port, world_open, sg_not_enforced, amplifier, \
+     vulnerability or answers_everything (several: comma-separated)";
 const SEVERITIES: &str = "low, medium, high or critical (several: comma-separated)";
 
 /// The findings list's filters, all ANDed; `None` matches every finding.

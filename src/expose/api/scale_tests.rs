@@ -92,6 +92,7 @@ fn host(i: usize) -> HostState {
         vulns: vec![],
         vm: Some(link(i)),
         exposure: None,
+        answers_everything: None,
     }
 }
 

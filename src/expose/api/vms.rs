@@ -10,7 +10,9 @@ use super::query::{self, path_escape, VmsQuery};
 use super::{not_found, server_error, BadRequest};
 use crate::expose::Shared;
 use crate::inventory::shard::Shard;
-use crate::model::{Event, Exposure, HostState, PortFinding, UnixSeconds, Verdict, Vm, VmLink};
+use crate::model::{
+    AnswersEverything, Event, Exposure, HostState, PortFinding, UnixSeconds, Verdict, Vm, VmLink,
+};
 use crate::store::{self, EventQuery};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -46,6 +48,9 @@ struct VmSummary<'a> {
     /// What the port's security groups let in.
     #[serde(skip_serializing_if = "Option::is_none")]
     exposure: Option<&'a Exposure>,
+    /// The host answers every TCP port probed (then `ports` lists no TCP port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answers_everything: Option<&'a AnswersEverything>,
 }
 
 impl<'a> VmSummary<'a> {
@@ -63,6 +68,7 @@ impl<'a> VmSummary<'a> {
             last_scan_id: h.last_scan_id,
             vm: h.vm.as_ref(),
             exposure: h.exposure.as_ref(),
+            answers_everything: h.answers_everything.as_ref(),
         }
     }
 }

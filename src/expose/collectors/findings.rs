@@ -1,9 +1,11 @@
 //! Exports the findings and what their alerts rest on: `stinger_findings` (every finding by kind,
-//! state and severity: all 80 combinations, zeros included), `stinger_findings_acknowledged` (by
-//! kind), `stinger_policy_exceptions` (active and expired), `stinger_finding_confirmed_timestamp_seconds` (one series per alerting finding —
-//! confirmed, not acknowledged — what the alerts page on), `stinger_hosts_unreachable` (hosts whose
-//! findings go stale) and `stinger_targets_scan_overdue` (targets no pass has scanned lately, whose
-//! findings can neither appear nor resolve). The per-finding series come first in the
+//! state and severity: all 96 combinations, zeros included), `stinger_findings_acknowledged` (by
+//! kind), `stinger_policy_exceptions` (active and expired),
+//! `stinger_finding_confirmed_timestamp_seconds` (one series per alerting finding — confirmed, not
+//! acknowledged — what the alerts page on), `stinger_hosts_unreachable` (hosts whose findings go
+//! stale), `stinger_hosts_answering_everything` (hosts with one finding in place of per-port ones,
+//! and no per-port series) and `stinger_targets_scan_overdue` (targets no pass has scanned lately,
+//! whose findings can neither appear nor resolve). The per-finding series come first in the
 //! `web.max_port_series` budget (most severe first); the per-port series get what is left, and the
 //! ports collector counts what both leave out.
 
@@ -196,6 +198,19 @@ impl Collector for Findings {
                 .iter()
                 .map(|(g, n)| ([("group", *g)], *n as f64)),
         )?;
+        let tarpits = per_group(
+            &view,
+            view.hosts
+                .values()
+                .map(|h| (h.group.as_str(), h.answers_everything.is_some())),
+        );
+        gauges(
+            &mut enc,
+            "hosts_answering_everything",
+            "Known hosts that answer (nearly) every TCP port probed, by group: each is one answers_everything finding, with no per-port records or series",
+            None,
+            tarpits.iter().map(|(g, n)| ([("group", *g)], *n as f64)),
+        )?;
         let allowed = overdue_after(&view);
         let overdue = per_group(
             &view,
@@ -335,7 +350,7 @@ mod tests {
             view.findings.insert(f.id.clone(), f);
         }
         let text = scrape(view, 100);
-        assert_eq!(lines(&text, "stinger_findings").len(), 80, "{text}");
+        assert_eq!(lines(&text, "stinger_findings").len(), 96, "{text}");
         for (series, want) in [
             (
                 "stinger_findings{kind=\"unexpected_port\",state=\"confirmed\",severity=\"high\"}",
@@ -356,7 +371,7 @@ mod tests {
         ] {
             assert_eq!(value(&text, series), Some(want), "{series}: {text}");
         }
-        assert_eq!(lines(&text, "stinger_findings_acknowledged").len(), 5);
+        assert_eq!(lines(&text, "stinger_findings_acknowledged").len(), 6);
         let paging = lines(&text, "stinger_finding_confirmed_timestamp_seconds");
         assert_eq!(
             paging,
@@ -384,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn overdue_targets_and_unreachable_hosts_are_counted_per_group() {
+    fn overdue_targets_unreachable_hosts_and_hosts_answering_everything_are_counted_per_group() {
         let t = crate::model::now();
         let mut view = View::default();
         view.stages.insert(
@@ -433,8 +448,22 @@ mod tests {
             vulns: vec![],
             vm: None,
             exposure: None,
+            answers_everything: None,
+        };
+        let tarpit = crate::model::HostState {
+            id: "10.0.0.1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            group: "a".into(),
+            up: true,
+            answers_everything: Some(crate::model::AnswersEverything {
+                open: 65_535,
+                probed: 65_535,
+                since: 1.0,
+            }),
+            ..silent.clone()
         };
         view.hosts.insert(silent.id.clone(), silent);
+        view.hosts.insert(tarpit.id.clone(), tarpit);
         let text = scrape(view, 10);
         for (series, want) in [
             ("stinger_targets_scan_overdue{group=\"a\"}", 1.0),
@@ -442,6 +471,9 @@ mod tests {
             ("stinger_targets_scan_overdue{group=\"empty\"}", 0.0),
             ("stinger_hosts_unreachable{group=\"a\"}", 0.0),
             ("stinger_hosts_unreachable{group=\"b\"}", 1.0),
+            ("stinger_hosts_answering_everything{group=\"a\"}", 1.0),
+            ("stinger_hosts_answering_everything{group=\"b\"}", 0.0),
+            ("stinger_hosts_answering_everything{group=\"empty\"}", 0.0),
         ] {
             assert_eq!(value(&text, series), Some(want), "{series}: {text}");
         }

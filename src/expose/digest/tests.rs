@@ -216,7 +216,7 @@ fn the_first_digest_summarises_instead_of_listing_everything() {
     assert!(t.contains("first digest, 2025-11-25 16:00 UTC"), "{t}");
     assert!(t.contains("FINDINGS BY KIND, SEVERITY AND STATE"), "{t}");
     assert!(
-        t.contains("unexpected_port  critical          0         5         0         0"),
+        t.contains("unexpected_port    critical          0         5         0         0"),
         "{t}"
     );
     assert!(

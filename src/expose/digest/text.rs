@@ -112,13 +112,13 @@ fn counts_table(t: &mut String, d: &Digest) {
             row[i] += c.count;
         }
     }
-    let _ = write!(t, "{:<16} {:<9}", "kind", "severity");
+    let _ = write!(t, "{:<18} {:<9}", "kind", "severity");
     for s in FindingState::ALL {
         let _ = write!(t, " {:>9}", s.as_str());
     }
     t.push('\n');
     for ((kind, severity), n) in rows {
-        let _ = write!(t, "{:<16} {:<9}", kind.as_str(), severity.0.as_str());
+        let _ = write!(t, "{:<18} {:<9}", kind.as_str(), severity.0.as_str());
         for x in n {
             let _ = write!(t, " {x:>9}");
         }

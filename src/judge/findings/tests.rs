@@ -44,6 +44,7 @@ fn host(up: bool, ports: Vec<PortFinding>) -> HostState {
             namespace: None,
         }),
         exposure: None,
+        answers_everything: None,
     }
 }
 
