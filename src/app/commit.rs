@@ -8,7 +8,7 @@ use crate::store::{self, Commit};
 
 impl Agent {
     /// Store a pass atomically, then publish it to the view and the metrics.
-    pub(super) async fn commit(&mut self, pass: cycle::Pass, round: inventory::Round) {
+    pub(super) async fn commit(&mut self, mut pass: cycle::Pass, round: inventory::Round) {
         let run = pass.run.clone();
         let ok = run.outcome == Outcome::Success;
         // An on-demand pass over a few targets: it touches their hosts only, and neither the
@@ -58,15 +58,21 @@ impl Agent {
         self.mark_detection(&mut findings, run.trigger, &pass.since);
         let commit = Commit {
             run: Some(run.clone()),
-            hosts: pass.hosts.clone(),
+            // Moved, not copied: a full pass of a large cloud holds megabytes of host states,
+            // and they come back with the batch for the view.
+            hosts: std::mem::take(&mut pass.hosts),
             removed_hosts: pass.removed.clone(),
             events,
             vms: round.vms,
             removed_vms: round.removed_vms,
-            findings: findings.clone(),
+            findings,
             handed_over: handed_over.clone(),
         };
-        let stored = store::blocking(&self.store, move |s| s.commit(&commit)).await;
+        let (stored, commit) =
+            match store::blocking(&self.store, move |s| Ok((s.commit(&commit), commit))).await {
+                Ok((stored, commit)) => (stored, Some(commit)),
+                Err(e) => (Err(e), None),
+            };
         if let Some(r) = &pass.services {
             let ok = r.errors.is_empty();
             self.metrics.run(
@@ -94,14 +100,18 @@ impl Agent {
         let r = pass.reprobes;
         self.metrics
             .reprobes(r.confirmed, r.transient, r.recovered, r.gone);
-        if let Err(e) = stored {
-            tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
-            self.metrics.error(Stage::Store, e.kind());
-            if !targeted {
-                self.set_stage(|s| schedule::record(s, false, now()));
+        let commit = match (stored, commit) {
+            (Ok(()), Some(commit)) => commit,
+            (Err(e), _) => {
+                tracing::error!(error = %e, scan_id = run.id, "cannot store the scan; serving the previous state");
+                self.metrics.error(Stage::Store, e.kind());
+                if !targeted {
+                    self.set_stage(|s| schedule::record(s, false, now()));
+                }
+                return;
             }
-            return;
-        }
+            (Ok(()), None) => return, // not reached: a stored batch comes back
+        };
         if !ok {
             for e in &run.errors {
                 let kind = if run.outcome == Outcome::Cancelled {
@@ -119,10 +129,10 @@ impl Agent {
                 for id in &pass.removed {
                     view.hosts.remove(id);
                 }
-                for h in pass.hosts {
+                for h in commit.hosts {
                     view.hosts.insert(h.id.clone(), h);
                 }
-                findings::publish(&mut view, findings);
+                findings::publish(&mut view, commit.findings);
                 for id in &handed_over {
                     view.findings.remove(id);
                 }
