@@ -241,6 +241,20 @@ fn collect(s: &Shared) -> Output {
 /// this one worker could keep its runtime thread from everything else (HTTP, timers, other workers).
 const YIELD_EVERY: u32 = 64;
 
+/// Wait for a slot under `max_rate`, then under host `h`'s `max_host_rate`.
+async fn pace(s: &Shared, h: usize) {
+    if let Some(pacer) = &s.global_pacer {
+        if let Some(at) = pacer.reserve(s.origin) {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+    if let Some(pacer) = s.host_pacers.get(h) {
+        if let Some(at) = pacer.reserve(s.origin) {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+}
+
 async fn worker(s: Arc<Shared>) {
     let n = s.addrs.len() as u64;
     let mut since_yield = 0u32;
@@ -258,20 +272,13 @@ async fn worker(s: Arc<Shared>) {
             return;
         }
         let (h, p) = ((i % n) as usize, (i / n) as usize);
-        if let Some(pacer) = &s.global_pacer {
-            if let Some(at) = pacer.reserve(s.origin) {
-                tokio::time::sleep_until(at).await;
-            }
-        }
-        if let Some(pacer) = s.host_pacers.get(h) {
-            if let Some(at) = pacer.reserve(s.origin) {
-                tokio::time::sleep_until(at).await;
-            }
-        }
         let addr = SocketAddr::new(s.addrs[h], s.ports[p]);
         let mut attempts = 0;
         let mut retire = false;
         let result = loop {
+            // Every attempt, retries included, waits for its global and per-host slots: the
+            // configured rates are packets a second, not first attempts a second.
+            pace(&s, h).await;
             match probe(&s, h, addr).await {
                 Probe::TimedOut if attempts < s.retries => attempts += 1,
                 Probe::NoResources => {
