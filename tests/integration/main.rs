@@ -19,6 +19,7 @@ mod openstack;
 mod openstack_changes;
 mod openstack_faults;
 mod orphans;
+mod packets;
 mod prometheus;
 mod scope;
 mod services;

@@ -1,8 +1,8 @@
 //! Test network namespaces: [`TestNs`], a Neutron-like `qdhcp-<id>` namespace made with
 //! `ip netns add` (deleted on drop) to run commands in with `nsenter`; [`privileged`], the check
 //! that skips (and says so) a test which needs CAP_SYS_ADMIN; [`fresh_id`], uuid-shaped ids no
-//! other test uses; and [`run`]/[`must_run`], bounded child processes. Entering a namespace from
-//! stinger's own code (its `setns` thread) stays in stinger's tests.
+//! other test uses; and [`run`]/[`must_run`]/[`run_stdout`], bounded child processes. Entering a
+//! namespace from stinger's own code (its `setns` thread) stays in stinger's tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,6 +43,47 @@ pub fn run(cmd: &str, args: &[&str]) -> (bool, String) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Runs a command like [`run`] but keeps its standard output: whether it succeeded, its stdout and
+/// its stderr.
+pub fn run_stdout(cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    // Drained on threads of their own, so a chatty command never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd} {args:?} did not finish in {COMMAND_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    (
+        status.success(),
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
 }
 
 /// Runs a command like [`run`]; panics with its stderr when it fails.
@@ -101,6 +142,16 @@ impl TestNs {
         let (ok, stderr) = run("nsenter", &args);
         assert!(ok || !must, "nsenter {args:?} failed: {stderr}");
         (ok, stderr)
+    }
+
+    /// Runs a command inside the namespace and returns its stdout; panics when it fails.
+    pub fn output(&self, cmd: &[&str]) -> String {
+        let net = format!("--net={}", self.path.display());
+        let mut args = vec![net.as_str()];
+        args.extend_from_slice(cmd);
+        let (ok, stdout, stderr) = run_stdout("nsenter", &args);
+        assert!(ok, "nsenter {args:?} failed: {stderr}");
+        stdout
     }
 }
 
