@@ -85,6 +85,8 @@ pub struct View {
     pub max_ack: Duration,
     /// Whether the API shows VMs' Nova metadata (`[web] vm_metadata`).
     pub vm_metadata: bool,
+    /// Most per-device series /metrics exports (`[web] max_device_series`; 0: no limit).
+    pub max_device_series: usize,
     /// On-demand scans each user may ask for per minute (`[scan.targeted] max_per_minute`).
     pub scans_per_minute: u32,
     /// The configuration's `[[policy.exceptions]]`: name and expiry (counted active or expired at

@@ -287,6 +287,7 @@ async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Re
     view.findings = findings.into_iter().map(|f| (f.id.clone(), f)).collect();
     view.max_ack = config.max_ack;
     view.vm_metadata = config.web.vm_metadata;
+    view.max_device_series = config.web.max_device_series;
     view.scans_per_minute = config.scans_per_minute;
     view.exceptions = exceptions_of(&config.policy);
     view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
@@ -551,8 +552,8 @@ impl Agent {
                 return;
             }
         };
-        // The listener, its TLS/auth file and the telemetry path are set up once; `max_port_series`
-        // and `vm_metadata` apply now.
+        // The listener, its TLS/auth file and the telemetry path are set up once; `max_port_series`,
+        // `vm_metadata` and `max_device_series` apply now.
         let (w, old) = (&new.web, &self.config.web);
         let web_moved = w.listen != old.listen
             || w.config_file != old.config_file
@@ -568,6 +569,7 @@ impl Agent {
             let mut view = self.state.write();
             view.max_ack = new.max_ack;
             view.vm_metadata = new.web.vm_metadata;
+            view.max_device_series = new.web.max_device_series;
             view.scans_per_minute = new.scans_per_minute;
             view.exceptions = exceptions_of(&new.policy);
         }

@@ -431,6 +431,8 @@ pub struct WebFile {
     pub config_file: Option<PathBuf>,
     /// Serve each VM's Nova metadata (tenant-set key/values, which may hold secrets) in the API.
     pub vm_metadata: bool,
+    /// Most per-device series (the VMs' NIC and disk counters) exported; 0 = no limit.
+    pub max_device_series: usize,
 }
 
 impl Default for WebFile {
@@ -441,6 +443,7 @@ impl Default for WebFile {
             max_port_series: 10_000,
             config_file: None,
             vm_metadata: false,
+            max_device_series: 100_000,
         }
     }
 }

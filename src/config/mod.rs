@@ -111,6 +111,8 @@ pub struct WebConfig {
     pub max_port_series: usize,
     /// `GET /api/v1/vms/{id}` shows the VM's Nova metadata (else it is left out).
     pub vm_metadata: bool,
+    /// Most per-device (NIC and disk) series of all VMs together; 0 = no limit.
+    pub max_device_series: usize,
 }
 
 /// The validated configuration, as typed per-stage configs.

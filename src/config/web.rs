@@ -39,6 +39,7 @@ pub(crate) fn build(f: &WebFile, problems: &mut Vec<Problem>) -> Option<WebConfi
         telemetry_path: f.telemetry_path.clone(),
         max_port_series: f.max_port_series,
         vm_metadata: f.vm_metadata,
+        max_device_series: f.max_device_series,
     })
 }
 

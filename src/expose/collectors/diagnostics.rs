@@ -5,8 +5,9 @@
 //! `stinger_vm_disk_{reads,writes}_completed_total`.
 //! Unknown values are left out, not exported as 0. At most [`MAX_DEVICES_PER_VM`] NICs and as many
 //! disks of each VM are exported (in Nova's order): a VM that reports hundreds (hot-plugged, or a
-//! hypervisor that lies) would otherwise multiply the series; the rest are counted in
-//! `stinger_vm_devices_not_exported`.
+//! hypervisor that lies) would otherwise multiply the series. All VMs' device series together stay
+//! within `[web] max_device_series` (VMs in id order, each device costing one series per counter);
+//! the devices left out either way are counted in `stinger_vm_devices_not_exported`.
 //!
 //! The values are what the last inventory fetched (Nova's diagnostics call is slow and admin-only,
 //! so the scrape never makes it); the HELP texts say so.
@@ -121,6 +122,28 @@ const DISK_FIELDS: [Field<DiskStats>; 5] = [
     }),
 ];
 
+/// How many NICs and disks of each VM are exported (index-aligned with `vms`), and how many
+/// devices are left out: at most [`MAX_DEVICES_PER_VM`] of each kind a VM, and whole devices, in
+/// the VMs' order, while their series fit in `budget` (0: no limit).
+fn allot(
+    vms: &[(&str, &crate::inventory::openstack::types::Diagnostics)],
+    budget: usize,
+) -> (Vec<(usize, usize)>, usize) {
+    let (nic_cost, disk_cost) = (NIC_FIELDS.len(), DISK_FIELDS.len());
+    let mut left = if budget == 0 { usize::MAX } else { budget };
+    let mut out = Vec::with_capacity(vms.len());
+    let mut left_out = 0;
+    for (_, d) in vms {
+        let nics = d.nics.len().min(MAX_DEVICES_PER_VM).min(left / nic_cost);
+        left -= nics * nic_cost;
+        let disks = d.disks.len().min(MAX_DEVICES_PER_VM).min(left / disk_cost);
+        left -= disks * disk_cost;
+        left_out += d.nics.len() - nics + d.disks.len() - disks;
+        out.push((nics, disks));
+    }
+    (out, left_out)
+}
+
 impl Collector for Diagnostics {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let view = self.state.read();
@@ -128,8 +151,9 @@ impl Collector for Diagnostics {
         let with: Vec<_> = view
             .vms
             .values()
-            .filter_map(|v| v.diagnostics.as_ref().map(|d| (v.id.as_str(), d)))
+            .filter_map(|v| v.diagnostics.as_deref().map(|d| (v.id.as_str(), d)))
             .collect();
+        let (allotted, left_out) = allot(&with, view.max_device_series);
         let vm = |id: &str| [("vm_id", id.to_owned())];
         counters(
             enc,
@@ -163,8 +187,8 @@ impl Collector for Diagnostics {
                     "{help} since the VM started (nic: MAC address or hypervisor device), {CACHED}"
                 ),
                 unit.as_ref(),
-                with.iter().flat_map(|(id, d)| {
-                    d.nics.iter().take(MAX_DEVICES_PER_VM).filter_map(move |n| {
+                with.iter().zip(&allotted).flat_map(|((id, d), (nics, _))| {
+                    d.nics.iter().take(*nics).filter_map(move |n| {
                         field(n).map(|v| ([("vm_id", *id), ("nic", n.name.as_str())], v))
                     })
                 }),
@@ -176,31 +200,69 @@ impl Collector for Diagnostics {
                 name,
                 &format!("{help} since the VM started (disk: device name or position), {CACHED}"),
                 unit.as_ref(),
-                with.iter().flat_map(|(id, d)| {
-                    d.disks
-                        .iter()
-                        .take(MAX_DEVICES_PER_VM)
-                        .filter_map(move |k| {
+                with.iter()
+                    .zip(&allotted)
+                    .flat_map(|((id, d), (_, disks))| {
+                        d.disks.iter().take(*disks).filter_map(move |k| {
                             field(k).map(|v| ([("vm_id", *id), ("disk", k.name.as_str())], v))
                         })
-                }),
+                    }),
             )?;
         }
-        let left_out: usize = with
-            .iter()
-            .map(|(_, d)| {
-                d.nics.len().saturating_sub(MAX_DEVICES_PER_VM)
-                    + d.disks.len().saturating_sub(MAX_DEVICES_PER_VM)
-            })
-            .sum();
         gauges(
             enc,
             "vm_devices_not_exported",
             &format!(
-                "NICs and disks of VMs left out of the per-device series (at most {MAX_DEVICES_PER_VM} of each a VM are exported), {CACHED}"
+                "NICs and disks of VMs left out of the per-device series (at most {MAX_DEVICES_PER_VM} of each a VM are exported, all VMs' within web.max_device_series), {CACHED}"
             ),
             None,
             [([("", ""); 0], left_out as f64)],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Diagnostics as Diag, DiskStats, NicStats};
+
+    fn diag(nics: usize, disks: usize) -> Diag {
+        Diag {
+            nics: (0..nics)
+                .map(|i| NicStats {
+                    name: format!("nic-{i}"),
+                    ..NicStats::default()
+                })
+                .collect(),
+            disks: (0..disks)
+                .map(|i| DiskStats {
+                    name: format!("disk-{i}"),
+                    ..DiskStats::default()
+                })
+                .collect(),
+            ..Diag::default()
+        }
+    }
+
+    #[test]
+    fn device_series_stay_within_the_budget_whole_devices_in_vm_order() {
+        let (nic, disk) = (NIC_FIELDS.len(), DISK_FIELDS.len());
+        let d = diag(2, 1);
+        let vms: Vec<(&str, &Diag)> = (0..1000).map(|_| ("vm", &d)).collect();
+        let per_vm = 2 * nic + disk;
+        // Room for 10 whole VMs and one NIC of the 11th.
+        let budget = 10 * per_vm + nic + disk - 1;
+        let (allotted, left_out) = allot(&vms, budget);
+        assert!(allotted[..10].iter().all(|a| *a == (2, 1)));
+        assert_eq!(allotted[10], (1, 0));
+        assert!(allotted[11..].iter().all(|a| *a == (0, 0)));
+        let series: usize = allotted.iter().map(|(n, k)| n * nic + k * disk).sum();
+        assert!(series <= budget, "{series} series for a budget of {budget}");
+        assert_eq!(left_out, 1000 * 3 - (10 * 3 + 1));
+        // 0 is no limit; the per-VM cap holds either way.
+        let many = diag(300, 20);
+        let (allotted, left_out) = allot(&[("vm", &many)], 0);
+        assert_eq!(allotted, [(MAX_DEVICES_PER_VM, MAX_DEVICES_PER_VM)]);
+        assert_eq!(left_out, 300 + 20 - 2 * MAX_DEVICES_PER_VM);
     }
 }

@@ -224,7 +224,7 @@ fn a_vm_with_hundreds_of_devices_exports_sixteen_of_each_and_counts_the_rest() {
         })
         .collect();
     *state.write() = view;
-    let (reg, _) = metrics::registry(state, Arc::new(AtomicUsize::new(10_000)));
+    let (reg, _) = metrics::registry(state.clone(), Arc::new(AtomicUsize::new(10_000)));
     let text = encode_metrics(&reg, false).unwrap();
     let of_vm = |family: &str| {
         text.lines()
@@ -239,6 +239,39 @@ fn a_vm_with_hundreds_of_devices_exports_sixteen_of_each_and_counts_the_rest() {
     assert_eq!(
         sample(&text, "stinger_vm_devices_not_exported"),
         Some((300 - MAX_DEVICES_PER_VM + 20 - MAX_DEVICES_PER_VM) as f64)
+    );
+    promtool::check_metrics(&text).unwrap();
+
+    // Within [web] max_device_series: room for one NIC's series (of the first VM with diagnostics;
+    // the test view's other VMs have none), no disk.
+    let first_with = {
+        let view = state.read();
+        view.vms
+            .values()
+            .find(|v| v.diagnostics.is_some())
+            .map(|v| v.id.clone())
+    };
+    assert_eq!(first_with.as_deref(), Some(id.as_str()));
+    let devices_before: usize = {
+        let view = state.read();
+        view.vms
+            .values()
+            .filter_map(|v| v.diagnostics.as_ref())
+            .map(|d| d.nics.len() + d.disks.len())
+            .sum()
+    };
+    state.write().max_device_series = 8;
+    let text = encode_metrics(&reg, false).unwrap();
+    let of_vm = |family: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(&id))
+            .count()
+    };
+    assert_eq!(of_vm("stinger_vm_network_receive_bytes_total"), 1);
+    assert_eq!(of_vm("stinger_vm_disk_errors_total"), 0);
+    assert_eq!(
+        sample(&text, "stinger_vm_devices_not_exported"),
+        Some((devices_before - 1) as f64)
     );
     promtool::check_metrics(&text).unwrap();
 }
