@@ -14,7 +14,7 @@ use crate::inventory::shard::Shard;
 use crate::model::{now, ScanRun, Stage, Trigger, UnixSeconds, Vm};
 use crate::state::State;
 use crate::store::{self, Store};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -158,29 +158,10 @@ pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
             scan_id = run.id,
             "cloud changes applied"
         );
-        // Appeared and gone within this agent's part (a VM another shard owns now leaves
-        // without an event).
-        let mut mine = before.clone();
-        mine.retain(|id, _| p.shard.owns(id));
-        round
-            .events
-            .extend(inventory::vm_events(name, &mine, &inv.vms, run.id, t));
-        let ids: HashSet<&str> = inv.vms.iter().map(|v| v.id.as_str()).collect();
-        round.removed_vms.extend(
-            before
-                .keys()
-                .filter(|id| !ids.contains(id.as_str()))
-                .cloned(),
-        );
-        {
-            let mut view = p.state.write();
-            for id in before.keys() {
-                view.vms.remove(id);
-            }
-            for v in &inv.vms {
-                view.vms.insert(v.id.clone(), v.clone());
-            }
-        }
+        let (events, removed) =
+            inventory::replace_vms(p.state, p.shard, name, &before, &inv.vms, run.id, t);
+        round.events.extend(events);
+        round.removed_vms.extend(removed);
         // Only the VM records a change altered are written (a full pass rewrites them all): a
         // poll of a large cloud would otherwise store every VM again for one new floating IP.
         round.vms.extend(changed_vms(inv.vms, &before));

@@ -120,6 +120,38 @@ pub fn vm_events(
     events
 }
 
+/// Put what a source's inventory says now (`now_vms`) in the view in place of the VMs it spoke for
+/// (`before`: all of the source's VMs after a full inventory, those a change poll touched after a
+/// poll). Returns the VM appeared/gone events (within this agent's shard: a VM another shard owns
+/// now leaves without one) and the ids of the VMs that left.
+pub(super) fn replace_vms(
+    state: &State,
+    shard: &Shard,
+    source: &str,
+    before: &BTreeMap<String, Arc<Vm>>,
+    now_vms: &[Arc<Vm>],
+    scan_id: u64,
+    t: UnixSeconds,
+) -> (Vec<Event>, Vec<String>) {
+    let mut mine = before.clone();
+    mine.retain(|id, _| shard.owns(id));
+    let events = vm_events(source, &mine, now_vms, scan_id, t);
+    let ids: HashSet<&str> = now_vms.iter().map(|v| v.id.as_str()).collect();
+    let removed = before
+        .keys()
+        .filter(|id| !ids.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let mut view = state.write();
+    for id in before.keys() {
+        view.vms.remove(id);
+    }
+    for v in now_vms {
+        view.vms.insert(v.id.clone(), v.clone());
+    }
+    (events, removed)
+}
+
 /// The view's record of a source after an attempt.
 pub fn status(
     prev: Option<&SourceStatus>,
@@ -204,23 +236,15 @@ pub async fn round(
                 metrics.run(Stage::Inventory, "success", report.seconds);
                 // One copy of each VM, shared by the view and the store's batch.
                 let vms = inv.vms;
-                round
-                    .events
-                    .extend(vm_events(&f.name, &prev_mine, &vms, scan_id, t));
-                let ids: HashSet<&str> = vms.iter().map(|v| v.id.as_str()).collect();
-                round.removed_vms.extend(
-                    prev_vms
-                        .values()
-                        .filter(|v| v.cloud == f.name && !ids.contains(v.id.as_str()))
-                        .map(|v| v.id.clone()),
-                );
-                {
-                    let mut view = state.write();
-                    view.vms.retain(|_, v| v.cloud != f.name);
-                    for v in &vms {
-                        view.vms.insert(v.id.clone(), v.clone());
-                    }
-                }
+                let before: BTreeMap<String, Arc<Vm>> = prev_vms
+                    .iter()
+                    .filter(|(_, v)| v.cloud == f.name)
+                    .map(|(id, v)| (id.clone(), v.clone()))
+                    .collect();
+                let (events, removed) =
+                    replace_vms(state, shard, &f.name, &before, &vms, scan_id, t);
+                round.events.extend(events);
+                round.removed_vms.extend(removed);
                 round.vms.extend(to_write(vms, &prev_mine));
                 last_good.insert(f.name.clone(), inv.targets);
             }
