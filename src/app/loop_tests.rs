@@ -3,7 +3,7 @@
 //! lands while a pass runs (and is judged into it) and turns the digest e-mail on (the digest goes
 //! out at once, the pass still under way), and a shutdown that stops a pass under way. Loopback
 //! listeners stand for the scanned hosts, a small SMTP sink for the relay; the store is a real
-//! RocksDB directory. A second test, on the real clock, has a Greenbone run (a fake gvmd) finish
+//! RocksDB directory. A second test, also on paused time, has a Greenbone run (a fake gvmd) finish
 //! and be applied while a discovery pass runs.
 
 use super::*;
@@ -269,10 +269,11 @@ async fn the_loop_runs_passes_takes_a_reload_mid_pass_and_stops_on_paused_time()
 }
 
 /// A Greenbone run that finishes while a discovery pass is under way is applied then, not after
-/// the pass: the loop never waits for discovery. On the real clock (the report is parsed on a
-/// blocking thread, which a paused current-thread runtime cannot serve): passes of 300 probes at
-/// 50 a second (6 s) a second apart; the fake gvmd holds its report 3 s, so it lands in the second.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// the pass: the loop never waits for discovery. On paused time, as the loop test above (the
+/// report is parsed on a blocking thread, and tokio does not advance paused time while one runs):
+/// passes of 300 probes at 50 a second (6 s) a second apart; Greenbone is asked after the first
+/// pass, and the fake gvmd holds the task's start 3 s, so the report lands in the second.
+#[tokio::test(start_paused = true)]
 async fn a_finished_greenbone_run_is_applied_while_discovery_runs() {
     use stinger_testsupport::fake_gvmd::{FakeGvmd, Faults, PASSWORD, USER};
     const VULN_RUNS_OK: &str =
@@ -280,7 +281,9 @@ async fn a_finished_greenbone_run_is_applied_while_discovery_runs() {
     let _open = StdListener::bind("127.0.77.5:20950").unwrap();
     let fake = FakeGvmd::start(Faults {
         report_host: Some("127.0.77.5".into()),
-        slow: Some(("get_reports".into(), Duration::from_secs(3))),
+        // Held before the task starts, not at the report: while the report streams into its
+        // blocking parser, paused time stands still, and a held report would never come.
+        slow: Some(("start_task".into(), Duration::from_secs(3))),
         ..Faults::default()
     })
     .await;
