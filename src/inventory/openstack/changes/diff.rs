@@ -64,9 +64,9 @@ fn check(
             return Err(travel(t, "before the changes-since asked for,", s));
         }
     }
-    match state.stamps.get(&(resource, id.to_string())) {
-        Some(prev) if t < back(*prev, state.margin) => {
-            Err(travel(t, "earlier than it showed before,", *prev))
+    match state.stamp(resource, id) {
+        Some(prev) if t < back(prev, state.margin) => {
+            Err(travel(t, "earlier than it showed before,", prev))
         }
         _ => Ok(()),
     }

@@ -24,6 +24,8 @@ pub struct CloudState {
     /// Port ids by `device_id`, floating IP ids by `port_id`.
     pub(crate) ports_by_device: HashMap<String, IdSet>,
     pub(crate) fips_by_port: HashMap<String, IdSet>,
+    /// The last `updated_at` seen of each port, floating IP and security group. A server's is its
+    /// own `updated` ([`CloudState::server_stamp`]): not kept twice.
     pub(crate) stamps: HashMap<(Resource, String), Stamp>,
     pub cursor: Cursor,
     /// Subtracted from the newest `updated_at` seen to get the next `since` (clocks of the
@@ -90,7 +92,6 @@ impl CloudState {
             let stamp = s.updated.as_deref().and_then(|u| parse_stamp(u).ok());
             // A stamp from the far future would put the cursor past every change to come.
             if let Some(t) = stamp.filter(|t| *t <= super::future_limit()) {
-                state.stamps.insert((Resource::Server, s.id.clone()), t);
                 state.cursor.nova = state.cursor.nova.max(Some(t));
             }
             state.servers.insert(s.id.clone(), s);
@@ -240,6 +241,24 @@ impl CloudState {
         out
     }
 
+    /// The last `updated_at` seen of a resource: a server's from its record, the others' from
+    /// [`CloudState::stamps`].
+    pub(crate) fn stamp(&self, resource: Resource, id: &str) -> Option<Stamp> {
+        match resource {
+            Resource::Server => self.server_stamp(id),
+            _ => self.stamps.get(&(resource, id.to_string())).copied(),
+        }
+    }
+
+    /// A server's `updated`, parsed (none when absent, unreadable, or from the far future, as a
+    /// full inventory's stamps are read in [`CloudState::new`]).
+    pub(crate) fn server_stamp(&self, id: &str) -> Option<Stamp> {
+        let updated = self.servers.get(id)?.updated.as_deref()?;
+        parse_stamp(updated)
+            .ok()
+            .filter(|t| *t <= super::future_limit())
+    }
+
     pub fn server_count(&self) -> usize {
         self.servers.len()
     }
@@ -317,7 +336,6 @@ pub(super) fn back(t: Stamp, margin: Duration) -> Stamp {
 pub fn apply(state: &mut CloudState, delta: Delta) {
     for id in delta.removed_servers {
         state.servers.remove(&id);
-        state.stamps.remove(&(Resource::Server, id.clone()));
         // Nova deleted the VM; Neutron hard-deletes its ports, which changed_since never reports.
         let ports: Vec<String> = state
             .ports_by_device
@@ -350,6 +368,12 @@ pub fn apply(state: &mut CloudState, delta: Delta) {
     for g in delta.security_groups {
         state.security_groups.insert(g.id.clone(), g);
     }
-    state.stamps.extend(delta.stamps);
+    // A server's stamp is its record's `updated` (see `CloudState::server_stamp`).
+    state.stamps.extend(
+        delta
+            .stamps
+            .into_iter()
+            .filter(|((r, _), _)| *r != Resource::Server),
+    );
     state.cursor = delta.next;
 }
