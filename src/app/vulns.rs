@@ -1,11 +1,13 @@
-//! The vulnerabilities stage: a Greenbone scan (or report import) through GMP for the hosts with open
-//! ports, on its own schedule, and the mapping of its results onto hosts and ports. Runs beside the
-//! discovery cycle; the agent applies what it returns to the state as it is then.
+//! The vulnerabilities stage in the agent: which hosts to ask Greenbone about (those with open
+//! ports), on its own schedule, and whose its answers are (by host identity, never by address
+//! alone). `scan::gmp` runs the scan or import and turns the report into model vulnerabilities
+//! ([`gmp::vulnerabilities`]). Runs beside the discovery cycle; the agent applies what it returns
+//! to the state as it is then.
 
 use super::{cycle, schedule};
 use crate::judge;
-use crate::model::{now, HostState, Outcome, Protocol, ScanRun, Stage, VulnSource, Vulnerability};
-use crate::scan::gmp::{self, VulnResult};
+use crate::model::{now, HostState, Outcome, Protocol, ScanRun, Stage};
+use crate::scan::gmp;
 use crate::store::{self, Commit};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -153,50 +155,6 @@ pub fn owners<'a, T>(
     })
 }
 
-/// Turn report results into findings per host. False positives, errors and log-level results are
-/// dropped; a result with CVEs gives one finding per CVE, one without gives one under its NVT OID.
-pub fn findings(results: &[VulnResult]) -> BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>> {
-    let mut out: BTreeMap<IpAddr, Vec<crate::judge::ReportedVuln>> = BTreeMap::new();
-    for r in results {
-        if r.is_false_positive() || r.is_error() || r.severity <= 0.0 {
-            continue;
-        }
-        let Ok(addr) = r.host.trim().parse::<IpAddr>() else {
-            continue;
-        };
-        let at = match (r.port_number, r.protocol.as_deref()) {
-            (Some(p), Some("udp")) => Some((Protocol::Udp, p)),
-            (Some(p), _) => Some((Protocol::Tcp, p)),
-            (None, _) => None,
-        };
-        let cvss = r.cvss_v3.or(r.cvss_base).or(Some(r.severity));
-        let ids: Vec<String> = if r.cves.is_empty() {
-            vec![r.nvt_oid.clone()]
-        } else {
-            r.cves.clone()
-        };
-        let list = out.entry(addr).or_default();
-        for id in ids {
-            if list.iter().any(|(a, v)| *a == at && v.id == id) {
-                continue;
-            }
-            list.push((
-                at,
-                Vulnerability {
-                    id,
-                    cvss,
-                    source: VulnSource::Greenbone,
-                    exploit: false,
-                    name: Some(r.nvt_name.clone()),
-                    first_seen: 0.0, // apply_report sets it
-                    last_seen: 0.0,
-                },
-            ));
-        }
-    }
-    out
-}
-
 /// Run one Greenbone scan (or import) and map its report. Never panics; failures come back in
 /// `error` with no findings, so the known vulnerabilities stay as they are.
 pub async fn run(
@@ -218,7 +176,7 @@ pub async fn run(
     };
     match result {
         Ok(outcome) => {
-            let mut findings = findings(&outcome.results);
+            let mut findings = gmp::vulnerabilities(&outcome.results);
             // Every host the report covers gets a (possibly empty) list: absent findings are
             // remediated. An import covers the hosts its report names; a scan, the hosts asked.
             let covered: Vec<IpAddr> = if outcome.imported {
@@ -546,31 +504,5 @@ mod tests {
         assert_eq!(feed_time("20250101"), Some(1_735_689_600.0));
         assert_eq!(feed_time(""), None);
         assert_eq!(feed_time("2025-01"), None);
-    }
-
-    #[test]
-    fn report_results_map_to_hosts_and_ports() {
-        let raw = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/gvm/reports/gmp22.8-report.xml"
-        ))
-        .unwrap();
-        let mut p = crate::scan::gmp_xml::ReportParser::new(&raw[..], Default::default());
-        let mut results = Vec::new();
-        while let Some(r) = p.next_result().unwrap() {
-            results.push(r);
-        }
-        let f = findings(&results);
-        assert_eq!(f.len(), 1, "one host in the sample");
-        let (_, list) = f.iter().next().unwrap();
-        assert!(!list.is_empty());
-        assert!(list.iter().all(|(_, v)| v.source == VulnSource::Greenbone
-            && v.cvss.is_some_and(|c| c > 0.0)
-            && v.name.is_some()));
-        let with_cve = list
-            .iter()
-            .filter(|(_, v)| v.id.starts_with("CVE-"))
-            .count();
-        assert!(with_cve > 0, "{list:?}");
     }
 }

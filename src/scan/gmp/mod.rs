@@ -19,6 +19,7 @@
 
 mod client;
 mod error;
+mod findings;
 mod plan;
 mod retention;
 mod session;
@@ -31,6 +32,7 @@ mod workflow;
 mod tests;
 
 pub(crate) use error::Error;
+pub use findings::{vulnerabilities, Reported};
 pub(crate) use session::{Session, Timeouts, DEFAULT_MAX_RESPONSE_BYTES};
 pub(crate) use settings::Password;
 pub use settings::{Settings, FULL_AND_FAST};
