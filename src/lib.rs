@@ -15,7 +15,8 @@
 //! - [`ports`]: port lists and nmap's port ranking, shared by config, scan and judge.
 //! - The stages, each on the rows above only:
 //!   - [`inventory`]: what to scan — CIDR target groups minus exclusions, expanded to addresses; the
-//!     OpenStack clouds' VMs and their addresses.
+//!     OpenStack clouds' VMs and their addresses. Each kind of source implements one trait
+//!     (`inventory::Source`), and the agent builds them from one registry (`app::inventory`).
 //!   - [`scan`]: how to look — the native async TCP connect scanner (port discovery), the native UDP
 //!     probes, nmap for services and versions, Greenbone through GMP for vulnerabilities; with their
 //!     pure parsers.

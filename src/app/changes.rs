@@ -1,16 +1,18 @@
-//! Change polls between full passes: every `poll_interval`, each cloud is asked what changed since
-//! the last look ([`Source::poll_changes`]); the changes are applied to its inventory as a full
-//! inventory would apply them (VM records and events, the last good targets), and the targets they
-//! touch — an address added, a security-group rule opened, port security turned off, a VM booted,
-//! and the ones that lost exposure, to resolve what they closed — are scanned at once in a targeted
-//! pass. A poll that finds nothing records nothing.
+//! Change polls between full passes: every `poll_interval`, each source that polls (the clouds
+//! with `poll_interval` set) is asked what changed since the last look ([`Source::poll_changes`]);
+//! the changes are applied to its inventory as a full inventory would apply them (VM records and
+//! events, the last good targets), and the targets they touch — an address added, a security-group
+//! rule opened, port security turned off, a VM booted, and the ones that lost exposure, to resolve
+//! what they closed — are scanned at once in a targeted pass. A poll that finds nothing records
+//! nothing.
 
 use super::cycle::Focus;
 use super::inventory::{self, LastGood, Round};
 use crate::expose::metrics::Metrics;
 use crate::inventory::openstack::changes::{patch_targets, Change, ChangeKind, Effect, Stamp};
-use crate::inventory::openstack::source::{Polled, Source};
+use crate::inventory::openstack::source::Polled;
 use crate::inventory::shard::Shard;
+use crate::inventory::Source;
 use crate::model::{now, ScanRun, Stage, Trigger, UnixSeconds, Vm};
 use crate::state::State;
 use crate::store::{self, Store};
@@ -26,13 +28,9 @@ pub(super) struct Changed {
 }
 
 impl super::Agent {
-    /// The shortest `poll_interval` of the clouds (`None`: no cloud polls for changes).
+    /// The shortest `poll_interval` of the sources (`None`: none polls for changes).
     pub(super) fn poll_interval(&self) -> Option<std::time::Duration> {
-        self.sources
-            .iter()
-            .map(|s| s.config.poll_interval)
-            .filter(|i| !i.is_zero())
-            .min()
+        self.sources.iter().filter_map(|s| s.poll_interval()).min()
     }
 
     /// How long until the clouds are asked what changed (`None`: not before a pass has run, or
@@ -71,7 +69,7 @@ impl super::Agent {
 
 /// Everything a round of polls needs.
 pub(super) struct Polls<'a> {
-    pub sources: &'a [Arc<Source>],
+    pub sources: &'a [Arc<dyn Source>],
     pub shard: &'a Shard,
     pub last_good: &'a mut LastGood,
     pub state: &'a State,
@@ -81,17 +79,13 @@ pub(super) struct Polls<'a> {
     pub cancel: &'a CancellationToken,
 }
 
-/// Poll every cloud with polls on. Returns what changed (`None`: nothing), and whether a cloud's
+/// Poll every source with polls on. Returns what changed (`None`: nothing), and whether a cloud's
 /// answer asks for a full inventory. Only the VMs a change touched are re-joined, compared, stored
 /// and replaced in the view; the rest of the inventory stays as it is.
 pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
-    let mut polled: Vec<(&Arc<Source>, Polled)> = Vec::new();
+    let mut polled: Vec<(&Arc<dyn Source>, Polled)> = Vec::new();
     let mut full_needed = false;
-    for s in p
-        .sources
-        .iter()
-        .filter(|s| !s.config.poll_interval.is_zero())
-    {
+    for s in p.sources.iter().filter(|s| s.poll_interval().is_some()) {
         let result = tokio::select! {
             _ = p.cancel.cancelled() => return (None, false),
             r = s.poll_changes() => r,
@@ -169,7 +163,9 @@ pub(super) async fn poll(p: Polls<'_>) -> (Option<Changed>, bool) {
         patch_targets(targets, inv.targets, &touched);
         focus_on(&mut focus, &changes, targets, t);
     }
-    round.cloud = inventory::cached(p.sources, p.last_good).cloud;
+    round.to_scan = inventory::cached(p.sources, p.last_good, p.cancel)
+        .await
+        .to_scan;
     (Some(Changed { round, focus, run }), full_needed)
 }
 

@@ -1,5 +1,5 @@
-//! The discovery task: one pass of cloud inventory → TCP scan → nmap services → judgement, run as a
-//! task of its own so that the agent's loop stays free for reloads, shutdown, the digest and
+//! The discovery task: one pass of inventory (every source) → TCP scan → nmap services → judgement,
+//! run as a task of its own so that the agent's loop stays free for reloads, shutdown, the digest and
 //! Greenbone while it runs. It writes only the inventory's health and VMs to the view (as they
 //! arrive) and the live progress; the pass itself goes back to the loop, which stores and publishes
 //! it.
@@ -8,7 +8,7 @@ use super::cycle;
 use super::inventory::{self, LastGood};
 use crate::config::Config;
 use crate::expose::metrics::Metrics;
-use crate::inventory::openstack::source::Source;
+use crate::inventory::Source;
 use crate::model::{ScanRun, Stage};
 use crate::scan::{nmap, Progress};
 use crate::state::State;
@@ -21,14 +21,15 @@ use tokio_util::sync::CancellationToken;
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Everything one pass needs, owned: the configuration as it was when the pass started (a reload
-/// applies to the next one), the clouds and their last good inventories, the shared state.
+/// applies to the next one), the inventory sources and the live ones' last good inventories, the
+/// shared state.
 pub struct Job {
     pub config: Arc<Config>,
     /// Which configuration this is (the loop counts reloads): a pass that ran under an older one
     /// is re-judged under the new policy when it is stored.
     pub generation: u64,
     pub run: ScanRun,
-    pub sources: Vec<Arc<Source>>,
+    pub sources: Vec<Arc<dyn Source>>,
     pub last_good: LastGood,
     pub state: Arc<State>,
     pub metrics: Metrics,
@@ -40,10 +41,10 @@ pub struct Job {
 
 /// What kind of pass a [`Job`] runs.
 pub enum Mode {
-    /// Inventory every cloud, scan everything.
+    /// Inventory every source, scan everything.
     Full,
-    /// A targeted pass (an on-demand scan): the clouds are not asked again, and only these targets
-    /// are scanned.
+    /// A targeted pass (an on-demand scan): the live sources (clouds) are not asked again, and only
+    /// these targets are scanned.
     Focused(cycle::Focus),
     /// Ask the clouds what changed; apply it, and scan what it touched (nothing is recorded when
     /// nothing changed). The store records the run once there is one.
@@ -55,7 +56,7 @@ pub struct Done {
     /// `None`: a change poll that found nothing to record.
     pub pass: Option<cycle::Pass>,
     pub round: inventory::Round,
-    /// The clouds' last good inventories after this pass's inventory.
+    /// The live sources' last good inventories after this pass's inventory.
     pub last_good: LastGood,
     pub generation: u64,
     /// A cloud's change poll asks for a full inventory (its change list could not be trusted).
@@ -74,7 +75,7 @@ impl Job {
         let reporter = tokio::spawn(report_progress(progress.clone(), self.run.id));
         let mode = std::mem::replace(&mut self.mode, Mode::Full);
         let mut full_needed = false;
-        let (round, focus) = match mode {
+        let (mut round, focus) = match mode {
             Mode::Full => {
                 let round = inventory::round(
                     &self.sources,
@@ -89,7 +90,7 @@ impl Job {
                 (round, None)
             }
             Mode::Focused(focus) => (
-                inventory::cached(&self.sources, &self.last_good),
+                inventory::cached(&self.sources, &self.last_good, &self.cancel).await,
                 Some(focus),
             ),
             Mode::Changes(store) => {
@@ -130,7 +131,8 @@ impl Job {
             cancel: self.cancel.clone(),
             focus,
         };
-        let pass = cycle::discovery(&self.config, self.run, &prev, round.cloud.clone(), ctx).await;
+        let to_scan = std::mem::take(&mut round.to_scan);
+        let pass = cycle::discovery(&self.config, self.run, &prev, to_scan, ctx).await;
         reporter.abort();
         self.state.set_progress(Stage::Discovery, None);
         self.state.set_progress(Stage::Services, None);

@@ -1,83 +1,152 @@
-//! The cloud inventory step of a discovery run: every `[[openstack]]` source fetched side by side,
-//! turned into scan units (one per namespace), VM appeared/gone events and the VM records to store.
-//! A source that fails keeps its last good inventory (in memory); with none, its hosts are kept as
-//! they are and nothing of it is scanned. Its health goes to the view (and so to /metrics).
+//! The inventory step of a discovery run, over every source behind [`inventory::Source`]: the
+//! registry ([`sources`]: the CIDR groups, each `[[openstack]]` cloud), every source inventoried
+//! side by side, and what the pass scans ([`ToScan`]: units, one per group and namespace). A live
+//! source (a cloud) also brings VM appeared/gone events and VM records to store, and its health
+//! goes to the view (and so to /metrics); when it fails it keeps its last good inventory (in
+//! memory), and with none its hosts are kept as they are and nothing of it is scanned. A static
+//! source (the CIDR groups) is taken afresh for every pass; when it cannot be, the pass fails.
 
-use super::cycle::{CloudTargets, Unit};
+use crate::config::Config;
 use crate::expose::metrics::Metrics;
-use crate::inventory::openstack::join::CloudInventory;
-use crate::inventory::openstack::source::{FetchReport, Source};
+use crate::inventory::openstack;
 use crate::inventory::shard::Shard;
+use crate::inventory::{self, Inventory, Report, Source, Unit};
 use crate::model::{now, Event, EventKind, Stage, Target, UnixSeconds, Vm};
 use crate::state::{SourceStatus, State};
+use anyhow::Context;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// How one source's inventory went this time.
-pub struct Fetched {
-    pub name: String,
-    /// `None`: cancelled.
-    pub result:
-        Option<Result<(CloudInventory, FetchReport), crate::inventory::openstack::api::Error>>,
+/// The registry of inventory sources: where a pass learns what to scan, in this order (the order
+/// of its units): the `[[targets]]` groups, then each `[[openstack]]` cloud. A new source is one
+/// file implementing [`inventory::Source`] plus its line here. Each entry is set up on its own (a
+/// cloud's session; no request yet), so one that cannot be is an error in its place ([`build`]
+/// decides what that means).
+pub(crate) fn sources(config: &Config) -> Vec<anyhow::Result<Arc<dyn Source>>> {
+    let mut sources: Vec<anyhow::Result<Arc<dyn Source>>> = Vec::new();
+    if !config.groups.is_empty() {
+        let groups = inventory::CidrGroups::new(config.groups.clone(), config.max_hosts);
+        sources.push(Ok(Arc::new(groups)));
+    }
+    sources.extend(config.openstack.iter().map(|c| {
+        c.cloud.log_warnings();
+        openstack::source::Source::new(c.clone())
+            .map(|s| Arc::new(s) as Arc<dyn Source>)
+            .with_context(|| format!("cannot set up OpenStack source {:?}", c.name))
+    }));
+    sources
 }
 
-/// Fetch every source concurrently. `prev` is the VMs known so far (for first-seen times).
-pub async fn fetch_all(
-    sources: &[Arc<Source>],
+/// The agent's inventory sources, as the registry builds them.
+pub(crate) type Sources = Vec<Arc<dyn Source>>;
+
+/// The registry's sources, all of them or none of the live ones: the first that cannot be set up
+/// is the error, given with the static sources (which need no setting up, and follow the
+/// configuration even then).
+pub(crate) fn build(config: &Config) -> Result<Sources, (anyhow::Error, Sources)> {
+    let mut built = Vec::new();
+    let mut error = None;
+    for s in sources(config) {
+        match s {
+            Ok(s) => built.push(s),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    match error {
+        None => Ok(built),
+        Some(e) => {
+            built.retain(|s| !s.live());
+            Err((e, built))
+        }
+    }
+}
+
+/// How one source's inventory went this time.
+pub(crate) struct Fetched {
+    pub source: Arc<dyn Source>,
+    /// `None`: cancelled (or its task failed).
+    pub result: Option<Result<(Inventory, Report), inventory::Error>>,
+}
+
+/// Fetch every source concurrently; one result per source, in the order of `sources`. `prev` is
+/// the VMs known so far (for first-seen times).
+pub(crate) async fn fetch_all(
+    sources: &[Arc<dyn Source>],
     prev: &BTreeMap<String, Arc<Vm>>,
     cancel: &CancellationToken,
 ) -> Vec<Fetched> {
     let mut tasks = tokio::task::JoinSet::new();
-    for s in sources {
+    for (i, s) in sources.iter().enumerate() {
         let s = s.clone();
         let first_seen: BTreeMap<String, UnixSeconds> = prev
             .iter()
-            .filter(|(_, v)| v.cloud == s.name())
+            .filter(|(_, v)| s.live() && v.cloud == s.name())
             .map(|(k, v)| (k.clone(), v.first_seen))
             .collect();
         let cancel = cancel.clone();
-        tasks.spawn(async move {
-            Fetched {
-                name: s.name().to_owned(),
-                result: s.fetch(&first_seen, &cancel).await,
-            }
-        });
+        tasks.spawn(async move { (i, s.inventory(&first_seen, &cancel).await) });
     }
-    let mut out = Vec::new();
+    let mut results: Vec<_> = sources.iter().map(|_| None).collect();
     while let Some(done) = tasks.join_next().await {
         match done {
-            Ok(f) => out.push(f),
+            Ok((i, result)) => results[i] = result,
             Err(e) => tracing::error!(error = %e, "an inventory task failed"),
         }
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
-/// The scan units of one inventory's targets: its own-namespace targets, then one unit per
-/// namespace.
-pub fn units(source: &Source, targets: &[(Option<String>, Target)]) -> Vec<Unit> {
-    let mut by_ns: BTreeMap<Option<String>, Vec<Target>> = BTreeMap::new();
-    for (ns, t) in targets {
-        by_ns.entry(ns.clone()).or_default().push(t.clone());
-    }
-    let dir = source
-        .config
-        .namespaces
-        .clone()
-        .unwrap_or_else(|| Path::new("/run/netns").to_path_buf());
-    by_ns
-        .into_iter()
-        .map(|(ns, targets)| Unit {
-            group: source.name().to_owned(),
-            namespace: ns.map(|n| dir.join(n)),
-            targets,
-            ports: source.config.ports.clone(),
+    sources
+        .iter()
+        .zip(results)
+        .map(|(source, result)| Fetched {
+            source: source.clone(),
+            result,
         })
         .collect()
+}
+
+/// What the inventories give a pass to scan.
+#[derive(Debug, Clone, Default)]
+pub struct ToScan {
+    /// Every source's units, in the registry's order.
+    pub units: Vec<Unit>,
+    /// Groups whose inventory failed and has no last good copy: their hosts are kept as they are,
+    /// never removed for "leaving the inventory".
+    pub keep: HashSet<String>,
+    /// Why a static source's inventory could not be taken: each fails the pass ("inventory: …").
+    pub failed: Vec<String>,
+}
+
+/// What a pass scans: each live source's last good inventory (its name in `keep` when it has
+/// none), each static source's fresh one (`fresh`, by position in `sources`; one that could not
+/// be taken goes to `failed`).
+fn to_scan(
+    sources: &[Arc<dyn Source>],
+    fresh: Vec<Option<Result<Inventory, inventory::Error>>>,
+    last_good: &LastGood,
+) -> ToScan {
+    let mut out = ToScan::default();
+    for (s, fresh) in sources.iter().zip(fresh) {
+        if s.live() {
+            match last_good.get(s.name()) {
+                Some(targets) => out.units.extend(s.units(targets)),
+                None => {
+                    out.keep.insert(s.name().to_owned());
+                }
+            }
+            continue;
+        }
+        match fresh {
+            Some(Ok(inv)) => out.units.extend(s.units(&inv.targets)),
+            Some(Err(e)) => out.failed.push(e.to_string()),
+            None => out
+                .failed
+                .push(format!("{}: not taken (cancelled)", s.name())),
+        }
+    }
+    out
 }
 
 /// VM appeared/gone events between the VMs a source had and has now.
@@ -152,10 +221,10 @@ pub(super) fn replace_vms(
     (events, removed)
 }
 
-/// The view's record of a source after an attempt.
-pub fn status(
+/// The view's record of a (live) source after an attempt.
+pub(crate) fn status(
     prev: Option<&SourceStatus>,
-    result: &Result<(CloudInventory, FetchReport), crate::inventory::openstack::api::Error>,
+    result: &Result<(Inventory, Report), inventory::Error>,
     time: UnixSeconds,
 ) -> SourceStatus {
     let mut s = prev.cloned().unwrap_or_default();
@@ -180,16 +249,18 @@ pub fn status(
     s
 }
 
-/// Each source's last good inventory: its targets, by source name (scanned when a fetch fails).
+/// Each live source's last good inventory: its targets, by source name (scanned when a fetch
+/// fails).
 pub type LastGood = BTreeMap<String, Vec<(Option<String>, Target)>>;
 
-/// Inventory every cloud (side by side), publish VMs and source health to the view, and say what
-/// to scan: each source's fresh inventory, else its last good one (updated in `last_good`). Of each
-/// inventory only the VMs (and their addresses) `shard` owns are kept: the view, the store and the
-/// metrics hold this agent's part; VMs another shard owns now (after `shard.count` changed) leave
-/// the store without a "gone" event.
-pub async fn round(
-    sources: &[Arc<Source>],
+/// Inventory every source (side by side), publish the live ones' VMs and health to the view, and
+/// say what to scan: each live source's fresh inventory, else its last good one (updated in
+/// `last_good`), and each static source's. Of each live inventory only the VMs (and their
+/// addresses) `shard` owns are kept: the view, the store and the metrics hold this agent's part;
+/// VMs another shard owns now (after `shard.count` changed) leave the store without a "gone" event.
+/// A static source's targets are cut to the shard later, with the rest, after `[scope]`.
+pub(crate) async fn round(
+    sources: &[Arc<dyn Source>],
     shard: &Shard,
     last_good: &mut LastGood,
     state: &State,
@@ -206,30 +277,41 @@ pub async fn round(
     prev_mine.retain(|id, _| shard.owns(id));
     let fetched = fetch_all(sources, &prev_vms, cancel).await;
     let t = now();
+    let mut fresh = Vec::with_capacity(fetched.len());
+    let mut live = Vec::new();
     for f in fetched {
+        if f.source.live() {
+            fresh.push(None);
+            live.push(f);
+        } else {
+            fresh.push(f.result.map(|r| r.map(|(inv, _)| inv)));
+        }
+    }
+    // The live sources in name order: their events, and the view's updates.
+    live.sort_by(|a, b| a.source.name().cmp(b.source.name()));
+    for f in live {
         let Some(mut result) = f.result else {
             continue; // cancelled: the run stops too
         };
+        let name = f.source.name();
         if let Ok((inv, report)) = &mut result {
             inv.vms.retain(|v| shard.owns(&v.id));
             inv.targets.retain(|(_, t)| shard.owns(&t.id));
             // The change polls applied what they saw to what the agent holds; a full inventory
             // that finds more tells what they missed.
-            let polled = sources
-                .iter()
-                .any(|s| s.name() == f.name && !s.config.poll_interval.is_zero());
-            if let (true, Some(kept)) = (polled, last_good.get(&f.name)) {
-                let kept_vms = prev_mine.values().filter(|v| v.cloud == f.name);
+            let polled = f.source.poll_interval().is_some();
+            if let (true, Some(kept)) = (polled, last_good.get(name)) {
+                let kept_vms = prev_mine.values().filter(|v| v.cloud == name);
                 report.drift = drift(kept_vms, kept, inv);
                 if report.drift > 0 {
-                    tracing::warn!(source = %f.name, differences = report.drift, "the full inventory corrected what the change polls missed");
+                    tracing::warn!(source = %name, differences = report.drift, "the full inventory corrected what the change polls missed");
                 }
             }
         }
         {
             let mut view = state.write();
-            let st = status(view.sources.get(&f.name), &result, t);
-            view.sources.insert(f.name.clone(), st);
+            let st = status(view.sources.get(name), &result, t);
+            view.sources.insert(name.to_owned(), st);
         }
         match result {
             Ok((inv, report)) => {
@@ -238,36 +320,28 @@ pub async fn round(
                 let vms = inv.vms;
                 let before: BTreeMap<String, Arc<Vm>> = prev_vms
                     .iter()
-                    .filter(|(_, v)| v.cloud == f.name)
+                    .filter(|(_, v)| v.cloud == name)
                     .map(|(id, v)| (id.clone(), v.clone()))
                     .collect();
-                let (events, removed) =
-                    replace_vms(state, shard, &f.name, &before, &vms, scan_id, t);
+                let (events, removed) = replace_vms(state, shard, name, &before, &vms, scan_id, t);
                 round.events.extend(events);
                 round.removed_vms.extend(removed);
                 round.vms.extend(to_write(vms, &prev_mine));
-                last_good.insert(f.name.clone(), inv.targets);
+                last_good.insert(name.to_owned(), inv.targets);
             }
             Err(e) => {
-                let kept = if last_good.contains_key(&f.name) {
+                let kept = if last_good.contains_key(name) {
                     "scanning its last good inventory"
                 } else {
                     "no inventory yet: its hosts keep their last state"
                 };
-                tracing::error!(source = %f.name, kind = e.kind(), error = %e, "OpenStack inventory failed; {kept}");
+                tracing::error!(source = %name, kind = e.kind(), error = %e, "OpenStack inventory failed; {kept}");
                 metrics.run(Stage::Inventory, "failed", 0.0);
                 metrics.error(Stage::Inventory, e.kind());
             }
         }
     }
-    for s in sources {
-        match last_good.get(s.name()) {
-            Some(targets) => round.cloud.units.extend(units(s, targets)),
-            None => {
-                round.cloud.keep.insert(s.name().to_owned());
-            }
-        }
-    }
+    round.to_scan = to_scan(sources, fresh, last_good);
     round
 }
 
@@ -298,7 +372,7 @@ fn to_write(vms: Vec<Arc<Vm>>, prev: &BTreeMap<String, Arc<Vm>>) -> Vec<Arc<Vm>>
 fn drift<'a>(
     kept_vms: impl Iterator<Item = &'a Arc<Vm>>,
     kept_targets: &[(Option<String>, Target)],
-    full: &CloudInventory,
+    full: &Inventory,
 ) -> u64 {
     let facts = |v: &Vm| {
         let mut addresses: Vec<IpAddr> = v.addresses.iter().map(|a| a.address).collect();
@@ -324,151 +398,39 @@ fn drift<'a>(
     (differ + a.symmetric_difference(&b).count()) as u64
 }
 
-/// A round without asking the clouds: each source's last good inventory (a targeted pass scans
-/// what the inventory already holds).
-pub fn cached(sources: &[Arc<Source>], last_good: &LastGood) -> Round {
-    let mut round = Round::default();
+/// A round without asking the live sources: each one's last good inventory (a targeted pass scans
+/// what the inventory already holds), and the static sources' (taken now, as for every pass).
+pub(crate) async fn cached(
+    sources: &[Arc<dyn Source>],
+    last_good: &LastGood,
+    cancel: &CancellationToken,
+) -> Round {
+    let mut fresh = Vec::with_capacity(sources.len());
     for s in sources {
-        match last_good.get(s.name()) {
-            Some(targets) => round.cloud.units.extend(units(s, targets)),
-            None => {
-                round.cloud.keep.insert(s.name().to_owned());
-            }
-        }
+        let taken = if s.live() {
+            None
+        } else {
+            let r = s.inventory(&BTreeMap::new(), cancel).await;
+            r.map(|r| r.map(|(inv, _)| inv))
+        };
+        fresh.push(taken);
     }
-    round
+    Round {
+        to_scan: to_scan(sources, fresh, last_good),
+        ..Round::default()
+    }
 }
 
 /// What the agent does with a round of inventories: scan units, events, VM records to write and
 /// delete.
 #[derive(Debug, Default)]
 pub struct Round {
-    pub cloud: CloudTargets,
+    /// Handed to the pass (taken out of the round, which goes on to the store).
+    pub to_scan: ToScan,
     pub events: Vec<Event>,
     pub vms: Vec<Arc<Vm>>,
     pub removed_vms: Vec<String>,
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-    use crate::model::{AddressKind, VmAddress};
-
-    /// An ACTIVE VM of `cloud` with one fixed address, for tests.
-    pub(crate) fn vm(id: &str, cloud: &str) -> Vm {
-        Vm {
-            id: id.into(),
-            cloud: cloud.into(),
-            name: id.into(),
-            status: "ACTIVE".into(),
-            project_id: "p".into(),
-            project_name: None,
-            user_id: "u".into(),
-            user_name: None,
-            metadata: Default::default(),
-            flavor: None,
-            created: None,
-            updated: None,
-            addresses: vec![VmAddress {
-                address: "127.0.0.9".parse().unwrap(),
-                kind: AddressKind::Fixed,
-                network: "n".into(),
-                port_id: None,
-                security_groups: vec![],
-                host: None,
-                namespace: None,
-            }],
-            diagnostics: None,
-            diagnostics_error: None,
-            first_seen: 1.0,
-            last_seen: 1.0,
-        }
-    }
-
-    #[test]
-    fn a_full_inventory_writes_changed_vms_and_refreshes_the_rest_about_hourly() {
-        let at = |id: &str, seen: f64| {
-            Arc::new(Vm {
-                last_seen: seen,
-                ..vm(id, "c")
-            })
-        };
-        let ids: Vec<String> = (0..200).map(|i| format!("vm-{i}")).collect();
-        let prev: BTreeMap<String, Arc<Vm>> = ids
-            .iter()
-            .map(|id| (id.clone(), at(id, 10_000.0)))
-            .collect();
-        // Seen again 15 minutes later, unchanged but for one renamed and one new VM.
-        let mut now: Vec<Arc<Vm>> = ids.iter().map(|id| at(id, 10_900.0)).collect();
-        now[7] = Arc::new(Vm {
-            name: "renamed".into(),
-            ..(*now[7]).clone()
-        });
-        now.push(at("new", 10_900.0));
-        let written: Vec<String> = to_write(now.clone(), &prev)
-            .iter()
-            .map(|v| v.id.clone())
-            .collect();
-        assert!(written.contains(&"vm-7".to_string()) && written.contains(&"new".to_string()));
-        // About a quarter refreshed (15 of 60 minutes), not all 200.
-        assert!(
-            (20..=90).contains(&written.len()),
-            "{} written",
-            written.len()
-        );
-        // Over an hour of passes every VM is written at least once.
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut last = prev;
-        for pass in 1..=5 {
-            let t = 10_000.0 + 900.0 * f64::from(pass);
-            let now: Vec<Arc<Vm>> = ids.iter().map(|id| at(id, t)).collect();
-            seen.extend(to_write(now.clone(), &last).iter().map(|v| v.id.clone()));
-            last = now.into_iter().map(|v| (v.id.clone(), v)).collect();
-        }
-        assert_eq!(seen.len(), ids.len());
-    }
-
-    #[test]
-    fn drift_counts_vms_and_targets_the_polls_did_not_bring() {
-        let target = |id: &str| (None, Target::address("127.0.0.9".parse().unwrap(), id));
-        let with_id = |t: (Option<String>, Target), id: &str| {
-            let (ns, mut t) = t;
-            t.id = id.to_owned();
-            (ns, t)
-        };
-        let kept_vms = [Arc::new(vm("a", "c")), Arc::new(vm("b", "c"))];
-        let kept_targets = vec![with_id(target("c"), "a/-/127.0.0.9")];
-        let same = CloudInventory {
-            vms: kept_vms.to_vec(),
-            targets: kept_targets.clone(),
-        };
-        assert_eq!(drift(kept_vms.iter(), &kept_targets, &same), 0);
-        // a stopped, b gone, c new; a's target gone, c's new.
-        let mut a = vm("a", "c");
-        a.status = "SHUTOFF".into();
-        let full = CloudInventory {
-            vms: vec![Arc::new(a), Arc::new(vm("c", "c"))],
-            targets: vec![with_id(target("c"), "c/-/127.0.0.9")],
-        };
-        assert_eq!(drift(kept_vms.iter(), &kept_targets, &full), 5);
-    }
-
-    #[test]
-    fn appeared_and_gone_only_within_the_source() {
-        let before = BTreeMap::from([
-            ("a".to_string(), Arc::new(vm("a", "prod"))),
-            ("b".to_string(), Arc::new(vm("b", "prod"))),
-            ("x".to_string(), Arc::new(vm("x", "other"))),
-        ]);
-        let now_vms = vec![Arc::new(vm("b", "prod")), Arc::new(vm("c", "prod"))];
-        let ev = vm_events("prod", &before, &now_vms, 7, 9.0);
-        let kinds: Vec<(EventKind, &str)> = ev.iter().map(|e| (e.kind, e.host.as_str())).collect();
-        assert_eq!(
-            kinds,
-            [(EventKind::VmAppeared, "c"), (EventKind::VmGone, "a")],
-            "x belongs to another source and is left alone"
-        );
-        assert!(ev.iter().all(|e| e.scan_id == 7 && e.group == "prod"));
-        assert_eq!(ev[0].address, "127.0.0.9".parse::<IpAddr>().unwrap());
-    }
-}
+pub(super) mod tests;

@@ -19,7 +19,7 @@ pub mod vulns;
 
 use crate::config::{self, Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
-use crate::inventory::openstack::source::Source;
+use crate::inventory::Source;
 use crate::judge;
 use crate::model::{now, HostState, Outcome, ScanRun, Stage, UnixSeconds};
 use crate::scan;
@@ -57,9 +57,10 @@ struct Agent {
     nmap: Option<crate::scan::nmap::Capabilities>,
     /// A Greenbone run is under way (its result arrives on the loop's channel).
     vulns_running: bool,
-    /// The `[[openstack]]` clouds, and each one's last good inventory (scanned when a fetch fails;
-    /// with the discovery task while a pass runs).
-    sources: Vec<Arc<Source>>,
+    /// The inventory sources ([`inventory::sources`]: the CIDR groups, each `[[openstack]]` cloud),
+    /// and each live one's last good inventory (scanned when a fetch fails; with the discovery task
+    /// while a pass runs).
+    sources: Vec<Arc<dyn Source>>,
     last_good: inventory::LastGood,
     /// Counts configuration reloads: a pass that started under an older configuration is
     /// re-judged under the current policy when it is stored.
@@ -72,20 +73,6 @@ struct Agent {
     next_poll: Option<UnixSeconds>,
     /// A cloud's change list could not be trusted: the next full pass starts at once.
     force_full: bool,
-}
-
-/// Sessions for the configured clouds (no request is made yet).
-fn build_sources(config: &Config) -> anyhow::Result<Vec<Arc<Source>>> {
-    config
-        .openstack
-        .iter()
-        .map(|c| {
-            c.cloud.log_warnings();
-            Source::new(c.clone())
-                .map(Arc::new)
-                .with_context(|| format!("cannot set up OpenStack source {:?}", c.name))
-        })
-        .collect()
 }
 
 /// Run the agent on `listener` until `shutdown` is cancelled; each message on `reload` re-reads the
@@ -174,7 +161,7 @@ pub async fn run(
         force_full: false,
     };
     agent.load_email_state().await;
-    agent.sources = build_sources(&agent.config)?;
+    agent.sources = inventory::build(&agent.config).map_err(|(e, _)| e)?;
     agent.nmap = cycle::nmap_capabilities(&agent.config).await;
     let (vuln_tx, mut vuln_rx) = mpsc::channel::<vulns::Finished>(1);
     // The discovery pass running now, if any.
@@ -610,16 +597,19 @@ impl Agent {
             "configuration reloaded"
         );
         // Clouds get new sessions (a changed clouds.yaml or password applies too); a source that
-        // keeps its name keeps its last good inventory.
-        match build_sources(&new) {
+        // keeps its name keeps its last good inventory. The CIDR groups follow the new
+        // configuration whatever happens to the clouds.
+        match inventory::build(&new) {
             Ok(sources) => {
                 self.last_good
-                    .retain(|name, _| sources.iter().any(|s| s.name() == name));
+                    .retain(|name, _| sources.iter().any(|s| s.live() && s.name() == name));
                 self.sources = sources;
             }
-            Err(e) => {
+            Err((e, static_sources)) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot set up the reloaded OpenStack sources; keeping the running ones");
                 self.metrics.error(Stage::Config, "reload");
+                let running = self.sources.iter().filter(|s| s.live()).cloned();
+                self.sources = static_sources.into_iter().chain(running).collect();
             }
         }
         self.nmap = cycle::nmap_capabilities(&new).await;

@@ -135,33 +135,38 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
         cancel,
         focus: None,
     };
-    let mut cloud = cycle::CloudTargets::default();
     let mut failures = Vec::new();
-    match super::build_sources(config) {
-        Ok(sources) => {
-            for f in super::inventory::fetch_all(&sources, &BTreeMap::new(), &ctx.cancel).await {
-                let Some(source) = sources.iter().find(|s| s.name() == f.name) else {
-                    continue;
-                };
-                match f.result {
-                    Some(Ok((inv, _))) => cloud
-                        .units
-                        .extend(super::inventory::units(source, &inv.targets)),
-                    Some(Err(e)) => {
-                        tracing::error!(source = %f.name, error = %e, "OpenStack inventory failed; its VMs are not scanned");
-                        failures.push(format!("inventory of {}: {e}", f.name));
-                    }
-                    None => {}
-                }
-            }
-        }
-        Err(e) => {
+    let sources = match super::inventory::build(config) {
+        Ok(sources) => sources,
+        Err((e, static_sources)) => {
             tracing::error!(error = format!("{e:#}"), "OpenStack inventory is off");
             failures.push(format!("inventory: {e:#}"));
+            static_sources
+        }
+    };
+    // Every source's units, in the registry's order. A cloud that cannot be listed costs its own
+    // VMs (named in the errors); CIDR groups that cannot be expanded fail the pass.
+    let mut to_scan = super::inventory::ToScan::default();
+    for f in super::inventory::fetch_all(&sources, &BTreeMap::new(), &ctx.cancel).await {
+        match f.result {
+            Some(Ok((inv, _))) => to_scan.units.extend(f.source.units(&inv.targets)),
+            Some(Err(e)) if f.source.live() => {
+                let name = f.source.name();
+                tracing::error!(source = %name, error = %e, "OpenStack inventory failed; its VMs are not scanned");
+                failures.push(format!("inventory of {name}: {e}"));
+            }
+            Some(Err(e)) => to_scan.failed.push(e.to_string()),
+            None => {}
         }
     }
-    let mut pass =
-        cycle::discovery(config, cycle::new_run(config), &BTreeMap::new(), cloud, ctx).await;
+    let mut pass = cycle::discovery(
+        config,
+        cycle::new_run(config),
+        &BTreeMap::new(),
+        to_scan,
+        ctx,
+    )
+    .await;
     // A cron job trusts the exit code: a cloud that could not be listed is a failure of the run.
     pass.run.errors.splice(0..0, failures);
     Report { pass }

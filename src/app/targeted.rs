@@ -1,6 +1,6 @@
 //! On-demand scans in the loop: a run the API queued (`POST /api/v1/scans`) starts as a targeted
-//! pass when no pass is under way — the clouds' last good inventories, only the requested targets
-//! (and ports) — and is stored like any pass, changing no other host.
+//! pass when no pass is under way — the clouds' last good inventories and the CIDR groups, only the
+//! requested targets (and ports) — and is stored like any pass, changing no other host.
 
 use super::{cycle, discovery, Agent};
 use crate::model::{now, Outcome, ScanRun, Stage};

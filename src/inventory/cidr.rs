@@ -1,10 +1,14 @@
 //! Static CIDR target lists → addresses: expansion, exclusions, a size cap, and de-duplication across
-//! groups (an address belongs to the first group that lists it).
+//! groups (an address belongs to the first group that lists it); and the `[[targets]]` groups as one
+//! inventory [`Source`] ([`CidrGroups`]).
 
-use super::{Error, GroupTargets, TargetGroup};
+use super::scope::Origin;
+use super::{Error, Fetching, GroupTargets, Inventory, Report, Source, TargetGroup, Unit};
+use crate::model::{Target, UnixSeconds};
 use ipnetwork::IpNetwork;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use tokio_util::sync::CancellationToken;
 
 pub fn size(net: &IpNetwork) -> u128 {
     match net {
@@ -53,6 +57,79 @@ pub fn expand(groups: &[TargetGroup], max_hosts: u64) -> Result<Vec<GroupTargets
         });
     }
     Ok(out)
+}
+
+/// Every `[[targets]]` group of the configuration, as one source. One for all, not one per group:
+/// the groups are expanded together (an address several groups list is scanned once, as part of the
+/// first), and a group over `max_hosts` fails the whole expansion, as it always has (a failed
+/// expansion fails the pass). Static: no VMs, no health, no change polls; taken afresh for every
+/// pass, so the groups always follow the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct CidrGroups {
+    groups: Vec<TargetGroup>,
+    max_hosts: u64,
+}
+
+impl CidrGroups {
+    pub(crate) fn new(groups: Vec<TargetGroup>, max_hosts: u64) -> CidrGroups {
+        CidrGroups { groups, max_hosts }
+    }
+}
+
+impl Source for CidrGroups {
+    /// For logs only: the groups' targets and units carry their own names.
+    fn name(&self) -> &str {
+        "[[targets]]"
+    }
+
+    fn origin(&self) -> Origin {
+        Origin::Config
+    }
+
+    fn inventory<'a>(
+        &'a self,
+        _first_seen: &'a BTreeMap<String, UnixSeconds>,
+        _cancel: &'a CancellationToken,
+    ) -> Fetching<'a> {
+        let result = expand(&self.groups, self.max_hosts).map(|groups| {
+            let targets = groups
+                .iter()
+                .flat_map(|g| {
+                    g.addresses
+                        .iter()
+                        .map(|a| (None, Target::address(*a, &g.name)))
+                })
+                .collect();
+            let inventory = Inventory {
+                vms: Vec::new(),
+                targets,
+            };
+            (inventory, Report::default())
+        });
+        Box::pin(std::future::ready(Some(result)))
+    }
+
+    /// One unit per group, in the configuration's order (a group whose every address is excluded
+    /// or claimed by an earlier one still has its empty unit), from the agent's own namespace.
+    fn units(&self, targets: &[(Option<String>, Target)]) -> Vec<Unit> {
+        let mut by_group: HashMap<&str, Vec<Target>> = HashMap::new();
+        for (_, t) in targets {
+            by_group
+                .entry(t.group.as_str())
+                .or_default()
+                .push(t.clone());
+        }
+        self.groups
+            .iter()
+            .map(|g| Unit {
+                group: g.name.clone(),
+                namespace: None,
+                targets: by_group.remove(g.name.as_str()).unwrap_or_default(),
+                ports: g.ports.clone(),
+                origin: self.origin(),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

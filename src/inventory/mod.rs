@@ -1,12 +1,21 @@
 //! Inventory stage: what to scan. Turns configured target groups into the concrete addresses the
 //! scanner may touch — and nothing else: every probe the scanner sends goes to an address listed here.
+//!
+//! Every source of addresses implements one trait, `Source` (`source.rs`: the trait, the
+//! [`Inventory`] it takes and the scan [`Unit`]s it cuts): the CIDR groups (`CidrGroups`, in
+//! `cidr.rs`) and each OpenStack cloud ([`openstack::source::Source`]). Beside them: `[scope]`
+//! ([`scope`]) and the shards ([`shard`]).
 
 mod cidr;
 pub mod openstack;
 pub mod scope;
 pub mod shard;
+mod source;
 
+pub(crate) use cidr::CidrGroups;
 pub use cidr::{expand, size};
+pub(crate) use source::{BoxFuture, Fetching, Report, Source};
+pub use source::{Inventory, Unit};
 
 use crate::ports::PortList;
 use ipnetwork::IpNetwork;
@@ -38,6 +47,9 @@ pub enum Error {
         count: u128,
         limit: u64,
     },
+    /// A cloud's inventory failed (after its retries).
+    #[error(transparent)]
+    Cloud(#[from] openstack::api::Error),
 }
 
 impl Error {
@@ -45,6 +57,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::TooManyHosts { .. } => "too_many_hosts",
+            Error::Cloud(e) => e.kind(),
         }
     }
 }

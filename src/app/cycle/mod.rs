@@ -1,6 +1,7 @@
 //! One discovery pass: inventory → scan → services → judge, for every target group, against the
 //! previous host states. No store and no HTTP here: the agent commits what this returns, and
-//! `scan --once` prints it.
+//! `scan --once` prints it. Nor any source: the pass scans the units the inventory step hands it
+//! ([`ToScan`], every source's), after `[scope]` and the shard cut them.
 //!
 //! Every probe of a unit's addresses — the TCP connect scan, then nmap's service detection — runs
 //! from the unit's network namespace: the agent's own, or on a Neutron network node the network's
@@ -10,16 +11,17 @@
 //! cannot be entered costs only its own addresses (they keep their last state, or, for services,
 //! what discovery found); the rest of the pass goes on.
 
+use super::inventory::ToScan;
 use crate::config::Config;
-use crate::inventory;
 use crate::inventory::scope::{Origin, Scope};
 use crate::inventory::shard::Shard;
+use crate::inventory::Unit;
 use crate::judge;
 use crate::model::{
-    now, Event, HostObservation, HostState, OsGuess, Outcome, ProbeCounts, Protocol, ScanRun,
-    ServiceInfo, Stage, Target, UnixSeconds, VulnSource, Vulnerability,
+    now, Event, HostObservation, HostState, Outcome, ProbeCounts, ScanRun, Stage, Target,
+    UnixSeconds,
 };
-use crate::scan::{self, nmap, nmap_xml, Progress};
+use crate::scan::{self, nmap, Progress};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
@@ -31,50 +33,14 @@ pub mod reprobe;
 
 pub use focus::Focus;
 
-/// Addresses of one target group scanned together: from the agent's own network namespace, or all
-/// from one other namespace (a Neutron network's `qdhcp-`, on a network node).
-#[derive(Debug, Clone)]
-pub struct Unit {
-    pub group: String,
-    /// The namespace file (`/run/netns/qdhcp-<id>`); `None`: the agent's own namespace.
-    pub namespace: Option<std::path::PathBuf>,
-    pub targets: Vec<Target>,
-    pub ports: crate::ports::PortList,
-}
-
-/// What the cloud inventories contribute to a pass.
-#[derive(Debug, Clone, Default)]
-pub struct CloudTargets {
-    pub units: Vec<Unit>,
-    /// Groups whose inventory failed and has no last good copy: their hosts are kept as they are,
-    /// never removed for "leaving the inventory".
-    pub keep: HashSet<String>,
-}
-
-/// The CIDR groups as units.
-fn cidr_units(config: &Config) -> Result<Vec<Unit>, inventory::Error> {
-    Ok(inventory::expand(&config.groups, config.max_hosts)?
-        .into_iter()
-        .map(|g| Unit {
-            targets: g
-                .addresses
-                .iter()
-                .map(|a| Target::address(*a, &g.name))
-                .collect(),
-            group: g.name,
-            namespace: None,
-            ports: g.ports,
-        })
-        .collect())
-}
-
-/// Cut the units' targets to `scope`; returns what was dropped per (group, reason). Each dropped
-/// address is logged once per process (the first time it is seen), not on every pass.
+/// Cut the targets of the units from `origin` to `scope`; returns what was dropped per (group,
+/// reason). Each dropped address is logged once per process (the first time it is seen), not on
+/// every pass.
 fn in_scope(scope: &Scope, units: &mut [Unit], origin: Origin) -> Vec<(String, &'static str, u64)> {
     static LOGGED: std::sync::Mutex<Option<HashSet<std::net::IpAddr>>> =
         std::sync::Mutex::new(None);
     let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
-    for unit in units.iter_mut() {
+    for unit in units.iter_mut().filter(|u| u.origin == origin) {
         unit.targets.retain(|t| match scope.check(t.address, origin) {
             Ok(()) => true,
             Err(why) => {
@@ -197,24 +163,6 @@ pub struct ServicesReport {
     pub errors: Vec<(&'static str, String)>,
 }
 
-/// The CVEs among vulners' entries (it also lists exploit and advisory ids), one per id.
-fn cves(entries: &[nmap_xml::Vuln]) -> impl Iterator<Item = Vulnerability> + '_ {
-    let mut seen = std::collections::HashSet::new();
-    entries
-        .iter()
-        .filter(|v| v.id.starts_with("CVE-") || v.kind.as_deref() == Some("cve"))
-        .filter(move |v| seen.insert(v.id.clone()))
-        .map(|v| Vulnerability {
-            id: v.id.clone(),
-            cvss: v.cvss,
-            source: VulnSource::NmapVulners,
-            exploit: v.is_exploit,
-            name: None,
-            first_seen: 0.0, // the judge sets it
-            last_seen: 0.0,
-        })
-}
-
 /// Ask nmap what runs on every host's open ports and fold the answers into the observations.
 /// nmap probes each host from the namespace discovery probed it from: the agent's own, or a
 /// tenant network's (its batches run nmap from a thread inside it); answers go back to the
@@ -288,7 +236,7 @@ async fn services(
         .collect();
     for o in observed.iter_mut() {
         if let Some(host) = by_host.get(&(o.namespace.as_deref(), o.target.address)) {
-            fold_services(&mut o.obs, host);
+            nmap::fold(&mut o.obs, host);
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -300,56 +248,6 @@ async fn services(
         "service detection finished"
     );
     report
-}
-
-/// Fold nmap's answer for one host into its observation: TCP services and CVEs of the ports this
-/// observation has open (another target with the same address may have asked about more).
-fn fold_services(obs: &mut HostObservation, host: &nmap::HostServices) {
-    {
-        obs.services_known = true;
-        let service = |p: &nmap_xml::Port| {
-            p.service.as_ref().map(|s| ServiceInfo {
-                name: s.name.clone(),
-                product: s.product.clone(),
-                version: s.version.clone(),
-                extrainfo: s.extrainfo.clone(),
-                cpes: s.cpes.clone(),
-                method: s.method.clone(),
-                confidence: s.confidence,
-            })
-        };
-        for p in &host.tcp {
-            if obs.open.binary_search(&p.port).is_err() {
-                continue;
-            }
-            if let Some(s) = service(p) {
-                obs.services.push((Protocol::Tcp, p.port, s));
-            }
-            obs.vulns
-                .extend(cves(&p.vulns).map(|v| (Protocol::Tcp, p.port, v)));
-        }
-        for p in &host.udp {
-            match p.state {
-                nmap_xml::PortState::Open => {
-                    obs.udp_open.push(p.port);
-                    if let Some(s) = service(p) {
-                        obs.services.push((Protocol::Udp, p.port, s));
-                    }
-                }
-                nmap_xml::PortState::OpenFiltered => obs.udp_open_filtered.push(p.port),
-                _ => {}
-            }
-        }
-        obs.os = host
-            .os
-            .iter()
-            .map(|m| OsGuess {
-                name: m.name.clone(),
-                accuracy: m.accuracy,
-                cpes: m.cpes.clone(),
-            })
-            .collect();
-    }
 }
 
 /// Find out whether nmap can run (for the services stage). Missing or too old: one clear warning and
@@ -414,7 +312,7 @@ pub async fn discovery(
     config: &Config,
     mut run: ScanRun,
     prev: &BTreeMap<String, HostState>,
-    cloud: CloudTargets,
+    to_scan: ToScan,
     ctx: Context<'_>,
 ) -> Pass {
     let Context {
@@ -439,22 +337,20 @@ pub async fn discovery(
         since: focus.as_ref().map(|f| f.since.clone()).unwrap_or_default(),
     };
     crate::inventory::shard::publish(&config.shard);
-    let mut groups = match cidr_units(config) {
-        Ok(g) => g,
-        Err(e) => {
+    if !to_scan.failed.is_empty() {
+        for e in &to_scan.failed {
             tracing::error!(error = %e, "inventory failed; keeping the last known state");
             run.errors.push(format!("inventory: {e}"));
-            run.outcome = Outcome::Failed;
-            run.finished = Some(now());
-            pass.run = run;
-            return pass;
         }
-    };
-    // Nothing outside [scope] reaches any stage: the operator's groups, then what clouds named.
+        run.outcome = Outcome::Failed;
+        run.finished = Some(now());
+        pass.run = run;
+        return pass;
+    }
+    let mut groups = to_scan.units;
+    // Nothing outside [scope] reaches any stage: the operator's groups, then what APIs named.
     let mut dropped = in_scope(&config.scope, &mut groups, Origin::Config);
-    let mut cloud_units = cloud.units;
-    dropped.extend(in_scope(&config.scope, &mut cloud_units, Origin::Api));
-    groups.extend(cloud_units);
+    dropped.extend(in_scope(&config.scope, &mut groups, Origin::Api));
     pass.out_of_scope = dropped;
     // Of what is in scope, only this shard's targets go on (the whole inventory was read).
     pass.other_shards = in_shard(&config.shard, &mut groups);
@@ -511,7 +407,7 @@ pub async fn discovery(
         let (removal_events, removed) = removed_hosts(
             prev,
             &config.shard,
-            &cloud.keep,
+            &to_scan.keep,
             &in_inventory,
             run.id,
             finished,

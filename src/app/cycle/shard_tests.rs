@@ -43,6 +43,7 @@ fn units(ids: &[String]) -> Vec<Unit> {
             })
             .collect(),
         ports: crate::ports::PortList::parse("22").unwrap(),
+        origin: Origin::Config,
     }]
 }
 

@@ -2,6 +2,7 @@
 //! detection matched back by (namespace, address), and what the pass returns.
 
 use super::*;
+use crate::model::Protocol;
 use crate::scan::netns::testns::BannerServer;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -187,13 +188,14 @@ async fn a_pass_identifies_services_inside_a_tenant_namespace() {
             ..Target::address(addr, "cloud")
         }],
         ports: ports.clone(),
+        origin: Origin::Api,
     };
-    let cloud = CloudTargets {
+    let cloud = ToScan {
         units: vec![
             unit(None, "vm-b/port-b/127.0.91.8"),
             unit(Some(&ns.path), "vm-a/port-a/127.0.91.8"),
         ],
-        keep: HashSet::new(),
+        ..ToScan::default()
     };
     let ctx = Context {
         fd_limit: 4096,
@@ -358,28 +360,6 @@ async fn pids_in(name: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn vulners_entries_become_one_cve_each() {
-    let raw = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/nmap/defectdojo-issue4406-vulners.xml"
-    ))
-    .unwrap();
-    let run = nmap_xml::parse(&raw[..], &nmap_xml::Limits::default()).unwrap();
-    let port = run
-        .hosts
-        .iter()
-        .flat_map(|h| &h.ports)
-        .find(|p| !p.vulns.is_empty())
-        .unwrap();
-    let found: Vec<Vulnerability> = cves(&port.vulns).collect();
-    assert_eq!(found.len(), 8, "8 CVE entries among 42 vulners entries");
-    assert!(found
-        .iter()
-        .all(|v| v.id.starts_with("CVE-") && v.cvss.is_some()));
-    assert!(found.iter().all(|v| v.source == VulnSource::NmapVulners));
-}
-
 /// A unit of one CIDR target on `address` scanning `ports`.
 fn unit_of(address: IpAddr, ports: &str) -> Unit {
     Unit {
@@ -387,6 +367,7 @@ fn unit_of(address: IpAddr, ports: &str) -> Unit {
         namespace: None,
         targets: vec![Target::address(address, "g")],
         ports: crate::ports::PortList::parse(ports).unwrap(),
+        origin: Origin::Config,
     }
 }
 

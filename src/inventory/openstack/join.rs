@@ -42,15 +42,9 @@ pub struct Fetched {
     pub neutron_date: Option<jiff::Timestamp>,
 }
 
-/// One cloud's inventory.
-#[derive(Debug, Clone, Default)]
-pub struct CloudInventory {
-    /// Each VM in its own shared allocation, as the agent's view keeps it (unique until published,
-    /// so the diagnostics step can still fill it in).
-    pub vms: Vec<Arc<Vm>>,
-    /// The addresses to scan, each with the namespace its probes run from (`None`: the agent's own).
-    pub targets: Vec<(Option<String>, Target)>,
-}
+/// One cloud's inventory: any source's [`Inventory`](crate::inventory::Inventory), under the name
+/// the OpenStack code (and its change polls) use.
+pub use crate::inventory::Inventory as CloudInventory;
 
 /// The namespace Neutron's DHCP agent keeps for a network.
 pub fn dhcp_namespace(network_id: &str) -> String {

@@ -18,7 +18,8 @@
 //!   concurrently across every page.
 //! - [`join`]: servers + ports + floating IPs + names → VMs and scan targets keyed by instance and
 //!   port (pure).
-//! - [`source`]: one `[[openstack]]` cloud: fetch everything, join, diagnostics, retries.
+//! - [`source`]: one `[[openstack]]` cloud: fetch everything, join, diagnostics, retries, change
+//!   polls; the cloud as an inventory `Source`.
 //! - [`types`]: servers, ports, floating IPs, networks, security groups, diagnostics as plain data.
 
 pub mod api;

@@ -355,3 +355,80 @@ impl Source {
         counts
     }
 }
+
+// === impl inventory::Source ===
+
+/// A cloud's report, as every source's: what the view shows of the source's health.
+impl From<FetchReport> for crate::inventory::Report {
+    fn from(r: FetchReport) -> Self {
+        crate::inventory::Report {
+            seconds: r.seconds,
+            servers: r.servers,
+            names_complete: r.names_complete,
+            diagnostics: r.diagnostics,
+            drift: r.drift,
+        }
+    }
+}
+
+/// The cloud as an inventory source: a live one (its health watched, its VMs recorded), whose
+/// addresses an API named, with change polls when `poll_interval` is set. Every method delegates to
+/// the ones above.
+impl crate::inventory::Source for Source {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn origin(&self) -> crate::inventory::scope::Origin {
+        crate::inventory::scope::Origin::Api
+    }
+
+    fn inventory<'a>(
+        &'a self,
+        first_seen: &'a BTreeMap<String, UnixSeconds>,
+        cancel: &'a CancellationToken,
+    ) -> crate::inventory::Fetching<'a> {
+        Box::pin(async move {
+            let result = self.fetch(first_seen, cancel).await?;
+            Some(
+                result
+                    .map(|(inv, report)| (inv, report.into()))
+                    .map_err(crate::inventory::Error::from),
+            )
+        })
+    }
+
+    /// Targets probed from a namespace are probed from its file under `namespaces` (default
+    /// `/run/netns`).
+    fn units(
+        &self,
+        targets: &[(Option<String>, crate::model::Target)],
+    ) -> Vec<crate::inventory::Unit> {
+        let dir = self
+            .config
+            .namespaces
+            .as_deref()
+            .unwrap_or(std::path::Path::new("/run/netns"));
+        crate::inventory::Unit::by_namespace(
+            &self.config.name,
+            self.origin(),
+            dir,
+            &self.config.ports,
+            targets,
+        )
+    }
+
+    fn live(&self) -> bool {
+        true
+    }
+
+    fn poll_interval(&self) -> Option<Duration> {
+        let every = self.config.poll_interval;
+        (!every.is_zero()).then_some(every)
+    }
+
+    fn poll_changes(&self) -> crate::inventory::BoxFuture<'_, Result<Option<Polled>, ChangeError>> {
+        // The inherent method above (a type's own methods come first in a path).
+        Box::pin(Source::poll_changes(self))
+    }
+}

@@ -18,6 +18,7 @@
 
 mod args;
 mod batch;
+mod observe;
 pub mod orphans;
 mod plan;
 mod privileges;
@@ -25,6 +26,7 @@ mod task_progress;
 #[cfg(test)]
 mod tests;
 
+pub use observe::fold;
 pub use privileges::probe_nmap;
 
 use super::netns;
