@@ -110,6 +110,35 @@ fn drift_counts_vms_and_targets_the_polls_did_not_bring() {
 }
 
 #[test]
+fn drift_sees_addresses_as_a_multiset() {
+    let with = |ips: &[&str]| {
+        let mut v = vm("a", "c");
+        let template = v.addresses[0].clone();
+        v.addresses = ips
+            .iter()
+            .map(|ip| VmAddress {
+                address: ip.parse().unwrap(),
+                ..template.clone()
+            })
+            .collect();
+        Arc::new(v)
+    };
+    let kept = [with(&["127.0.0.9", "127.0.0.10"])];
+    let inv = |v: Arc<Vm>| Inventory {
+        vms: vec![v],
+        targets: Vec::new(),
+    };
+    let reordered = inv(with(&["127.0.0.10", "127.0.0.9"]));
+    assert_eq!(drift(kept.iter(), &[], &reordered), 0, "order is no drift");
+    let moved = inv(with(&["127.0.0.9", "127.0.0.11"]));
+    assert_eq!(drift(kept.iter(), &[], &moved), 1);
+    let twice = [with(&["127.0.0.9", "127.0.0.9", "127.0.0.10"])];
+    let other = inv(with(&["127.0.0.9", "127.0.0.10", "127.0.0.10"]));
+    assert_eq!(drift(twice.iter(), &[], &other), 1, "as many times each");
+    assert_eq!(drift(kept.iter(), &[], &inv(with(&["127.0.0.9"]))), 1);
+}
+
+#[test]
 fn appeared_and_gone_only_within_the_source() {
     let before = BTreeMap::from([
         ("a".to_string(), Arc::new(vm("a", "prod"))),
