@@ -107,12 +107,14 @@ async fn scan_once(config: &Config, output: config::cli::Output) -> ExitCode {
     ExitCode::from(app::once::exit_code(&report))
 }
 
-/// Caps glibc's malloc arenas at two. glibc gives a multi-threaded program up to eight arenas per
+/// Gives glibc's malloc one arena. glibc gives a multi-threaded program up to eight arenas per
 /// core, and memory freed into one arena does not serve another thread's allocations, so the same
-/// work takes more RSS the more worker threads run it: `benches/openstack.sh` (10 000 VMs, with
-/// diagnostics) peaks at 107 MB with 8 tokio workers, 87 MB with 8 workers and two arenas, 96 MB
-/// with 2 workers. The agent's threads mostly wait on sockets; two arenas cost no measurable speed.
-/// `MALLOC_ARENA_MAX` or an `arena_max` in `GLIBC_TUNABLES` in the environment win.
+/// work takes more RSS the more threads run it: `benches/openstack.sh` (10 000 VMs, with
+/// diagnostics) peaked at 107 MB with 8 tokio workers and glibc's arenas, 87 MB with two arenas;
+/// `benches/detect.sh` (10 000 VMs with change polls) at 105.6 MB with two arenas and 93.2 with
+/// one. The agent's threads mostly wait on sockets: one arena costs discovery no measurable speed
+/// (`benches/discovery.sh`, see benches/README.md). `MALLOC_ARENA_MAX` or an `arena_max` in
+/// `GLIBC_TUNABLES` in the environment win.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
@@ -122,7 +124,7 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a parameter of the allocator; it runs first thing in main, before
     // any other thread exists, and its failure (0) leaves glibc's default in place.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
