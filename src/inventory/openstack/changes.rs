@@ -259,6 +259,7 @@ pub struct Delta {
     pub(crate) removed_floating_ips: Vec<String>,
     pub(crate) security_groups: Vec<SecurityGroup>,
     pub(crate) removed_security_groups: Vec<String>,
+    /// The stamps of the ports, floating IPs and security groups listed (a server's is its record).
     pub(crate) stamps: Vec<((Resource, String), Stamp)>,
 }
 

@@ -352,7 +352,10 @@ impl<'s> Sift<'s> {
             )?;
             if let Some(t) = x.updated_at {
                 self.newest = later(self.newest, Some(t));
-                self.stamps.push(((resource, id.clone()), t));
+                // A server's stamp is its record's `updated` (`CloudState::server_stamp`).
+                if resource != Resource::Server {
+                    self.stamps.push(((resource, id.clone()), t));
+                }
             }
             let changed = match known.get(&id) {
                 Some(k) => x.deleted || *k != x.item,

@@ -368,12 +368,6 @@ pub fn apply(state: &mut CloudState, delta: Delta) {
     for g in delta.security_groups {
         state.security_groups.insert(g.id.clone(), g);
     }
-    // A server's stamp is its record's `updated` (see `CloudState::server_stamp`).
-    state.stamps.extend(
-        delta
-            .stamps
-            .into_iter()
-            .filter(|((r, _), _)| *r != Resource::Server),
-    );
+    state.stamps.extend(delta.stamps);
     state.cursor = delta.next;
 }
