@@ -277,8 +277,7 @@ fn first_seen(before: &[Vulnerability], v: &Vulnerability, now: UnixSeconds) -> 
         .map_or(now, |o| o.first_seen)
 }
 
-/// A Greenbone finding for one host: on a port (protocol, number) or host-wide (`None`).
-pub type ReportedVuln = (Option<(Protocol, u16)>, Vulnerability);
+pub use crate::model::ReportedVuln;
 
 /// Apply a complete Greenbone report for one host: its Greenbone findings are replaced by the report's
 /// (findings on ports that are not open now are kept host-wide); nmap's stay. Found and remediated

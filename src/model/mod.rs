@@ -220,6 +220,10 @@ pub enum VulnSource {
     Greenbone,
 }
 
+/// A vulnerability a scanner reports on a host: on a port (protocol, number) or host-wide (`None`,
+/// e.g. Greenbone's `general/tcp`).
+pub type ReportedVuln = (Option<(Protocol, u16)>, Vulnerability);
+
 /// A known vulnerability on an open port.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vulnerability {

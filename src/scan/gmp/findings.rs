@@ -1,18 +1,15 @@
 //! Greenbone's report results as model vulnerabilities, per host address: the stage's own output
 //! converted here, in `scan`, so that the agent only applies model types.
 
-use crate::model::{Protocol, VulnSource, Vulnerability};
+use crate::model::{Protocol, ReportedVuln, VulnSource, Vulnerability};
 use crate::scan::gmp_xml::VulnResult;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// One vulnerability a report names on a host: on a port, or on the host as a whole (`None`).
-pub type Reported = (Option<(Protocol, u16)>, Vulnerability);
-
 /// Turn report results into vulnerabilities per host address. False positives, errors and log-level results are
 /// dropped; a result with CVEs gives one finding per CVE, one without gives one under its NVT OID.
-pub fn vulnerabilities(results: &[VulnResult]) -> BTreeMap<IpAddr, Vec<Reported>> {
-    let mut out: BTreeMap<IpAddr, Vec<Reported>> = BTreeMap::new();
+pub fn vulnerabilities(results: &[VulnResult]) -> BTreeMap<IpAddr, Vec<ReportedVuln>> {
+    let mut out: BTreeMap<IpAddr, Vec<ReportedVuln>> = BTreeMap::new();
     for r in results {
         if r.is_false_positive() || r.is_error() || r.severity <= 0.0 {
             continue;

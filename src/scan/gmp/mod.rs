@@ -32,7 +32,7 @@ mod workflow;
 mod tests;
 
 pub(crate) use error::Error;
-pub use findings::{vulnerabilities, Reported};
+pub use findings::vulnerabilities;
 pub(crate) use session::{Session, Timeouts, DEFAULT_MAX_RESPONSE_BYTES};
 pub(crate) use settings::Password;
 pub use settings::{Settings, FULL_AND_FAST};
