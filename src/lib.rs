@@ -19,7 +19,9 @@
 //!     (`inventory::Source`), and the agent builds them from one registry (`app::inventory`).
 //!   - [`scan`]: how to look — the native async TCP connect scanner (port discovery), the native UDP
 //!     probes, nmap for services and versions, Greenbone through GMP for vulnerabilities; with their
-//!     pure parsers.
+//!     pure parsers. Each scanner implements one trait (`scan::Prober`) and returns model
+//!     observations; the agent builds them from a registry (`app::cycle::probers`,
+//!     `app::vulns::scanner`).
 //!   - [`judge`]: what it means — the port policy, a verdict and its deciding rule for every open port,
 //!     what a port's security groups expose, a host that answers every port (one record, not one a
 //!     port), and the differences between two scans (history events).

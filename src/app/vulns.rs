@@ -1,13 +1,14 @@
 //! The vulnerabilities stage in the agent: which hosts to ask Greenbone about (those with open
 //! ports), on its own schedule, and whose its answers are (by host identity, never by address
-//! alone). `scan::gmp` runs the scan or import and turns the report into model vulnerabilities
-//! ([`gmp::vulnerabilities`]). Runs beside the discovery cycle; the agent applies what it returns
-//! to the state as it is then.
+//! alone). Greenbone is a [`scan::Prober`] of the assess phase ([`gmp::Greenbone`], registered in
+//! [`scanner`]): it runs the scan or import and returns each covered address's report as a model
+//! observation. Runs beside the discovery cycle; the agent applies what it returns to the state as
+//! it is then.
 
 use super::{cycle, schedule};
 use crate::judge;
 use crate::model::{now, HostState, Outcome, Protocol, ScanRun, Stage};
-use crate::scan::gmp;
+use crate::scan::{self, gmp};
 use crate::store::{self, Commit};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -155,8 +156,14 @@ pub fn owners<'a, T>(
     })
 }
 
-/// Run one Greenbone scan (or import) and map its report. Never panics; failures come back in
-/// `error` with no findings, so the known vulnerabilities stay as they are.
+/// The registry of the assess phase: the scanner a Greenbone run asks (one [`scan::Prober`]).
+pub fn scanner(settings: &gmp::Settings, progress: Arc<gmp::Progress>) -> Arc<dyn scan::Prober> {
+    Arc::new(gmp::Greenbone::new(settings.clone(), progress))
+}
+
+/// Run one Greenbone scan (or import) through its prober and collect each covered address's
+/// report. Never panics; failures come back in `error` with no findings, so the known
+/// vulnerabilities stay as they are.
 pub async fn run(
     settings: gmp::Settings,
     asked: Asked,
@@ -166,8 +173,17 @@ pub async fn run(
 ) -> Finished {
     let Asked { hosts, ids, .. } = asked;
     run.targets = hosts.len() as u64;
-    let asked: Vec<IpAddr> = hosts.iter().map(|(a, _)| *a).collect();
-    let result = gmp::scan(&settings, &hosts, progress, cancel).await;
+    let (addresses, open): (Vec<IpAddr>, Vec<Vec<u16>>) = hosts.into_iter().unzip();
+    let job = scan::Job {
+        addresses: addresses.as_slice().into(),
+        ports: Arc::from([]),
+        open: open.into(),
+        namespace: None,
+        fd_limit: 0,
+        progress: Arc::default(),
+        cancel,
+    };
+    let result = scanner(&settings, progress).probe(job).await;
     run.finished = Some(now());
     let feeds = if result.is_ok() {
         feeds(&settings).await
@@ -175,34 +191,18 @@ pub async fn run(
         Vec::new()
     };
     match result {
-        Ok(outcome) => {
-            let mut findings = gmp::vulnerabilities(&outcome.results);
-            // Every host the report covers gets a (possibly empty) list: absent findings are
-            // remediated. An import covers the hosts its report names; a scan, the hosts asked.
-            let covered: Vec<IpAddr> = if outcome.imported {
-                outcome
-                    .summary
-                    .hosts
-                    .iter()
-                    .filter_map(|h| h.trim().parse().ok())
-                    .collect()
-            } else {
-                asked
-            };
-            for h in covered {
-                findings.entry(h).or_default();
-            }
+        Ok(out) => {
+            // Every host the report covers has a (possibly empty) list: absent findings are
+            // remediated.
+            let findings: BTreeMap<IpAddr, Vec<judge::ReportedVuln>> = addresses
+                .into_iter()
+                .zip(out.hosts)
+                .filter_map(|(address, obs)| Some((address, obs.reported?)))
+                .collect();
             run.outcome = Outcome::Success;
             run.hosts_up = findings.len() as u64;
             run.open_ports = 0;
             run.unexpected_ports = 0;
-            tracing::info!(
-                report = %outcome.report_id,
-                results = outcome.results.len(),
-                hosts = findings.len(),
-                imported = outcome.imported,
-                "Greenbone report applied"
-            );
             Finished {
                 run,
                 findings,

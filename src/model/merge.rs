@@ -1,8 +1,8 @@
-//! Folding and comparing records: each prober of a pass (TCP connect, UDP probes) reports its own
-//! [`HostObservation`] of an address, and the pass keeps one per address; a VM record rebuilt by
-//! an inventory is compared with the stored one, whose `last_seen` alone may differ.
+//! Folding and comparing records: each prober (TCP connect, UDP probes, nmap, Greenbone) reports
+//! its own [`HostObservation`] of an address, and the pass keeps one per target; a VM record
+//! rebuilt by an inventory is compared with the stored one, whose `last_seen` alone may differ.
 
-use super::{HostObservation, ProbeCounts, Vm};
+use super::{HostObservation, ProbeCounts, Protocol, Vm};
 
 /// `a ∪ b`, ascending, without duplicates.
 fn union(into: &mut Vec<u16>, from: Vec<u16>) {
@@ -38,6 +38,26 @@ impl HostObservation {
         self.udp_unknown.retain(|p| !answered.contains(p));
         self.os.extend(other.os);
         self.vulns.extend(other.vulns);
+        match (&mut self.reported, other.reported) {
+            (Some(into), Some(from)) => into.extend(from),
+            (into @ None, from) => *into = from,
+            (Some(_), None) => {}
+        }
+    }
+
+    /// [`merge`](Self::merge) what a prober saw on this address when asked about the open TCP
+    /// ports of every target with the address: only what it says about this one's open TCP ports
+    /// (and its UDP ports and OS) is this target's. A whole report (`reported`) is kept whole:
+    /// `judge::apply_report` keeps findings on ports not open now host-wide.
+    pub fn merge_on_open(&mut self, other: &HostObservation) {
+        let mine = |proto: &Protocol, port: &u16| {
+            *proto != Protocol::Tcp || self.open.binary_search(port).is_ok()
+        };
+        let mut other = other.clone();
+        other.open.retain(|p| self.open.binary_search(p).is_ok());
+        other.services.retain(|(proto, port, _)| mine(proto, port));
+        other.vulns.retain(|(proto, port, _)| mine(proto, port));
+        self.merge(other);
     }
 }
 
@@ -158,6 +178,80 @@ mod tests {
         assert_eq!(ports, vec![(53, "dns"), (161, "snmp")]);
         assert!(a.udp_closed.is_empty());
         assert!(a.udp_unknown.is_empty());
+    }
+
+    fn cve(id: &str) -> super::super::Vulnerability {
+        super::super::Vulnerability {
+            id: id.to_owned(),
+            cvss: None,
+            source: super::super::VulnSource::Greenbone,
+            exploit: false,
+            name: None,
+            first_seen: 0.0,
+            last_seen: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_target_takes_only_what_was_said_about_its_own_open_tcp_ports() {
+        // nmap was asked about 22 and 80 on the address: another target with it has 80 open.
+        let ssh = super::super::ServiceInfo {
+            name: Some("ssh".into()),
+            product: None,
+            version: None,
+            extrainfo: None,
+            cpes: vec![],
+            method: None,
+            confidence: None,
+        };
+        let http = super::super::ServiceInfo {
+            name: Some("http".into()),
+            ..ssh.clone()
+        };
+        let found = HostObservation {
+            open: vec![22, 80],
+            services_known: true,
+            services: vec![
+                (Protocol::Tcp, 22, ssh),
+                (Protocol::Tcp, 80, http.clone()),
+                (Protocol::Udp, 80, http),
+            ],
+            vulns: vec![
+                (Protocol::Tcp, 80, cve("CVE-1")),
+                (Protocol::Tcp, 22, cve("CVE-2")),
+            ],
+            ..Default::default()
+        };
+        let mut obs = HostObservation {
+            open: vec![22],
+            ..Default::default()
+        };
+        obs.merge_on_open(&found);
+        assert_eq!(obs.open, [22]);
+        assert!(obs.services_known);
+        let services: Vec<(Protocol, u16)> =
+            obs.services.iter().map(|(p, n, _)| (*p, *n)).collect();
+        assert_eq!(services, [(Protocol::Tcp, 22), (Protocol::Udp, 80)]);
+        let vulns: Vec<&str> = obs.vulns.iter().map(|(.., v)| v.id.as_str()).collect();
+        assert_eq!(vulns, ["CVE-2"]);
+    }
+
+    #[test]
+    fn whole_reports_fold_and_no_report_is_not_an_empty_one() {
+        let mut obs = HostObservation::default();
+        obs.merge(HostObservation::default());
+        assert_eq!(obs.reported, None, "nobody reported: nothing is remediated");
+        obs.merge(HostObservation {
+            reported: Some(vec![]),
+            ..Default::default()
+        });
+        assert_eq!(obs.reported, Some(vec![]), "a report with nothing in it");
+        obs.merge(HostObservation {
+            reported: Some(vec![(None, cve("CVE-3"))]),
+            ..Default::default()
+        });
+        obs.merge(HostObservation::default());
+        assert_eq!(obs.reported, Some(vec![(None, cve("CVE-3"))]));
     }
 
     #[test]

@@ -206,8 +206,13 @@ pub struct HostObservation {
     /// UDP ports the native probe got no answer from: an open one seen before stays open.
     pub udp_unknown: Vec<u16>,
     pub os: Vec<OsGuess>,
-    /// Vulnerabilities reported on a port this cycle (nmap's vulners script, Greenbone).
+    /// Vulnerabilities reported on a port this cycle (nmap's vulners script).
     pub vulns: Vec<(Protocol, u16, Vulnerability)>,
+    /// A vulnerability scanner's whole report on the host (Greenbone's), on ports or host-wide:
+    /// `Some` when its run covered the host (an empty list: nothing found, so what it reported
+    /// before is remediated), `None` when it did not. The agent applies it to the host's state as
+    /// it is when the run ends (`judge::apply_report`).
+    pub reported: Option<Vec<ReportedVuln>>,
 }
 
 /// Where a vulnerability finding came from.

@@ -1,8 +1,9 @@
-//! Scan stage: how to look. The native async TCP connect scanner discovers open ports on the
-//! addresses the inventory hands it — and on no other address.
-//!
-//! [`tcp::scan`] runs one rectangular job (addresses × ports) and reports per-host observations;
-//! [`Progress`] is shared with the caller so long scans show progress in logs and metrics.
+//! Scan stage: how to look, at the addresses the inventory hands it — and at no other address.
+//! Every scanner is a [`Prober`] (see `prober`): the native TCP connect scan (`tcp`) and UDP
+//! exposure probes (`udp`) discover, nmap (`nmap`) identifies the services on what they found
+//! open, Greenbone (`gmp`) assesses the hosts for vulnerabilities; each returns model
+//! observations. [`Progress`] is shared with the caller so long scans show progress in logs and
+//! metrics.
 
 pub mod gmp;
 pub mod gmp_xml;
@@ -17,7 +18,7 @@ pub mod udp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use prober::{Job, Observations, Prober};
+pub use prober::{Batch, Job, Observations, Phase, Prober};
 pub use tcp::{scan as tcp_scan, Settings as TcpSettings};
 
 /// Live counters of a running scan, readable from other tasks while it runs.
@@ -66,6 +67,10 @@ pub enum Error {
     Worker(String),
     #[error(transparent)]
     Namespace(#[from] netns::Error),
+    #[error(transparent)]
+    Nmap(#[from] nmap::Error),
+    #[error(transparent)]
+    Gmp(#[from] gmp::Error),
 }
 
 impl Error {
@@ -75,6 +80,8 @@ impl Error {
             Error::Cancelled => "cancelled",
             Error::Worker(_) => "worker",
             Error::Namespace(e) => e.kind(),
+            Error::Nmap(e) => e.kind(),
+            Error::Gmp(e) => e.kind(),
         }
     }
 }

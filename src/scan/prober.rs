@@ -1,13 +1,16 @@
-//! The probe seam. Every native scanner that probes a unit's addresses itself (the TCP connect
-//! scan, the UDP exposure probes) is a [`Prober`]: it takes a [`Job`] (the addresses, the unit's
-//! ports, its network namespace, the shared progress and the shutdown token) and returns model
-//! observations, index-aligned with the addresses. A pass runs the registered probers of a unit one
-//! after the other and folds their observations into one per address
-//! ([`HostObservation::merge`]). Adding such a scanner is one file implementing this trait plus its
-//! line in the registry (`app::cycle::probers`).
+//! The scanner seam. Every scanner — the TCP connect scan, the UDP exposure probes, nmap's service
+//! detection, Greenbone — is a [`Prober`]: it takes [`Job`]s (addresses, the ports to look at, the
+//! network namespace to look from, the shutdown token) and returns model observations,
+//! index-aligned with the addresses. Each converts its own output to `model` types here in `scan`;
+//! the agent only folds observations ([`HostObservation::merge`]) and matches them back by
+//! (namespace, address). Adding a scanner is one file implementing this trait plus its line in a
+//! registry (`app::cycle::probers` for a pass's, `app::vulns::scanner` for the scheduled one).
 //!
-//! Stages of another shape are not probers: nmap's service detection works on what the probers
-//! found, batched across units; Greenbone runs for hours on its own schedule.
+//! A prober's [`Phase`] says what it is given and when it runs: [`Phase::Discover`] probes every
+//! address of a unit, one unit after another; [`Phase::Identify`] looks closer at what discovery
+//! found open, in one batch over every unit of the pass (nmap keeps its processes full across
+//! namespaces); [`Phase::Assess`] runs for hours on a schedule of its own, over the stored hosts
+//! with open ports (Greenbone).
 
 use super::{netns, Error, Progress};
 use crate::model::{HostObservation, ProbeCounts};
@@ -26,9 +29,15 @@ pub struct Job {
     pub addresses: Arc<[IpAddr]>,
     /// The unit's TCP ports (a prober with a port list of its own, as UDP's, ignores them).
     pub ports: Arc<[u16]>,
+    /// What discovery found open on each address (TCP), index-aligned with `addresses`: the ports
+    /// an identifying or assessing prober looks at. Empty for a discovery job.
+    pub open: Arc<[Vec<u16>]>,
     /// The namespace to probe from; `None`: the agent's own.
     pub namespace: Option<PathBuf>,
+    /// The process' open-file limit, which sizes a discovering prober's concurrency (0 for a
+    /// prober that opens no sockets of its own: Greenbone asks gvmd).
     pub fd_limit: u64,
+    /// Discovery's live counters (a prober with progress of its own, as nmap's, keeps that).
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
 }
@@ -43,13 +52,52 @@ pub struct Observations {
     pub srtt: Vec<Option<Duration>>,
 }
 
+impl Observations {
+    /// Nothing seen yet on `n` addresses.
+    pub fn empty(n: usize) -> Self {
+        Observations {
+            hosts: vec![HostObservation::default(); n],
+            counts: ProbeCounts::default(),
+            srtt: vec![None; n],
+        }
+    }
+}
+
+/// What a prober saw over several jobs: one [`Observations`] per job, in the jobs' order (a job
+/// that failed has nothing observed), and the errors that cost a part of them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub jobs: Vec<Observations>,
+    pub errors: Vec<Error>,
+}
+
 /// A running probe job.
 pub type Running = Pin<Box<dyn Future<Output = Result<Observations, Error>> + Send + 'static>>;
 
+/// A running batch of jobs.
+pub type RunningBatch = Pin<Box<dyn Future<Output = Batch> + Send + 'static>>;
+
+/// When a prober runs and what its jobs hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Every address of a unit, on the unit's ports (or the prober's own): first in a pass, one
+    /// unit at a time, each with [`Prober::probe`].
+    Discover,
+    /// The addresses discovery found open ports on, with those ports ([`Job::open`]): after
+    /// discovery, every unit of the pass in one [`Prober::probe_many`].
+    Identify,
+    /// The stored hosts with open ports, on the prober's own schedule.
+    Assess,
+}
+
 /// A native scanner of a unit's addresses.
-pub trait Prober: Send + Sync {
-    /// Short name for logs (`tcp`, `udp`).
+pub trait Prober: Send + Sync + 'static {
+    /// Short name for logs (`tcp`, `udp`, `nmap`, `greenbone`).
     fn name(&self) -> &'static str;
+    /// When it runs (see [`Phase`]).
+    fn phase(&self) -> Phase {
+        Phase::Discover
+    }
     /// Whether its counts and round-trip times are the pass's (discovery's: the TCP scan); the
     /// others' counts are logged.
     fn discovers(&self) -> bool {
@@ -57,6 +105,39 @@ pub trait Prober: Send + Sync {
     }
     /// Probe the job's addresses; a cancel stops it with [`Error::Cancelled`].
     fn probe(&self, job: Job) -> Running;
+    /// Probe several jobs (of different namespaces). By default one after another, a failed job
+    /// costing only its own addresses; a cancel stops the rest. A prober that batches across
+    /// jobs (nmap) does better.
+    fn probe_many(self: Arc<Self>, jobs: Vec<Job>) -> RunningBatch {
+        Box::pin(async move {
+            let mut batch = Batch::default();
+            let mut cancelled = false;
+            for job in jobs {
+                let n = job.addresses.len();
+                if cancelled {
+                    batch.jobs.push(Observations::empty(n));
+                    continue;
+                }
+                match self.probe(job).await {
+                    Ok(out) if out.hosts.len() == n => batch.jobs.push(out),
+                    Ok(out) => {
+                        batch.errors.push(Error::Worker(format!(
+                            "the {} prober returned {} observations for {n} addresses",
+                            self.name(),
+                            out.hosts.len()
+                        )));
+                        batch.jobs.push(Observations::empty(n));
+                    }
+                    Err(e) => {
+                        cancelled = matches!(e, Error::Cancelled);
+                        batch.errors.push(e);
+                        batch.jobs.push(Observations::empty(n));
+                    }
+                }
+            }
+            batch
+        })
+    }
 }
 
 /// Run `f` from the job's namespace (on a thread of its own there), or here when it has none.
@@ -78,11 +159,7 @@ where
 /// The first discovering prober's counts and RTTs are the result's; a failure stops the unit.
 pub async fn probe_all(probers: &[Arc<dyn Prober>], job: Job) -> Result<Observations, Error> {
     let n = job.addresses.len();
-    let mut merged = Observations {
-        hosts: vec![HostObservation::default(); n],
-        counts: ProbeCounts::default(),
-        srtt: vec![None; n],
-    };
+    let mut merged = Observations::empty(n);
     for prober in probers {
         let out = prober.probe(job.clone()).await?;
         if out.hosts.len() != n {

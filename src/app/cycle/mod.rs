@@ -21,7 +21,7 @@ use crate::model::{
     now, Event, HostObservation, HostState, Outcome, ProbeCounts, ScanRun, Stage, Target,
     UnixSeconds,
 };
-use crate::scan::{self, nmap, Progress};
+use crate::scan::{self, nmap, Phase, Progress};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
@@ -77,16 +77,37 @@ fn in_shard(shard: &Shard, units: &mut [Unit]) -> u64 {
     others
 }
 
-/// The registry of probers: what a pass runs on every unit, in this order. TCP first (discovery:
-/// the pass's probe counts and RTTs), then the UDP exposure probes when `[scan.udp]` is on. A new
-/// native scanner is one file implementing [`scan::Prober`] plus its line here.
-pub fn probers(config: &Config) -> Vec<Arc<dyn scan::Prober>> {
+/// The registry of a pass's probers, in the order they run. Discovery first: TCP (the pass's
+/// probe counts and RTTs), then the UDP exposure probes when `[scan.udp]` is on; then nmap's
+/// service identification when `[scan.nmap]` is on and nmap can run (`nmap`: its capabilities and
+/// the progress it updates). A new scanner is one file implementing [`scan::Prober`] plus its line
+/// here (Greenbone, which runs on its own schedule, is registered in `app::vulns::scanner`).
+pub fn probers(
+    config: &Config,
+    nmap: Option<(&nmap::Capabilities, Arc<nmap::Progress>)>,
+) -> Vec<Arc<dyn scan::Prober>> {
     let mut probers: Vec<Arc<dyn scan::Prober>> =
         vec![Arc::new(scan::tcp::Connect(config.tcp.clone()))];
     if let Some(udp) = &config.udp {
         probers.push(Arc::new(scan::udp::Probes(udp.clone())));
     }
+    if let (Some(settings), Some((caps, progress))) = (&config.nmap, nmap) {
+        probers.push(Arc::new(nmap::Services::new(
+            settings.clone(),
+            caps.clone(),
+            progress,
+        )));
+    }
     probers
+}
+
+/// The probers of one phase, in registry order.
+fn of_phase(probers: &[Arc<dyn scan::Prober>], phase: Phase) -> Vec<Arc<dyn scan::Prober>> {
+    probers
+        .iter()
+        .filter(|p| p.phase() == phase)
+        .cloned()
+        .collect()
 }
 
 /// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
@@ -105,6 +126,7 @@ async fn scan_unit(
     let job = scan::Job {
         addresses: addresses.as_slice().into(),
         ports: unit.ports.ports().into(),
+        open: Arc::from([]),
         namespace: unit.namespace.clone(),
         fd_limit,
         progress,
@@ -163,16 +185,17 @@ pub struct ServicesReport {
     pub errors: Vec<(&'static str, String)>,
 }
 
-/// Ask nmap what runs on every host's open ports and fold the answers into the observations.
-/// nmap probes each host from the namespace discovery probed it from: the agent's own, or a
-/// tenant network's (its batches run nmap from a thread inside it); answers go back to the
-/// observations of the same (namespace, address) only. A namespace nmap cannot enter costs its
-/// hosts their services (they keep what discovery found) and adds one error naming it.
+/// Ask the identifying probers (nmap) what runs on every host's open ports and fold the answers
+/// into the observations. Each host is asked about from the namespace discovery probed it from:
+/// the agent's own, or a tenant network's; answers go back to the observations of the same
+/// (namespace, address) only, each target taking what was said about its own open ports. A
+/// namespace that cannot be entered costs its hosts their services (they keep what discovery
+/// found) and adds one error naming it.
 async fn services(
     observed: &mut [Observed],
-    settings: &nmap::Settings,
-    caps: &nmap::Capabilities,
-    progress: Arc<nmap::Progress>,
+    probers: &[Arc<dyn scan::Prober>],
+    fd_limit: u64,
+    progress: &Arc<Progress>,
     cancel: &CancellationToken,
 ) -> ServicesReport {
     let started = std::time::Instant::now();
@@ -180,7 +203,7 @@ async fn services(
         started: now(),
         ..Default::default()
     };
-    // Open ports per (namespace, address): targets sharing both share one nmap job.
+    // Open ports per (namespace, address): targets sharing both share one job's address.
     let mut wanted: BTreeMap<Option<Arc<Path>>, BTreeMap<IpAddr, BTreeSet<u16>>> = BTreeMap::new();
     for o in observed
         .iter()
@@ -193,50 +216,54 @@ async fn services(
             .or_default()
             .extend(&o.obs.open);
     }
-    let jobs: Vec<(Option<Arc<Path>>, Vec<nmap::Job>)> = wanted
+    let jobs: Vec<scan::Job> = wanted
         .into_iter()
-        .map(|(ns, hosts)| {
-            let jobs = hosts
+        .map(|(namespace, hosts)| {
+            let (addresses, open): (Vec<IpAddr>, Vec<Vec<u16>>) = hosts
                 .into_iter()
-                .map(|(address, ports)| nmap::Job {
-                    address,
-                    tcp_ports: ports.into_iter().collect(),
-                })
-                .collect();
-            (ns, jobs)
+                .map(|(address, ports)| (address, ports.into_iter().collect()))
+                .unzip();
+            scan::Job {
+                addresses: addresses.into(),
+                ports: Arc::from([]),
+                open: open.into(),
+                namespace: namespace.map(|p| p.to_path_buf()),
+                fd_limit,
+                progress: progress.clone(),
+                cancel: cancel.clone(),
+            }
         })
         .collect();
-    report.hosts = jobs.iter().map(|(_, j)| j.len()).sum();
-    if report.hosts == 0 {
+    report.hosts = jobs.iter().map(|j| j.addresses.len()).sum();
+    if report.hosts == 0 || probers.is_empty() {
         return report;
     }
-    let scopes: Vec<nmap::Scope<'_>> = jobs
-        .iter()
-        .map(|(ns, jobs)| nmap::Scope {
-            namespace: ns.as_deref(),
-            jobs,
-        })
-        .collect();
     tracing::info!(
         hosts = report.hosts,
-        namespaces = scopes.iter().filter(|s| s.namespace.is_some()).count(),
-        "identifying services with nmap"
+        namespaces = jobs.iter().filter(|j| j.namespace.is_some()).count(),
+        probers = probers.len(),
+        "identifying services"
     );
-    let (found, errors) =
-        nmap::run_scoped(&scopes, settings, caps, progress, cancel.child_token()).await;
-    report.errors = errors.iter().map(|e| (e.kind(), e.to_string())).collect();
-    for e in &errors {
-        tracing::warn!(kind = e.kind(), error = %e, "service detection incomplete");
+    let mut found: BTreeMap<(Option<&Path>, IpAddr), HostObservation> = BTreeMap::new();
+    for prober in probers {
+        let batch = prober.clone().probe_many(jobs.clone()).await;
+        for e in &batch.errors {
+            tracing::warn!(prober = prober.name(), kind = e.kind(), error = %e, "service detection incomplete");
+            report.errors.push((e.kind(), e.to_string()));
+        }
+        for (job, out) in jobs.iter().zip(batch.jobs) {
+            for (address, obs) in job.addresses.iter().zip(out.hosts) {
+                found
+                    .entry((job.namespace.as_deref(), *address))
+                    .or_default()
+                    .merge(obs);
+            }
+        }
     }
-    report.covered = found.iter().map(Vec::len).sum();
-    let by_host: BTreeMap<(Option<&Path>, IpAddr), &nmap::HostServices> = scopes
-        .iter()
-        .zip(&found)
-        .flat_map(|(scope, hosts)| hosts.iter().map(|h| ((scope.namespace, h.address), h)))
-        .collect();
-    for o in observed.iter_mut() {
-        if let Some(host) = by_host.get(&(o.namespace.as_deref(), o.target.address)) {
-            nmap::fold(&mut o.obs, host);
+    report.covered = found.values().filter(|o| o.services_known).count();
+    for o in observed.iter_mut().filter(|o| !o.answers_everything) {
+        if let Some(seen) = found.get(&(o.namespace.as_deref(), o.target.address)) {
+            o.obs.merge_on_open(seen);
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -337,6 +364,7 @@ pub async fn discovery(
         since: focus.as_ref().map(|f| f.since.clone()).unwrap_or_default(),
     };
     crate::inventory::shard::publish(&config.shard);
+    let probers = probers(config, caps.map(|caps| (caps, nmap_progress)));
     if !to_scan.failed.is_empty() {
         for e in &to_scan.failed {
             tracing::error!(error = %e, "inventory failed; keeping the last known state");
@@ -378,7 +406,14 @@ pub async fn discovery(
         reprobes,
         targets,
     } = scan_units(
-        &groups, config, prev, fd_limit, &progress, &cancel, &mut run,
+        &groups,
+        config,
+        &of_phase(&probers, Phase::Discover),
+        prev,
+        fd_limit,
+        &progress,
+        &cancel,
+        &mut run,
     )
     .await;
     pass.groups = group_coverage(coverage);
@@ -390,8 +425,9 @@ pub async fn discovery(
         return pass;
     }
     // Service detection, each host from the namespace discovery probed it from.
-    if let (Some(settings), Some(caps)) = (&config.nmap, caps) {
-        let report = services(&mut observed, settings, caps, nmap_progress, &cancel).await;
+    let identify = of_phase(&probers, Phase::Identify);
+    if !identify.is_empty() {
+        let report = services(&mut observed, &identify, fd_limit, &progress, &cancel).await;
         for (kind, e) in &report.errors {
             run.errors.push(format!("services ({kind}): {e}"));
         }
@@ -448,9 +484,11 @@ struct Scanned {
 /// Scan every unit in turn, adding probe counts and errors to `run`. A namespace that cannot be
 /// entered costs its own addresses (they stay in the inventory); any other error, or a cancel,
 /// stops the scan and sets `run.outcome`.
+#[allow(clippy::too_many_arguments)]
 async fn scan_units(
     groups: &[Unit],
     config: &Config,
+    probers: &[Arc<dyn scan::Prober>],
     prev: &BTreeMap<String, HostState>,
     fd_limit: u64,
     progress: &Arc<Progress>,
@@ -463,7 +501,6 @@ async fn scan_units(
     let mut coverage: Vec<(String, u64, bool)> = Vec::new();
     let mut reprobes = reprobe::Counts::default();
     let mut targets = Vec::new();
-    let probers = probers(config);
     for g in groups {
         let ns = g.namespace.as_ref().map(|p| p.display().to_string());
         tracing::info!(
@@ -474,7 +511,7 @@ async fn scan_units(
             "scanning target group"
         );
         let started = std::time::Instant::now();
-        let result = scan_unit(g, &probers, fd_limit, progress.clone(), cancel.clone()).await;
+        let result = scan_unit(g, probers, fd_limit, progress.clone(), cancel.clone()).await;
         let (addresses, mut out) = match result {
             Ok(out) => out,
             Err(e) if !matches!(e, scan::Error::Cancelled) && g.namespace.is_some() => {

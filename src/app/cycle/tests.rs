@@ -45,6 +45,25 @@ fn observed(id: &str, address: IpAddr, open: &[u16], ns: Option<&Path>) -> Obser
     }
 }
 
+/// The services stage over `observed`, nmap its one identifying prober.
+fn identify<'a>(
+    observed: &'a mut [Observed],
+    settings: &nmap::Settings,
+    caps: &nmap::Capabilities,
+    progress: Arc<nmap::Progress>,
+    cancel: &'a CancellationToken,
+) -> impl std::future::Future<Output = ServicesReport> + 'a {
+    let identify: Vec<Arc<dyn scan::Prober>> = vec![Arc::new(nmap::Services::new(
+        settings.clone(),
+        caps.clone(),
+        progress,
+    ))];
+    async move {
+        let progress = Arc::new(Progress::default());
+        services(observed, &identify, 1024, &progress, cancel).await
+    }
+}
+
 /// The services stage over `observed`, bounded by [`LIMIT`].
 async fn run_services(
     observed: &mut [Observed],
@@ -53,7 +72,7 @@ async fn run_services(
     progress: &Arc<nmap::Progress>,
 ) -> ServicesReport {
     let cancel = CancellationToken::new();
-    let stage = services(observed, settings, caps, progress.clone(), &cancel);
+    let stage = identify(observed, settings, caps, progress.clone(), &cancel);
     timeout(LIMIT, stage)
         .await
         .expect("services finished in time")
@@ -314,7 +333,7 @@ async fn cancelling_stops_nmap_inside_a_namespace_promptly() {
     let progress = Arc::new(nmap::Progress::default());
     let cancel = CancellationToken::new();
     let mut observed = vec![observed("vm", addr, &[silent.port], Some(&ns.path))];
-    let stage = services(&mut observed, &settings, &caps, progress.clone(), &cancel);
+    let stage = identify(&mut observed, &settings, &caps, progress.clone(), &cancel);
     let cancelled_at = async {
         // Let nmap get going inside the namespace, then stop it.
         let deadline = Instant::now() + Duration::from_secs(10);

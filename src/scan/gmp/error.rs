@@ -7,7 +7,7 @@ use super::gmp_xml;
 
 /// GMP session and workflow errors. Messages name the endpoint, never credentials.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Error {
+pub enum Error {
     #[error("cannot connect to gvmd at {endpoint}: {source}; check that gvmd is running and scan.gmp.socket (or scan.gmp.address for TLS) points at it, and that the agent may open the socket")]
     Connect {
         endpoint: String,

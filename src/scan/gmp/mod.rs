@@ -15,12 +15,14 @@
 //!   reads; `session`: one authenticated connection ([`Session`]).
 //! - `plan`: the target and task for one host set; `retention`: deleting old `stinger-` tasks.
 //! - `client`: the retrying, reconnecting client; `workflow`: [`scan`], its [`Progress`] and
-//!   `Outcome`.
+//!   `Outcome`; `findings`: a report's results as model vulnerabilities; `prober`: Greenbone
+//!   behind the scanner seam ([`Greenbone`]).
 
 mod client;
 mod error;
 mod findings;
 mod plan;
+mod prober;
 mod retention;
 mod session;
 mod settings;
@@ -31,8 +33,9 @@ mod workflow;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use error::Error;
+pub use error::Error;
 pub use findings::vulnerabilities;
+pub use prober::Greenbone;
 pub(crate) use session::{Session, Timeouts, DEFAULT_MAX_RESPONSE_BYTES};
 pub(crate) use settings::Password;
 pub use settings::{Settings, FULL_AND_FAST};

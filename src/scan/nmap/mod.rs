@@ -13,8 +13,9 @@
 //! Layout: `privileges` probes the binary and our rights, `args` builds nmap's command line,
 //! `orphans` finds and kills batches a SIGKILLed agent left running,
 //! `plan` groups the jobs into batches, `batch` runs one nmap process (with `task_progress`
-//! following its progress); the public types and [`run`]/[`run_scoped`], which drive the
-//! batches, are here.
+//! following its progress), `observe` turns an answer into a model observation, `prober` is nmap
+//! behind the scanner seam ([`Services`]); the public types and [`run`]/[`run_scoped`], which
+//! drive the batches, are here.
 
 mod args;
 mod batch;
@@ -22,12 +23,14 @@ mod observe;
 pub mod orphans;
 mod plan;
 mod privileges;
+mod prober;
 mod task_progress;
 #[cfg(test)]
 mod tests;
 
-pub use observe::fold;
+use observe::fold;
 pub use privileges::probe_nmap;
+pub use prober::Services;
 
 use super::netns;
 use super::nmap_xml::{self, OsMatch, Port};

@@ -251,6 +251,7 @@ async fn dropped_datagrams_are_unknown_and_refused_ones_closed_in_a_namespace() 
     let job = crate::scan::Job {
         addresses: vec![ip("127.0.116.1")].into(),
         ports: Vec::new().into(),
+        open: Vec::new().into(),
         namespace: Some(ns.path.clone()),
         fd_limit: 4096,
         progress: progress.clone(),

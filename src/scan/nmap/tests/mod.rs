@@ -3,6 +3,7 @@
 
 mod binary;
 mod loopback;
+mod prober;
 mod pure;
 mod timeouts;
 
