@@ -10,6 +10,11 @@
 //! address), never by address alone: two tenant networks may both use 10.0.0.5. A namespace that
 //! cannot be entered costs only its own addresses (they keep their last state, or, for services,
 //! what discovery found); the rest of the pass goes on.
+//!
+//! Layout: `probers` is the registry of the pass's scanners; `units` the discover phase (each
+//! unit scanned in turn, `reprobe` confirming changed ports); `services` the identify phase; the
+//! steps around them (scope and shard cuts, judging, removals) are here; `focus` narrows a
+//! targeted pass.
 
 use super::inventory::ToScan;
 use crate::config::Config;
@@ -21,17 +26,24 @@ use crate::model::{
     now, Event, HostObservation, HostState, Outcome, ProbeCounts, ScanRun, Stage, Target,
     UnixSeconds,
 };
-use crate::scan::{self, nmap, Phase, Progress};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::IpAddr;
+use crate::scan::{nmap, Phase, Progress};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 mod focus;
+mod probers;
 pub mod reprobe;
+mod services;
+mod units;
 
 pub use focus::Focus;
+use probers::of_phase;
+pub use probers::{nmap_capabilities, probers};
+use services::services;
+pub use services::ServicesReport;
+use units::{scan_units, Scanned};
 
 /// Cut the targets of the units from `origin` to `scope`; returns what was dropped per (group,
 /// reason). Each dropped address is logged once per process (the first time it is seen), not on
@@ -77,65 +89,6 @@ fn in_shard(shard: &Shard, units: &mut [Unit]) -> u64 {
     others
 }
 
-/// The registry of a pass's probers, in the order they run. Discovery first: TCP (the pass's
-/// probe counts and RTTs), then the UDP exposure probes when `[scan.udp]` is on; then nmap's
-/// service identification when `[scan.nmap]` is on and nmap can run (`nmap`: its capabilities and
-/// the progress it updates). A new scanner is one file implementing [`scan::Prober`] plus its line
-/// here (Greenbone, which runs on its own schedule, is registered in `app::vulns::scanner`).
-pub fn probers(
-    config: &Config,
-    nmap: Option<(&nmap::Capabilities, Arc<nmap::Progress>)>,
-) -> Vec<Arc<dyn scan::Prober>> {
-    let mut probers: Vec<Arc<dyn scan::Prober>> =
-        vec![Arc::new(scan::tcp::Connect(config.tcp.clone()))];
-    if let Some(udp) = &config.udp {
-        probers.push(Arc::new(scan::udp::Probes(udp.clone())));
-    }
-    if let (Some(settings), Some((caps, progress))) = (&config.nmap, nmap) {
-        probers.push(Arc::new(nmap::Services::new(
-            settings.clone(),
-            caps.clone(),
-            progress,
-        )));
-    }
-    probers
-}
-
-/// The probers of one phase, in registry order.
-fn of_phase(probers: &[Arc<dyn scan::Prober>], phase: Phase) -> Vec<Arc<dyn scan::Prober>> {
-    probers
-        .iter()
-        .filter(|p| p.phase() == phase)
-        .cloned()
-        .collect()
-}
-
-/// Scan one unit: the distinct addresses once each (two VMs may share a fixed address in different
-/// networks, never within one unit's namespace), from its namespace when it has one, by every
-/// prober, folded into one observation per address.
-async fn scan_unit(
-    unit: &Unit,
-    probers: &[Arc<dyn scan::Prober>],
-    fd_limit: u64,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> Result<(Vec<std::net::IpAddr>, scan::tcp::Output), scan::Error> {
-    let mut addresses: Vec<std::net::IpAddr> = unit.targets.iter().map(|t| t.address).collect();
-    addresses.sort();
-    addresses.dedup();
-    let job = scan::Job {
-        addresses: addresses.as_slice().into(),
-        ports: unit.ports.ports().into(),
-        open: Arc::from([]),
-        namespace: unit.namespace.clone(),
-        fd_limit,
-        progress,
-        cancel,
-    };
-    let out = scan::prober::probe_all(probers, job).await?;
-    Ok((addresses, out))
-}
-
 /// What discovery saw on one target, and the network namespace it was probed from.
 #[derive(Debug, Clone)]
 struct Observed {
@@ -171,130 +124,6 @@ pub struct Pass {
     pub other_shards: u64,
     /// A targeted pass's [`Focus::since`] (empty for a full pass).
     pub since: BTreeMap<String, UnixSeconds>,
-}
-
-/// The services stage (nmap) of one pass.
-#[derive(Debug, Default)]
-pub struct ServicesReport {
-    pub started: f64,
-    pub seconds: f64,
-    /// Hosts nmap was asked about, and how many it answered for.
-    pub hosts: usize,
-    pub covered: usize,
-    /// Errors by kind label (a failed batch or host; the rest of the pass goes on).
-    pub errors: Vec<(&'static str, String)>,
-}
-
-/// Ask the identifying probers (nmap) what runs on every host's open ports and fold the answers
-/// into the observations. Each host is asked about from the namespace discovery probed it from:
-/// the agent's own, or a tenant network's; answers go back to the observations of the same
-/// (namespace, address) only, each target taking what was said about its own open ports. A
-/// namespace that cannot be entered costs its hosts their services (they keep what discovery
-/// found) and adds one error naming it.
-async fn services(
-    observed: &mut [Observed],
-    probers: &[Arc<dyn scan::Prober>],
-    fd_limit: u64,
-    progress: &Arc<Progress>,
-    cancel: &CancellationToken,
-) -> ServicesReport {
-    let started = std::time::Instant::now();
-    let mut report = ServicesReport {
-        started: now(),
-        ..Default::default()
-    };
-    // Open ports per (namespace, address): targets sharing both share one job's address.
-    let mut wanted: BTreeMap<Option<Arc<Path>>, BTreeMap<IpAddr, BTreeSet<u16>>> = BTreeMap::new();
-    for o in observed
-        .iter()
-        .filter(|o| !o.obs.open.is_empty() && !o.answers_everything)
-    {
-        wanted
-            .entry(o.namespace.clone())
-            .or_default()
-            .entry(o.target.address)
-            .or_default()
-            .extend(&o.obs.open);
-    }
-    let jobs: Vec<scan::Job> = wanted
-        .into_iter()
-        .map(|(namespace, hosts)| {
-            let (addresses, open): (Vec<IpAddr>, Vec<Vec<u16>>) = hosts
-                .into_iter()
-                .map(|(address, ports)| (address, ports.into_iter().collect()))
-                .unzip();
-            scan::Job {
-                addresses: addresses.into(),
-                ports: Arc::from([]),
-                open: open.into(),
-                namespace: namespace.map(|p| p.to_path_buf()),
-                fd_limit,
-                progress: progress.clone(),
-                cancel: cancel.clone(),
-            }
-        })
-        .collect();
-    report.hosts = jobs.iter().map(|j| j.addresses.len()).sum();
-    if report.hosts == 0 || probers.is_empty() {
-        return report;
-    }
-    tracing::info!(
-        hosts = report.hosts,
-        namespaces = jobs.iter().filter(|j| j.namespace.is_some()).count(),
-        probers = probers.len(),
-        "identifying services"
-    );
-    let mut found: BTreeMap<(Option<&Path>, IpAddr), HostObservation> = BTreeMap::new();
-    for prober in probers {
-        let batch = prober.clone().probe_many(jobs.clone()).await;
-        for e in &batch.errors {
-            tracing::warn!(prober = prober.name(), kind = e.kind(), error = %e, "service detection incomplete");
-            report.errors.push((e.kind(), e.to_string()));
-        }
-        for (job, out) in jobs.iter().zip(batch.jobs) {
-            for (address, obs) in job.addresses.iter().zip(out.hosts) {
-                found
-                    .entry((job.namespace.as_deref(), *address))
-                    .or_default()
-                    .merge(obs);
-            }
-        }
-    }
-    report.covered = found.values().filter(|o| o.services_known).count();
-    for o in observed.iter_mut().filter(|o| !o.answers_everything) {
-        if let Some(seen) = found.get(&(o.namespace.as_deref(), o.target.address)) {
-            o.obs.merge_on_open(seen);
-        }
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        hosts = report.hosts,
-        identified = report.covered,
-        errors = report.errors.len(),
-        seconds = format!("{:.2}", report.seconds),
-        "service detection finished"
-    );
-    report
-}
-
-/// Find out whether nmap can run (for the services stage). Missing or too old: one clear warning and
-/// `None`; discovery goes on without services.
-pub async fn nmap_capabilities(config: &Config) -> Option<nmap::Capabilities> {
-    let settings = config.nmap.as_ref()?;
-    match nmap::probe_nmap(settings).await {
-        Ok(caps) => {
-            tracing::info!(
-                version = %caps.version,
-                privileged = caps.privileged,
-                "nmap found: services and versions will be identified"
-            );
-            Some(caps)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "service detection is off; discovery goes on without it");
-            None
-        }
-    }
 }
 
 /// The skeleton of a run record before it starts.
@@ -467,146 +296,6 @@ pub async fn discovery(
     pass.hosts = hosts;
     pass.events = events;
     pass
-}
-
-/// What scanning the units gave.
-struct Scanned {
-    observed: Vec<Observed>,
-    /// Ids of the targets still in some group's inventory (seen now, or kept by a failed namespace).
-    in_inventory: HashSet<String>,
-    /// Per unit: its group, targets, and whether it was scanned.
-    coverage: Vec<(String, u64, bool)>,
-    reprobes: reprobe::Counts,
-    /// (target id, group, scanned) of every unit's targets.
-    targets: Vec<(String, String, bool)>,
-}
-
-/// Scan every unit in turn, adding probe counts and errors to `run`. A namespace that cannot be
-/// entered costs its own addresses (they stay in the inventory); any other error, or a cancel,
-/// stops the scan and sets `run.outcome`.
-#[allow(clippy::too_many_arguments)]
-async fn scan_units(
-    groups: &[Unit],
-    config: &Config,
-    probers: &[Arc<dyn scan::Prober>],
-    prev: &BTreeMap<String, HostState>,
-    fd_limit: u64,
-    progress: &Arc<Progress>,
-    cancel: &CancellationToken,
-    run: &mut ScanRun,
-) -> Scanned {
-    let mut observed: Vec<Observed> = Vec::new();
-    let mut in_inventory = HashSet::new();
-    // Per group: targets, and whether every unit of it was scanned.
-    let mut coverage: Vec<(String, u64, bool)> = Vec::new();
-    let mut reprobes = reprobe::Counts::default();
-    let mut targets = Vec::new();
-    for g in groups {
-        let ns = g.namespace.as_ref().map(|p| p.display().to_string());
-        tracing::info!(
-            group = %g.group,
-            namespace = ns.as_deref().unwrap_or("-"),
-            addresses = g.targets.len(),
-            ports = g.ports.len(),
-            "scanning target group"
-        );
-        let started = std::time::Instant::now();
-        let result = scan_unit(g, probers, fd_limit, progress.clone(), cancel.clone()).await;
-        let (addresses, mut out) = match result {
-            Ok(out) => out,
-            Err(e) if !matches!(e, scan::Error::Cancelled) && g.namespace.is_some() => {
-                // One namespace that cannot be entered costs its addresses, not the run: their
-                // hosts keep their last state.
-                tracing::warn!(group = %g.group, namespace = ns.as_deref().unwrap_or("-"), error = %e, "cannot scan from this namespace; its addresses keep their last state");
-                run.errors.push(format!(
-                    "group {} namespace {}: {e}",
-                    g.group,
-                    ns.as_deref().unwrap_or("-")
-                ));
-                for t in &g.targets {
-                    in_inventory.insert(t.id.clone());
-                    targets.push((t.id.clone(), g.group.clone(), false));
-                }
-                coverage.push((g.group.clone(), g.targets.len() as u64, false));
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(group = %g.group, error = %e, "scan of target group stopped");
-                run.errors.push(format!("group {}: {e}", g.group));
-                run.outcome = if matches!(e, scan::Error::Cancelled) {
-                    Outcome::Cancelled
-                } else {
-                    Outcome::Failed
-                };
-                coverage.push((g.group.clone(), g.targets.len() as u64, false));
-                // Count what was done before the stop (the progress counters cover the whole run).
-                use std::sync::atomic::Ordering::Relaxed;
-                run.probes = crate::model::ProbeCounts {
-                    open: progress.open.load(Relaxed),
-                    closed: progress.closed.load(Relaxed),
-                    filtered: progress.filtered.load(Relaxed),
-                    error: progress.errors.load(Relaxed),
-                };
-                break;
-            }
-        };
-        if config.findings.confirm.reprobes() {
-            let counts =
-                reprobe::unit(g, &addresses, &mut out, prev, &config.tcp, fd_limit, cancel).await;
-            if counts != reprobe::Counts::default() {
-                tracing::info!(
-                    group = %g.group,
-                    confirmed = counts.confirmed,
-                    transient = counts.transient,
-                    recovered = counts.recovered,
-                    gone = counts.gone,
-                    "re-probed changed ports"
-                );
-            }
-            reprobes.add(counts);
-        }
-        let by_address: BTreeMap<IpAddr, HostObservation> =
-            addresses.into_iter().zip(out.hosts).collect();
-        let namespace: Option<Arc<Path>> = g.namespace.as_deref().map(Arc::from);
-        for target in &g.targets {
-            if let Some(obs) = by_address.get(&target.address) {
-                in_inventory.insert(target.id.clone());
-                targets.push((target.id.clone(), g.group.clone(), true));
-                let answers_everything =
-                    judge::tarpit::answers_everything(obs, prev.get(&target.id));
-                if answers_everything {
-                    tracing::debug!(target = %target.id, open = obs.open.len(), "host answers every TCP port probed: one record, no re-probes, no nmap");
-                }
-                observed.push(Observed {
-                    target: target.clone(),
-                    obs: obs.clone(),
-                    namespace: namespace.clone(),
-                    answers_everything,
-                });
-            }
-        }
-        run.probes.open += out.counts.open;
-        run.probes.closed += out.counts.closed;
-        run.probes.filtered += out.counts.filtered;
-        run.probes.error += out.counts.error;
-        tracing::info!(
-            group = %g.group,
-            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
-            open = out.counts.open,
-            closed = out.counts.closed,
-            filtered = out.counts.filtered,
-            errors = out.counts.error,
-            "target group scanned"
-        );
-        coverage.push((g.group.clone(), g.targets.len() as u64, true));
-    }
-    Scanned {
-        observed,
-        in_inventory,
-        coverage,
-        reprobes,
-        targets,
-    }
 }
 
 /// One line per group, however many units it had: targets summed, complete only if every unit was.

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::model::Protocol;
+use crate::scan;
 use crate::scan::netns::testns::BannerServer;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use stinger_testsupport::netns::{fresh_id, privileged, TestNs};
