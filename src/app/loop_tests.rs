@@ -7,6 +7,8 @@
 //! and be applied while a discovery pass runs.
 
 use super::*;
+use crate::config;
+use crate::model::Outcome;
 use std::net::TcpListener as StdListener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -4,6 +4,13 @@
 //! reports back over a channel, so the loop answers a reload or a shutdown within a second however
 //! long a scan takes. `main` owns the signals and hands shutdown and reload in, so the whole loop
 //! runs in-process in tests. The only module that wires stages together.
+//!
+//! Layout: the loop and discovery's place in it are here; `restore` fills the view from the store
+//! at start, `reload` applies a new configuration, `discovery` runs a pass as a task (`cycle` is
+//! the pass itself, `inventory` its sources), `changes` scans what a change poll exposed,
+//! `targeted` runs the scans the API queued, `commit` stores a pass, `findings` keeps the
+//! findings' lifecycle, `vulns` is Greenbone's stage, `digest` the e-mail, `schedule` when each
+//! stage runs next, `once` the one-shot CLI scan.
 
 mod changes;
 mod commit;
@@ -13,22 +20,23 @@ mod discovery;
 mod findings;
 pub mod inventory;
 pub mod once;
+mod reload;
+mod restore;
 pub mod schedule;
 mod targeted;
 pub mod vulns;
 
-use crate::config::{self, Config, Overrides};
+use crate::config::{Config, Overrides};
 use crate::expose::{self, metrics::Metrics};
 use crate::inventory::Source;
-use crate::judge;
-use crate::model::{now, HostState, Outcome, ScanRun, Stage, UnixSeconds};
+use crate::model::{now, Stage, UnixSeconds};
 use crate::scan;
-use crate::state::{GroupStatus, StageStatus, State};
-use crate::store::{self, Commit, Store};
+use crate::state::{StageStatus, State};
+use crate::store::{self, Store};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -245,122 +253,7 @@ async fn wait(
     }
 }
 
-/// Fill the in-memory view from the store, so the last known state is served before any scan.
-async fn load_state(store: &Store, state: &State, config: &Config) -> anyhow::Result<()> {
-    let (hosts, vms, findings, interrupted, recent) = store::blocking(store, |s| {
-        let interrupted = s.mark_interrupted()?;
-        Ok((
-            s.hosts()?,
-            s.vms()?,
-            s.findings()?,
-            interrupted,
-            s.scans(None, 200)?,
-        ))
-    })
-    .await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            runs = interrupted,
-            "found scans left running by a stopped process; marked interrupted"
-        );
-    }
-    tracing::info!(
-        hosts = hosts.len(),
-        vms = vms.len(),
-        findings = findings.len(),
-        "loaded the last known state"
-    );
-    let mut view = state.write();
-    view.findings = findings.into_iter().map(|f| (f.id.clone(), f)).collect();
-    view.max_ack = config.max_ack;
-    view.vm_metadata = config.web.vm_metadata;
-    view.max_device_series = config.web.max_device_series;
-    view.scans_per_minute = config.scans_per_minute;
-    view.exceptions = exceptions_of(&config.policy);
-    view.hosts = hosts.into_iter().map(|h| (h.id.clone(), h)).collect();
-    view.vms = vms
-        .into_iter()
-        .map(|v| (v.id.clone(), Arc::new(v)))
-        .collect();
-    let stage_status = |stage: Stage, interval: Duration| {
-        let runs = || recent.iter().filter(move |r| r.stage == stage);
-        // Cancelled and interrupted runs say nothing about the stage's health: a stop ended them.
-        let judged = runs().find(|r| matches!(r.outcome, Outcome::Success | Outcome::Failed));
-        StageStatus {
-            interval,
-            jitter: config.jitter,
-            last_success: runs()
-                .find(|r| r.outcome == Outcome::Success)
-                .and_then(|r| r.finished),
-            last_ok: judged.map(|r| r.outcome == Outcome::Success),
-            ..StageStatus::default()
-        }
-    };
-    view.stages.insert(
-        Stage::Discovery,
-        stage_status(Stage::Discovery, config.discovery_interval),
-    );
-    if let Some((_, interval)) = &config.gmp {
-        view.stages.insert(
-            Stage::Vulnerabilities,
-            stage_status(Stage::Vulnerabilities, *interval),
-        );
-    }
-    let recent: Vec<ScanRun> = recent
-        .into_iter()
-        .filter(|r| r.stage == Stage::Discovery)
-        .collect();
-    view.groups = group_status(config, &recent);
-    Ok(())
-}
-
-/// The policy's exceptions as the view keeps them: name and expiry.
-fn exceptions_of(policy: &crate::judge::Policy) -> Vec<(String, UnixSeconds)> {
-    policy
-        .exceptions
-        .iter()
-        .map(|e| (e.name.clone(), e.expires))
-        .collect()
-}
-
-/// Coverage per group: its inventory size (this shard's part of it) and its last successful scan
-/// among `recent` runs.
-fn group_status(config: &Config, recent: &[ScanRun]) -> Vec<GroupStatus> {
-    let sizes = crate::inventory::expand(&config.groups, config.max_hosts)
-        .map(|gs| {
-            gs.into_iter()
-                .map(|g| {
-                    let mine = g
-                        .addresses
-                        .iter()
-                        .filter(|a| config.shard.owns(&a.to_string()))
-                        .count();
-                    (g.name, mine as u64)
-                })
-                .collect()
-        })
-        .unwrap_or_else(|_| BTreeMap::new());
-    let names = config
-        .groups
-        .iter()
-        .map(|g| &g.name)
-        .chain(config.openstack.iter().map(|o| &o.name));
-    names
-        .map(|name| {
-            let last = recent
-                .iter()
-                .find(|r| r.outcome == Outcome::Success && r.groups.contains(name));
-            GroupStatus {
-                name: name.clone(),
-                targets: sizes.get(name).copied().unwrap_or(0),
-                last_success: last.and_then(|r| r.finished),
-                last_duration: last
-                    .and_then(|r| r.finished.map(|f| f - r.started))
-                    .unwrap_or(0.0),
-            }
-        })
-        .collect()
-}
+use restore::load_state;
 
 impl Agent {
     /// How long until the next discovery pass is due.
@@ -449,179 +342,6 @@ impl Agent {
     fn set_stage(&self, f: impl FnOnce(&mut StageStatus)) {
         if let Some(s) = self.state.write().stages.get_mut(&Stage::Discovery) {
             f(s);
-        }
-    }
-
-    /// Judge every known host again under `policy`; store and publish what changed. Returns how
-    /// many hosts changed, or `None` when the store refused them (nothing published then).
-    async fn rejudge(&mut self, policy: &crate::judge::policy::Policy) -> Option<usize> {
-        let t = now();
-        let mut changed: Vec<HostState> = Vec::new();
-        let mut events = Vec::new();
-        {
-            let view = self.state.read();
-            for h in view.hosts.values() {
-                let metadata =
-                    h.vm.as_ref()
-                        .and_then(|l| view.vms.get(&l.vm_id))
-                        .map(|v| &v.metadata);
-                let j = judge::rejudge(h, policy, metadata, t);
-                if !j.events.is_empty() {
-                    events.extend(j.events);
-                    changed.extend(j.state);
-                }
-            }
-        }
-        let n = changed.len();
-        // Findings follow the new verdicts, and the new exceptions, at once: every known host's
-        // state (re-judged or not) under the new policy.
-        let state = self.state.clone();
-        let _findings_lock = state.lock_findings().await;
-        let findings: Vec<crate::model::Finding> = {
-            let ctx = crate::judge::findings::Context {
-                settings: &self.config.findings,
-                policy,
-                scan_id: None,
-                now: t,
-            };
-            let view = self.state.read();
-            let rejudged: std::collections::HashMap<&str, &HostState> =
-                changed.iter().map(|h| (h.id.as_str(), h)).collect();
-            let hosts: Vec<HostState> = view
-                .hosts
-                .values()
-                .map(|h| (*rejudged.get(h.id.as_str()).unwrap_or(&h)).clone())
-                .collect();
-            let mut out = findings::changed_by(
-                &view.findings,
-                &hosts,
-                &[],
-                crate::judge::findings::Covers::Policy,
-                &ctx,
-            );
-            // Findings of hosts no longer in the view: only their acknowledgements change.
-            out.extend(
-                view.findings
-                    .values()
-                    .filter(|f| !view.hosts.contains_key(&f.host))
-                    .filter_map(|f| crate::judge::findings::review(f, &ctx)),
-            );
-            out
-        };
-        let commit = Commit {
-            run: None,
-            hosts: changed.clone(),
-            removed_hosts: Vec::new(),
-            events,
-            findings: findings.clone(),
-            ..Default::default()
-        };
-        if let Err(e) = store::blocking(&self.store, move |s| s.commit(&commit)).await {
-            tracing::error!(error = %e, "cannot store re-judged verdicts; keeping the running configuration");
-            self.metrics.error(Stage::Store, e.kind());
-            return None;
-        }
-        let mut view = self.state.write();
-        for h in changed {
-            view.hosts.insert(h.id.clone(), h);
-        }
-        findings::publish(&mut view, findings);
-        Some(n)
-    }
-
-    /// SIGHUP: load and validate the file again; apply it, or keep the old one and say why.
-    async fn reload(&mut self) {
-        let new = match config::load(self.config_path.as_deref(), &self.overrides) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
-                self.metrics.error(Stage::Config, "reload");
-                return;
-            }
-        };
-        // The listener, its TLS/auth file and the telemetry path are set up once; `max_port_series`,
-        // `vm_metadata` and `max_device_series` apply now.
-        let (w, old) = (&new.web, &self.config.web);
-        let web_moved = w.listen != old.listen
-            || w.config_file != old.config_file
-            || w.telemetry_path != old.telemetry_path;
-        if new.storage.path != self.config.storage.path || web_moved {
-            tracing::warn!(
-                "storage.path and web.listen_address, web.config_file and web.telemetry_path change only on restart; the rest is applied now"
-            );
-        }
-        self.max_port_series
-            .store(new.web.max_port_series, Ordering::Relaxed);
-        {
-            let mut view = self.state.write();
-            view.max_ack = new.max_ack;
-            view.vm_metadata = new.web.vm_metadata;
-            view.max_device_series = new.web.max_device_series;
-            view.scans_per_minute = new.scans_per_minute;
-            view.exceptions = exceptions_of(&new.policy);
-        }
-        // Re-judge the known state under the new policy so verdicts change at once.
-        let Some(changed) = self.rejudge(&new.policy).await else {
-            return;
-        };
-        self.generation += 1;
-        let recent = store::blocking(&self.store, |s| s.scans(None, 200))
-            .await
-            .unwrap_or_default();
-        {
-            let mut view = self.state.write();
-            view.groups = group_status(&new, &recent);
-            if let Some(s) = view.stages.get_mut(&Stage::Discovery) {
-                s.interval = new.discovery_interval;
-                s.jitter = new.jitter;
-            }
-            match &new.gmp {
-                Some((_, interval)) => {
-                    let s = view
-                        .stages
-                        .entry(Stage::Vulnerabilities)
-                        .or_insert(StageStatus {
-                            interval: *interval,
-                            ..StageStatus::default()
-                        });
-                    s.interval = *interval;
-                }
-                None => {
-                    view.stages.remove(&Stage::Vulnerabilities);
-                }
-            }
-        }
-        tracing::info!(
-            config = %new.source,
-            verdicts_changed = changed,
-            "configuration reloaded"
-        );
-        // Clouds get new sessions (a changed clouds.yaml or password applies too); a source that
-        // keeps its name keeps its last good inventory. The CIDR groups follow the new
-        // configuration whatever happens to the clouds.
-        match inventory::build(&new) {
-            Ok(sources) => {
-                self.last_good
-                    .retain(|name, _| sources.iter().any(|s| s.live() && s.name() == name));
-                self.sources = sources;
-            }
-            Err((e, static_sources)) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot set up the reloaded OpenStack sources; keeping the running ones");
-                self.metrics.error(Stage::Config, "reload");
-                let running = self.sources.iter().filter(|s| s.live()).cloned();
-                self.sources = static_sources.into_iter().chain(running).collect();
-            }
-        }
-        self.nmap = cycle::nmap_capabilities(&new).await;
-        self.config = new;
-        // The digest follows the new [email] at once; its window survives in the store either way.
-        if self.config.email.is_none() {
-            self.state.write().email = None;
-            self.email_retry_at = None;
-        } else {
-            // Windows of recipient sets the reload added start now (their first digest is a
-            // summary); known ones keep theirs.
-            self.load_email_state().await;
         }
     }
 }
