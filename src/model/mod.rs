@@ -10,24 +10,30 @@
 //! - [`exposure`]: what a port's security groups expose, as the judge finds it.
 //! - [`finding`]: what an operator is paged on, with its lifecycle, acknowledgement and history.
 //! - [`tarpit`]: a host that answers every TCP port, recorded as counts instead of port records.
+//! - `run`: scan runs and the stages; `event`: history events; `merge`: folding observations;
+//!   `progress`: a running stage's progress.
 
 pub mod cloud;
+mod event;
 pub mod exposure;
 pub mod finding;
 mod merge;
 mod progress;
+mod run;
 pub mod tarpit;
 
 pub use cloud::{
     AddressKind, Diagnostics, DiagnosticsCounts, Direction, DiskStats, Metadata, NicStats,
     SecurityGroup, SecurityGroupRule,
 };
+pub use event::{Event, EventKind};
 pub use exposure::{Exposure, IpFamily, PortExposure, RuleRef, WorldOpen, PORT_SECURITY_DISABLED};
 pub use finding::{
     finding_id, finding_key, Ack, AckSource, Finding, FindingEvent, FindingEventKind, FindingKind,
     FindingState, Occurrence, Severity, Trigger,
 };
 pub use progress::StageProgress;
+pub use run::{Outcome, ProbeCounts, ScanRequest, ScanRun, Stage};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -415,225 +421,4 @@ impl HostState {
             .filter(|p| p.verdict == Verdict::Unexpected)
             .count()
     }
-}
-
-/// How a scan run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// An on-demand scan waiting for its turn (a pass under way finishes first).
-    Queued,
-    /// Still running, or the process died before it finished (shown as such after a restart).
-    Running,
-    Success,
-    Failed,
-    Cancelled,
-    /// Found running in the store at start-up: the process stopped mid-scan.
-    Interrupted,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Queued => "queued",
-            Outcome::Running => "running",
-            Outcome::Success => "success",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-}
-
-/// Probe counts by result.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeCounts {
-    pub open: u64,
-    pub closed: u64,
-    pub filtered: u64,
-    pub error: u64,
-}
-
-/// The agent's stages and the parts around them, by the name they carry in the `stage` label of
-/// metrics, in scan runs and in logs. One enum, so a typo is a compile error, not a new series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// OpenStack inventory.
-    Inventory,
-    /// The native TCP connect scan and the UDP probes (and the pass they anchor).
-    Discovery,
-    /// nmap service and version detection.
-    Services,
-    /// Greenbone through GMP.
-    Vulnerabilities,
-    /// The digest e-mail.
-    Email,
-    /// RocksDB.
-    Store,
-    /// Loading and reloading the configuration.
-    Config,
-    /// A pass over a few targets only (an on-demand scan), between full discovery passes.
-    Targeted,
-}
-
-impl Stage {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Stage::Inventory => "inventory",
-            Stage::Discovery => "discovery",
-            Stage::Services => "services",
-            Stage::Vulnerabilities => "vulnerabilities",
-            Stage::Email => "email",
-            Stage::Store => "store",
-            Stage::Config => "config",
-            Stage::Targeted => "targeted",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One run of a stage (discovery, or vulnerabilities from Greenbone), as recorded in the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScanRun {
-    pub id: u64,
-    /// [`Stage::Discovery`] (with services) or [`Stage::Vulnerabilities`]; runs stored before
-    /// stages were named are discovery runs.
-    #[serde(default = "discovery_stage")]
-    pub stage: Stage,
-    pub started: UnixSeconds,
-    pub finished: Option<UnixSeconds>,
-    pub outcome: Outcome,
-    /// Target groups covered by the run.
-    pub groups: Vec<String>,
-    /// Number of addresses scanned.
-    pub targets: u64,
-    /// Number of ports probed per address.
-    pub ports: u64,
-    pub probes: ProbeCounts,
-    pub hosts_up: u64,
-    pub open_ports: u64,
-    pub unexpected_ports: u64,
-    pub errors: Vec<String>,
-    /// What the run was asked for, when a user asked (`POST /api/v1/scans`): a targeted pass over
-    /// these targets only, which changes no other host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<ScanRequest>,
-    /// What started it: its schedule (a full pass), a cloud change or a user (both targeted
-    /// passes over a few targets).
-    #[serde(default)]
-    pub trigger: Trigger,
-}
-
-/// An on-demand scan as asked for and as resolved against the inventory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScanRequest {
-    /// The authenticated user who asked.
-    pub by: String,
-    /// When, in Unix seconds.
-    pub at: UnixSeconds,
-    /// The targets as given: VM ids, addresses, CIDRs.
-    pub targets: Vec<String>,
-    /// The ports to probe (port-list syntax); `None`: each target's configured ports.
-    pub ports: Option<String>,
-    /// The ids of the inventory's targets they name (what is scanned).
-    pub hosts: Vec<String>,
-}
-
-fn discovery_stage() -> Stage {
-    Stage::Discovery
-}
-
-/// Kinds of history events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    PortOpened,
-    PortClosed,
-    HostAppeared,
-    HostDisappeared,
-    /// The policy's verdict on an open port, or its deciding rule, changed (e.g. after a reload).
-    VerdictChanged,
-    /// The service on an open port changed (product or version, as nmap identified it).
-    ServiceChanged,
-    /// A vulnerability was reported on an open port for the first time.
-    VulnFound,
-    /// A vulnerability no longer reported on a port that is still open and was scanned again.
-    VulnRemediated,
-    /// A VM entered a cloud's inventory.
-    VmAppeared,
-    /// A VM the inventory listed before is gone from it (deleted, or no longer in a scanned status).
-    VmGone,
-    /// The host began to answer (nearly) every TCP port probed: one event instead of one a port.
-    AnswersEverythingStarted,
-    /// It no longer does: its TCP ports are judged one by one again.
-    AnswersEverythingStopped,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 12] = [
-        EventKind::PortOpened,
-        EventKind::PortClosed,
-        EventKind::HostAppeared,
-        EventKind::HostDisappeared,
-        EventKind::VerdictChanged,
-        EventKind::ServiceChanged,
-        EventKind::VulnFound,
-        EventKind::VulnRemediated,
-        EventKind::VmAppeared,
-        EventKind::VmGone,
-        EventKind::AnswersEverythingStarted,
-        EventKind::AnswersEverythingStopped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::PortOpened => "port_opened",
-            EventKind::PortClosed => "port_closed",
-            EventKind::HostAppeared => "host_appeared",
-            EventKind::HostDisappeared => "host_disappeared",
-            EventKind::VerdictChanged => "verdict_changed",
-            EventKind::ServiceChanged => "service_changed",
-            EventKind::VulnFound => "vuln_found",
-            EventKind::VulnRemediated => "vuln_remediated",
-            EventKind::VmAppeared => "vm_appeared",
-            EventKind::VmGone => "vm_gone",
-            EventKind::AnswersEverythingStarted => "answers_everything_started",
-            EventKind::AnswersEverythingStopped => "answers_everything_stopped",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// One history event: something that changed between two scans.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub time: UnixSeconds,
-    pub kind: EventKind,
-    pub host: String,
-    pub address: IpAddr,
-    pub group: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub protocol: Option<Protocol>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub verdict: Option<Verdict>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub rule: Option<String>,
-    /// The service on the port at the time (for port and service events).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub service: Option<ServiceInfo>,
-    /// The vulnerability, for vuln_found and vuln_remediated.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub vuln: Option<Vulnerability>,
-    pub scan_id: u64,
 }
