@@ -11,13 +11,22 @@
 //! listener that answers every other pass stays one confirmed finding — one page, not one a pass.
 //! The exception is a host that starts or stops answering every port ([`super::tarpit`]): the
 //! findings its new state replaces resolve at once, the judge's own hysteresis having decided.
+//!
+//! Layout: `candidates` says what should be a finding, `acks` handles acknowledgements; the
+//! lifecycle itself is here.
+
+mod acks;
+mod candidates;
+
+pub use acks::{ack, next_expiry, review, unack};
+use acks::{review_into, void_ack_if_worse};
+pub use candidates::{candidates, Candidate};
 
 use super::Policy;
 use crate::model::finding::HISTORY_LIMIT;
 use crate::model::{
-    finding_id, finding_key, Ack, AckSource, Finding, FindingEvent, FindingEventKind, FindingKind,
-    FindingState, HostState, Occurrence, PortFinding, Protocol, Severity, UnixSeconds, Verdict,
-    VulnSource,
+    finding_id, Finding, FindingEvent, FindingEventKind, FindingKind, FindingState, HostState,
+    Occurrence, UnixSeconds,
 };
 
 /// How findings are confirmed and resolved (`[findings]` in the configuration).
@@ -61,192 +70,6 @@ impl Confirm {
             Confirm::Reprobe => 1,
             Confirm::Passes(n) => n.max(1),
         }
-    }
-}
-
-/// What a host's state says should be a finding now.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
-    pub kind: FindingKind,
-    pub protocol: Option<Protocol>,
-    pub port: Option<u16>,
-    pub cve: Option<String>,
-    pub severity: Severity,
-    pub rule: String,
-    pub evidence: String,
-}
-
-impl Candidate {
-    fn key(&self) -> String {
-        finding_key(self.protocol, self.port, self.cve.as_deref())
-    }
-}
-
-fn port_words(p: &PortFinding) -> String {
-    let mut s = format!("{}/{} open", p.protocol, p.port);
-    if let Some(svc) = p.service.as_ref().map(|s| s.describe()) {
-        if !svc.is_empty() {
-            s.push_str(&format!(" ({svc})"));
-        }
-    }
-    s
-}
-
-/// The findings a host's judged state calls for, each once.
-pub fn candidates(h: &HostState, settings: &Settings) -> Vec<Candidate> {
-    let mut out = Vec::new();
-    let on = |p: &PortFinding| (Some(p.protocol), Some(p.port));
-    for p in &h.ports {
-        let (protocol, port) = on(p);
-        if p.verdict == Verdict::Unexpected {
-            let mut evidence = format!(
-                "{}; port policy rule {:?} does not expect it",
-                port_words(p),
-                p.rule
-            );
-            if let Some(w) = &p.world {
-                evidence.push_str(&format!(
-                    "; security group {:?} rule {} opens it to the world",
-                    w.group_name, w.rule_id
-                ));
-            }
-            out.push(Candidate {
-                kind: FindingKind::UnexpectedPort,
-                protocol,
-                port,
-                cve: None,
-                severity: if p.world.is_some() {
-                    Severity::Critical
-                } else {
-                    Severity::High
-                },
-                rule: p.rule.clone(),
-                evidence,
-            });
-        }
-        if let Some(w) = &p.world {
-            out.push(Candidate {
-                kind: FindingKind::WorldOpen,
-                protocol,
-                port,
-                cve: None,
-                severity: Severity::Medium,
-                rule: w.rule_id.clone(),
-                evidence: format!(
-                    "{}; security group {:?} ({}) rule {} admits the whole world",
-                    port_words(p),
-                    w.group_name,
-                    w.group_id,
-                    w.rule_id
-                ),
-            });
-        }
-        let amplifies = p
-            .amplification
-            .is_some_and(|a| a.is_finite() && a >= settings.amplification);
-        let resolver = p.udp.as_ref().and_then(|u| u.recursion) == Some(true);
-        if p.protocol == Protocol::Udp && (amplifies || resolver) {
-            let what = p.udp.as_ref();
-            let evidence = match what {
-                Some(u) => format!(
-                    "udp/{} answers a {}-byte {} {} request with {} bytes in {} datagram(s){}",
-                    p.port,
-                    u.request_bytes,
-                    u.service,
-                    u.request,
-                    u.reply_bytes,
-                    u.datagrams,
-                    if resolver {
-                        "; resolves names for anyone (open resolver)"
-                    } else {
-                        ""
-                    }
-                ),
-                None => format!("udp/{} amplifies", p.port),
-            };
-            // Reachable from the world (or no security groups to say otherwise): abuse material.
-            let severity = if p.world.is_some() || h.vm.is_none() {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
-            out.push(Candidate {
-                kind: FindingKind::Amplifier,
-                protocol,
-                port,
-                cve: None,
-                severity,
-                rule: what.map_or_else(|| "udp".to_string(), |u| u.service.clone()),
-                evidence,
-            });
-        }
-        for v in &p.vulns {
-            out.push(vuln_candidate(protocol, port, v));
-        }
-    }
-    if let Some(e) = &h.exposure {
-        for (protocol, port) in &e.unfiltered {
-            out.push(Candidate {
-                kind: FindingKind::SgNotEnforced,
-                protocol: Some(*protocol),
-                port: Some(*port),
-                cve: None,
-                severity: Severity::High,
-                rule: "security_groups".to_string(),
-                evidence: format!(
-                    "{protocol}/{port} answered the scanner although no security-group rule admits it{}",
-                    e.scanner_source
-                        .map(|s| format!(" (from {s})"))
-                        .unwrap_or_default()
-                ),
-            });
-        }
-    }
-    for v in &h.vulns {
-        out.push(vuln_candidate(None, None, v));
-    }
-    out.extend(super::tarpit::candidate(h));
-    // One candidate per kind and key (a CVE both nmap and Greenbone report: the worse one).
-    out.sort_by(|a, b| {
-        (a.kind, a.key())
-            .cmp(&(b.kind, b.key()))
-            .then(b.severity.cmp(&a.severity))
-    });
-    out.dedup_by(|b, a| a.kind == b.kind && a.key() == b.key());
-    out
-}
-
-fn vuln_candidate(
-    protocol: Option<Protocol>,
-    port: Option<u16>,
-    v: &crate::model::Vulnerability,
-) -> Candidate {
-    let source = match v.source {
-        VulnSource::NmapVulners => "nmap_vulners",
-        VulnSource::Greenbone => "greenbone",
-    };
-    let at = match (protocol, port) {
-        (Some(pr), Some(po)) => format!("on {pr}/{po}"),
-        _ => "host-wide".to_string(),
-    };
-    Candidate {
-        kind: FindingKind::Vulnerability,
-        protocol,
-        port,
-        cve: Some(v.id.to_ascii_uppercase()),
-        severity: Severity::of_cvss(v.cvss),
-        rule: source.to_string(),
-        evidence: format!(
-            "{} {at} (CVSS {}){}{}, reported by {source}",
-            v.id,
-            v.cvss
-                .map_or_else(|| "unknown".to_string(), |c| format!("{c:.1}")),
-            v.name
-                .as_deref()
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default(),
-            if v.exploit { "; exploit known" } else { "" },
-        ),
     }
 }
 
@@ -535,134 +358,6 @@ pub fn host_removed(prev: &[&Finding], ctx: &Context<'_>) -> Vec<Finding> {
             f
         })
         .collect()
-}
-
-/// An acknowledgement no longer covers a finding that got worse than when it was given.
-fn void_ack_if_worse(f: &mut Finding, ctx: &Context<'_>) {
-    if let Some(a) = &f.ack {
-        if f.severity > a.severity {
-            let detail = format!(
-                "acknowledged at severity {}, now {}: the finding alerts again",
-                a.severity, f.severity
-            );
-            let by = a.by.clone();
-            f.ack = None;
-            let mut e = ctx.event(FindingEventKind::AckVoided, f, Some(detail));
-            e.by = Some(by);
-            f.record(e);
-        }
-    }
-}
-
-/// Acknowledgements against the clock and the configuration: an expired ack ends; a config
-/// exception that covers the finding acknowledges it; one that left the configuration (or no longer
-/// matches) withdraws its ack. Returns the changed finding, if anything changed.
-pub fn review(f: &Finding, ctx: &Context<'_>) -> Option<Finding> {
-    let mut n = f.clone();
-    review_into(&mut n, ctx);
-    (n != *f).then_some(n)
-}
-
-fn review_into(f: &mut Finding, ctx: &Context<'_>) {
-    if let Some(a) = &f.ack {
-        if a.expires <= ctx.now {
-            let by = a.by.clone();
-            let detail = format!("acknowledgement by {by} expired");
-            f.ack = None;
-            let mut e = ctx.event(FindingEventKind::AckExpired, f, Some(detail));
-            e.by = Some(by);
-            f.record(e);
-        } else if a.source == AckSource::Config {
-            let still = ctx.policy.exception_for(f, ctx.now);
-            if still.is_none_or(|x| x.name != a.by) {
-                let by = a.by.clone();
-                f.ack = None;
-                let mut e = ctx.event(
-                    FindingEventKind::Unacknowledged,
-                    f,
-                    Some(format!("exception {by:?} no longer covers this finding")),
-                );
-                e.by = Some(by);
-                f.record(e);
-            }
-        }
-    }
-    if f.ack.is_none() && f.state != FindingState::Resolved {
-        if let Some(x) = ctx.policy.exception_for(f, ctx.now) {
-            // An exception whose ack was voided (the finding got worse) does not come back for
-            // the same occurrence.
-            let voided = f.history.iter().any(|e| {
-                e.kind == FindingEventKind::AckVoided
-                    && e.occurrence == f.occurrence
-                    && e.by.as_deref() == Some(&x.name)
-            });
-            if !voided {
-                let a = Ack {
-                    source: AckSource::Config,
-                    by: x.name.clone(),
-                    reason: x.reason.clone(),
-                    at: ctx.now,
-                    expires: x.expires,
-                    owner: x.owner.clone(),
-                    severity: f.severity,
-                };
-                let mut e = ctx.event(FindingEventKind::Acknowledged, f, Some(a.reason.clone()));
-                e.by = Some(a.by.clone());
-                f.ack = Some(a);
-                f.record(e);
-            }
-        }
-    }
-}
-
-/// Acknowledge through the API: the ack replaces any earlier one (last write wins, both stay in
-/// the history).
-pub fn ack(f: &Finding, by: &str, reason: &str, expires: UnixSeconds, now: UnixSeconds) -> Finding {
-    let mut n = f.clone();
-    let a = Ack {
-        source: AckSource::Api,
-        by: by.to_string(),
-        reason: reason.to_string(),
-        at: now,
-        expires,
-        owner: None,
-        severity: f.severity,
-    };
-    n.ack = Some(a);
-    n.record(FindingEvent {
-        time: now,
-        kind: FindingEventKind::Acknowledged,
-        occurrence: n.occurrence,
-        by: Some(by.to_string()),
-        detail: Some(reason.to_string()),
-        scan_id: None,
-    });
-    n
-}
-
-/// Withdraw an acknowledgement through the API; `None` when the finding has none.
-pub fn unack(f: &Finding, by: &str, now: UnixSeconds) -> Option<Finding> {
-    let old = f.ack.as_ref()?;
-    let mut n = f.clone();
-    let detail = format!("acknowledgement by {} withdrawn", old.by);
-    n.ack = None;
-    n.record(FindingEvent {
-        time: now,
-        kind: FindingEventKind::Unacknowledged,
-        occurrence: n.occurrence,
-        by: Some(by.to_string()),
-        detail: Some(detail),
-        scan_id: None,
-    });
-    Some(n)
-}
-
-/// When the next acknowledgement among `findings` expires (the agent wakes then to enforce it).
-pub fn next_expiry<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Option<UnixSeconds> {
-    findings
-        .into_iter()
-        .filter_map(|f| f.ack.as_ref().map(|a| a.expires))
-        .reduce(f64::min)
 }
 
 #[cfg(test)]

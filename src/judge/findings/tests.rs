@@ -1,7 +1,10 @@
 //! The lifecycle: confirmation, hysteresis, stale hosts, occurrences, acknowledgements.
 
 use super::*;
-use crate::model::{HostState, PortFinding, RuleRef, UdpReply, VmLink, Vulnerability};
+use crate::model::{
+    AckSource, HostState, PortFinding, Protocol, RuleRef, Severity, UdpReply, Verdict, VmLink,
+    VulnSource, Vulnerability,
+};
 use std::net::IpAddr;
 
 fn port(n: u16, verdict: Verdict) -> PortFinding {
