@@ -106,8 +106,10 @@ pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A cursor back to its bytes: hex digits only, in pairs (`from_str_radix` alone would also take
+/// a sign, so "+f" would spell the same byte as "0f").
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -146,5 +148,7 @@ mod tests {
         assert_eq!(from_hex(&to_hex(&k)).unwrap(), k.to_vec());
         assert!(from_hex("zz").is_none());
         assert!(from_hex("abc").is_none());
+        assert!(from_hex("+f").is_none() && from_hex("-0").is_none());
+        assert_eq!(from_hex("0F").unwrap(), [15]);
     }
 }
