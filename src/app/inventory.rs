@@ -335,7 +335,7 @@ pub(crate) async fn round(
                 } else {
                     "no inventory yet: its hosts keep their last state"
                 };
-                tracing::error!(source = %name, kind = e.kind(), error = %e, "OpenStack inventory failed; {kept}");
+                tracing::error!(source = %name, kind = e.kind(), error = %e, "{} inventory failed; {kept}", f.source.kind());
                 metrics.run(Stage::Inventory, "failed", 0.0);
                 metrics.error(Stage::Inventory, e.kind());
             }

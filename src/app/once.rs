@@ -152,7 +152,7 @@ pub async fn scan_once(config: &Config, cancel: CancellationToken) -> Report {
             Some(Ok((inv, _))) => to_scan.units.extend(f.source.units(&inv.targets)),
             Some(Err(e)) if f.source.live() => {
                 let name = f.source.name();
-                tracing::error!(source = %name, error = %e, "OpenStack inventory failed; its VMs are not scanned");
+                tracing::error!(source = %name, error = %e, "{} inventory failed; its VMs are not scanned", f.source.kind());
                 failures.push(format!("inventory of {name}: {e}"));
             }
             Some(Err(e)) => to_scan.failed.push(e.to_string()),

@@ -82,6 +82,10 @@ impl Source for CidrGroups {
         "[[targets]]"
     }
 
+    fn kind(&self) -> &'static str {
+        "CIDR"
+    }
+
     fn origin(&self) -> Origin {
         Origin::Config
     }

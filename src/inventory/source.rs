@@ -106,6 +106,10 @@ pub(crate) trait Source: Send + Sync {
     /// `[[openstack]] name`), unique among the sources.
     fn name(&self) -> &str;
 
+    /// What kind of source it is, for people: `OpenStack`, `CIDR`. Log lines about it start so
+    /// ("OpenStack inventory failed; …").
+    fn kind(&self) -> &'static str;
+
     /// Where its addresses come from, for `[scope]`: the operator's own lists, or an API's answer.
     fn origin(&self) -> Origin;
 

@@ -182,6 +182,10 @@ impl Source for InMemory {
         self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "in-memory"
+    }
+
     fn origin(&self) -> Origin {
         Origin::Api
     }

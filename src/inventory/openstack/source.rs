@@ -379,6 +379,10 @@ impl crate::inventory::Source for Source {
         &self.config.name
     }
 
+    fn kind(&self) -> &'static str {
+        "OpenStack"
+    }
+
     fn origin(&self) -> crate::inventory::scope::Origin {
         crate::inventory::scope::Origin::Api
     }
