@@ -188,3 +188,71 @@ pub async fn probe_all(probers: &[Arc<dyn Prober>], job: Job) -> Result<Observat
     }
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers a job by its size: one address is seen open on port 1, two fail, three are
+    /// cancelled.
+    struct BySize;
+
+    impl Prober for BySize {
+        fn name(&self) -> &'static str {
+            "by-size"
+        }
+
+        fn probe(&self, job: Job) -> Running {
+            Box::pin(async move {
+                match job.addresses.len() {
+                    1 => {
+                        let mut out = Observations::empty(1);
+                        out.hosts[0].open = vec![1];
+                        Ok(out)
+                    }
+                    2 => Err(Error::Worker("two".into())),
+                    _ => Err(Error::Cancelled),
+                }
+            })
+        }
+    }
+
+    fn job(n: u8) -> Job {
+        let addresses: Vec<IpAddr> = (1..=n).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+        Job {
+            open: vec![Vec::new(); addresses.len()].into(),
+            addresses: addresses.into(),
+            ports: Arc::from([]),
+            namespace: None,
+            fd_limit: 0,
+            progress: Arc::default(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn by_default_a_failed_job_costs_its_own_addresses_and_a_cancel_the_rest() {
+        let batch = Arc::new(BySize)
+            .probe_many(vec![job(1), job(2), job(3), job(1)])
+            .await;
+        let sizes: Vec<usize> = batch.jobs.iter().map(|o| o.hosts.len()).collect();
+        assert_eq!(
+            sizes,
+            [1, 2, 3, 1],
+            "one observation per address of every job"
+        );
+        assert_eq!(batch.jobs[0].hosts[0].open, [1]);
+        assert!(
+            batch.jobs[1..]
+                .iter()
+                .all(|o| o.hosts.iter().all(|h| h.open.is_empty())),
+            "the failed, the cancelled and the job after the cancel saw nothing"
+        );
+        let kinds: Vec<&str> = batch.errors.iter().map(Error::kind).collect();
+        assert_eq!(
+            kinds,
+            ["worker", "cancelled"],
+            "the job after the cancel never ran"
+        );
+    }
+}

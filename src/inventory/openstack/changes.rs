@@ -5,8 +5,8 @@
 //!
 //! [`poll`] fetches ([`Polled`]), [`diff`](diff::diff) turns that into a typed [`Delta`] (what
 //! changed, and which changes can create or remove exposure), [`apply`] folds it into the raw lists
-//! a full inventory fetched ([`CloudState`]), and [`CloudState::inventory`] re-joins them with
-//! [`join`](super::join) so the same judgement applies. The next `since` comes from the cloud's own
+//! a full inventory fetched ([`CloudState`]), and [`CloudState::inventory_of`] re-joins the VMs a
+//! delta touched with [`join`](super::join) so the same judgement applies. The next `since` comes from the cloud's own
 //! `updated_at` values ([`Cursor`]). Not here: the schedule, targeted rescans, metrics.
 
 mod diff;

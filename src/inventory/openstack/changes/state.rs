@@ -110,7 +110,8 @@ impl CloudState {
         state
     }
 
-    /// The cloud's inventory, joined exactly as a full inventory is (VMs in id order).
+    /// The cloud's inventory, joined exactly as a full inventory is (VMs in id order): the tests'
+    /// reference for [`CloudState::inventory_of`] (the agent joins only what a poll touched).
     pub fn inventory(
         &self,
         opts: &JoinOptions,
@@ -132,8 +133,9 @@ impl CloudState {
     /// The joined inventory of only the `touched` servers (see [`CloudState::touched`]): what a
     /// full re-join would give for them, reading only their ports, floating IPs and security
     /// groups. Touched servers the state no longer has are left out (gone). Laid over the last
-    /// whole inventory with [`patch`](super::patch), it equals [`CloudState::inventory`]: a poll of
-    /// a large cloud re-joins the few VMs it changed, not all of them.
+    /// whole inventory with [`patch`](super::patch), it equals a join of the whole state
+    /// ([`CloudState::inventory`], which the tests compare it with): a poll of a large cloud
+    /// re-joins the few VMs it changed, not all of them.
     pub fn inventory_of(
         &self,
         touched: &BTreeSet<String>,
@@ -332,7 +334,7 @@ pub(super) fn back(t: Stamp, margin: Duration) -> Stamp {
 }
 
 /// Folds a delta into the state (the lists, the per-resource stamps and the cursor). Call
-/// [`CloudState::inventory`] afterwards for the joined inventory.
+/// [`CloudState::inventory_of`] afterwards for the joined inventory of what it touched.
 pub fn apply(state: &mut CloudState, delta: Delta) {
     for id in delta.removed_servers {
         state.servers.remove(&id);
