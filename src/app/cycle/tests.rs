@@ -478,3 +478,45 @@ async fn changed_ports_are_re_probed_both_ways() {
     assert_eq!(counts, reprobe::Counts::default());
     drop((l1, l3));
 }
+
+/// The registry: TCP and UDP discover, nmap identifies, and nmap is there only when it can run.
+#[test]
+fn the_registry_puts_each_scanner_in_its_phase() {
+    let config = crate::config::load(None, &Default::default()).unwrap();
+    assert!(
+        config.udp.is_some() && config.nmap.is_some(),
+        "the embedded default"
+    );
+    let caps = nmap::Capabilities {
+        version: "7.93".into(),
+        privileged: false,
+        root: false,
+    };
+    let named = |probers: &[Arc<dyn scan::Prober>]| -> Vec<(&'static str, Phase)> {
+        probers.iter().map(|p| (p.name(), p.phase())).collect()
+    };
+    let all = probers(&config, Some((&caps, Arc::default())));
+    assert_eq!(
+        named(&all),
+        [
+            ("tcp", Phase::Discover),
+            ("udp", Phase::Discover),
+            ("nmap", Phase::Identify)
+        ]
+    );
+    assert_eq!(
+        named(&of_phase(&all, Phase::Identify)),
+        [("nmap", Phase::Identify)]
+    );
+    assert!(all
+        .iter()
+        .filter(|p| p.discovers())
+        .map(|p| p.name())
+        .eq(["tcp"]));
+    // nmap missing or too old: discovery goes on without it.
+    let without = probers(&config, None);
+    assert_eq!(
+        named(&without),
+        [("tcp", Phase::Discover), ("udp", Phase::Discover)]
+    );
+}
