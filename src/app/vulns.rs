@@ -174,15 +174,8 @@ pub async fn run(
     let Asked { hosts, ids, .. } = asked;
     run.targets = hosts.len() as u64;
     let (addresses, open): (Vec<IpAddr>, Vec<Vec<u16>>) = hosts.into_iter().unzip();
-    let job = scan::Job {
-        addresses: addresses.as_slice().into(),
-        ports: Arc::from([]),
-        open: open.into(),
-        namespace: None,
-        fd_limit: 0,
-        progress: Arc::default(),
-        cancel,
-    };
+    let job = scan::Job::on_open(addresses, open, None, cancel);
+    let asked = job.addresses.clone();
     let result = scanner(&settings, progress).probe(job).await;
     run.finished = Some(now());
     let feeds = if result.is_ok() {
@@ -194,8 +187,9 @@ pub async fn run(
         Ok(out) => {
             // Every host the report covers has a (possibly empty) list: absent findings are
             // remediated.
-            let findings: BTreeMap<IpAddr, Vec<judge::ReportedVuln>> = addresses
-                .into_iter()
+            let findings: BTreeMap<IpAddr, Vec<judge::ReportedVuln>> = asked
+                .iter()
+                .copied()
                 .zip(out.hosts)
                 .filter_map(|(address, obs)| Some((address, obs.reported?)))
                 .collect();

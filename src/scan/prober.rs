@@ -34,8 +34,8 @@ pub struct Job {
     pub open: Arc<[Vec<u16>]>,
     /// The namespace to probe from; `None`: the agent's own.
     pub namespace: Option<PathBuf>,
-    /// The process' open-file limit, which sizes a discovering prober's concurrency (0 for a
-    /// prober that opens no sockets of its own: Greenbone asks gvmd).
+    /// The process' open-file limit, which sizes a discovering prober's concurrency (0 in a job
+    /// for an identifying or assessing prober: nmap and gvmd are processes of their own).
     pub fd_limit: u64,
     /// Discovery's live counters (a prober with progress of its own, as nmap's, keeps that).
     pub progress: Arc<Progress>,
@@ -50,6 +50,27 @@ pub struct Observations {
     pub counts: ProbeCounts,
     /// Measured smoothed RTT per host (`None` where nothing answered).
     pub srtt: Vec<Option<Duration>>,
+}
+
+impl Job {
+    /// A job on what discovery found open (`open`, index-aligned with `addresses`), for a prober
+    /// that identifies or assesses: no unit ports, no descriptor budget of its own, fresh counters.
+    pub fn on_open(
+        addresses: Vec<IpAddr>,
+        open: Vec<Vec<u16>>,
+        namespace: Option<PathBuf>,
+        cancel: CancellationToken,
+    ) -> Job {
+        Job {
+            addresses: addresses.into(),
+            ports: Arc::from([]),
+            open: open.into(),
+            namespace,
+            fd_limit: 0,
+            progress: Arc::default(),
+            cancel,
+        }
+    }
 }
 
 impl Observations {
@@ -219,15 +240,8 @@ mod tests {
 
     fn job(n: u8) -> Job {
         let addresses: Vec<IpAddr> = (1..=n).map(|i| IpAddr::from([127, 0, 0, i])).collect();
-        Job {
-            open: vec![Vec::new(); addresses.len()].into(),
-            addresses: addresses.into(),
-            ports: Arc::from([]),
-            namespace: None,
-            fd_limit: 0,
-            progress: Arc::default(),
-            cancel: CancellationToken::new(),
-        }
+        let open = vec![Vec::new(); addresses.len()];
+        Job::on_open(addresses, open, None, CancellationToken::new())
     }
 
     #[tokio::test]

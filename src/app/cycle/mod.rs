@@ -256,7 +256,7 @@ pub async fn discovery(
     // Service detection, each host from the namespace discovery probed it from.
     let identify = of_phase(&probers, Phase::Identify);
     if !identify.is_empty() {
-        let report = services(&mut observed, &identify, fd_limit, &progress, &cancel).await;
+        let report = services(&mut observed, &identify, &cancel).await;
         for (kind, e) in &report.errors {
             run.errors.push(format!("services ({kind}): {e}"));
         }

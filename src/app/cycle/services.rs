@@ -4,7 +4,7 @@
 
 use super::Observed;
 use crate::model::{now, HostObservation};
-use crate::scan::{self, Progress};
+use crate::scan;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
@@ -32,8 +32,6 @@ pub struct ServicesReport {
 pub(super) async fn services(
     observed: &mut [Observed],
     probers: &[Arc<dyn scan::Prober>],
-    fd_limit: u64,
-    progress: &Arc<Progress>,
     cancel: &CancellationToken,
 ) -> ServicesReport {
     let started = std::time::Instant::now();
@@ -61,15 +59,12 @@ pub(super) async fn services(
                 .into_iter()
                 .map(|(address, ports)| (address, ports.into_iter().collect()))
                 .unzip();
-            scan::Job {
-                addresses: addresses.into(),
-                ports: Arc::from([]),
-                open: open.into(),
-                namespace: namespace.map(|p| p.to_path_buf()),
-                fd_limit,
-                progress: progress.clone(),
-                cancel: cancel.clone(),
-            }
+            scan::Job::on_open(
+                addresses,
+                open,
+                namespace.map(|p| p.to_path_buf()),
+                cancel.clone(),
+            )
         })
         .collect();
     report.hosts = jobs.iter().map(|j| j.addresses.len()).sum();

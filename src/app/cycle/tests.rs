@@ -60,10 +60,7 @@ fn identify<'a>(
         caps.clone(),
         progress,
     ))];
-    async move {
-        let progress = Arc::new(Progress::default());
-        services(observed, &identify, 1024, &progress, cancel).await
-    }
+    async move { services(observed, &identify, cancel).await }
 }
 
 /// The services stage over `observed`, bounded by [`LIMIT`].

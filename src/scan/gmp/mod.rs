@@ -34,7 +34,7 @@ mod workflow;
 mod tests;
 
 pub use error::Error;
-pub use findings::vulnerabilities;
+use findings::vulnerabilities;
 pub use prober::Greenbone;
 pub(crate) use session::{Session, Timeouts, DEFAULT_MAX_RESPONSE_BYTES};
 pub(crate) use settings::Password;

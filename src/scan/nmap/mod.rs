@@ -14,8 +14,8 @@
 //! `orphans` finds and kills batches a SIGKILLed agent left running,
 //! `plan` groups the jobs into batches, `batch` runs one nmap process (with `task_progress`
 //! following its progress), `observe` turns an answer into a model observation, `prober` is nmap
-//! behind the scanner seam ([`Services`]); the public types and [`run`]/[`run_scoped`], which
-//! drive the batches, are here.
+//! behind the scanner seam ([`Services`]); the public types and [`run_scoped`], which drives the
+//! batches (`run`, one namespace's, serves the tests), are here.
 
 mod args;
 mod batch;
@@ -135,7 +135,7 @@ pub struct HostServices {
     pub os: Vec<OsMatch>,
 }
 
-/// Live counters of a running [`run`], readable from other tasks. The batch counters add up
+/// Live counters of a running [`run_scoped`], readable from other tasks. The batch counters add up
 /// over runs that share one `Progress`; `percent` is the current run's.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -345,8 +345,10 @@ struct BatchOutcome {
 /// Service-scans the jobs' hosts from the agent's own network namespace, at most
 /// `parallel_batches` nmap processes at a time. Returns every host nmap finished (sorted by
 /// address) and every error; a failed batch only loses its own hosts. On `cancel`, running nmaps
-/// are killed and what finished before is returned along with [`Error::Cancelled`].
-pub async fn run(
+/// are killed and what finished before is returned along with [`Error::Cancelled`]. The tests'
+/// entry point; the agent goes through [`Services`], which batches over namespaces.
+#[cfg(test)]
+async fn run(
     jobs: &[Job],
     settings: &Settings,
     caps: &Capabilities,
@@ -361,8 +363,8 @@ pub async fn run(
     (found.pop().unwrap_or_default(), errors)
 }
 
-/// [`run`] for jobs in several network namespaces: each scope's batches run nmap from inside its
-/// namespace (a thread that entered it, see [`netns::spawn_in`]), all scopes sharing
+/// Service-scan jobs in one or several network namespaces: each scope's batches run nmap from
+/// inside its namespace (a thread that entered it, see [`netns::spawn_in`]), all scopes sharing
 /// `parallel_batches`, `progress` (one estimate over every batch) and `cancel`. Returns the hosts
 /// nmap finished per scope, in the order of `scopes`, and every error; errors from inside a
 /// namespace come as [`Error::InNamespace`]. A namespace that cannot be entered costs only its

@@ -4,15 +4,7 @@
 use super::*;
 
 fn job(addresses: &[IpAddr], open: Vec<Vec<u16>>) -> crate::scan::Job {
-    crate::scan::Job {
-        addresses: addresses.into(),
-        ports: Arc::from([]),
-        open: open.into(),
-        namespace: None,
-        fd_limit: 0,
-        progress: Arc::default(),
-        cancel: CancellationToken::new(),
-    }
+    crate::scan::Job::on_open(addresses.to_vec(), open, None, CancellationToken::new())
 }
 
 /// Greenbone's whole report on each address it covered, index-aligned with the job: a scan

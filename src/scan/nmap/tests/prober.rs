@@ -6,15 +6,8 @@ use crate::model::Protocol;
 use crate::scan::prober::{Job as ProbeJob, Phase, Prober};
 
 fn probe_job(addresses: &[&str], open: Vec<Vec<u16>>) -> ProbeJob {
-    ProbeJob {
-        addresses: addresses.iter().map(|a| ip(a)).collect::<Vec<_>>().into(),
-        ports: Arc::from([]),
-        open: open.into(),
-        namespace: None,
-        fd_limit: 1024,
-        progress: Arc::default(),
-        cancel: CancellationToken::new(),
-    }
+    let addresses = addresses.iter().map(|a| ip(a)).collect();
+    ProbeJob::on_open(addresses, open, None, CancellationToken::new())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
